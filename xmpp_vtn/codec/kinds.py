@@ -1,0 +1,362 @@
+"""Kinds for the parts of OpenADR that are not plain nesting: targets, item bases (units),
+payload bases, Green Button feeds, pending reports and ``testEvent``.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from lxml import etree
+
+from ..schema import NS_ATOM, NS_EI, NS_GML, NS_OADR, NS_POWER, NS_SCALE, NS_EMIX
+from . import values
+from .spec import (BOOL, DECIMAL, FLOAT, STR, EncodeError, Field, Kind, Nested, Spec, SubElement,
+                   Text, Wrapped, q)
+
+# ---------------------------------------------------------------------------------------------
+# Targets (ei:EiTargetType): a list of single-key dicts, like OpenLEADR, plus targets_by_type.
+
+_NODE = Spec("node", [Field("node", q(NS_POWER, "node"), STR, required=True)])
+_MRID = Spec("mrid", [Field("mrid", q(NS_POWER, "mrid"), STR, required=True)])
+_TRANSPORT_INTERFACE = Spec("transportInterface", [
+    Field("point_of_receipt", q(NS_POWER, "pointOfReceipt"), STR, required=True),
+    Field("point_of_delivery", q(NS_POWER, "pointOfDelivery"), STR, required=True),
+])
+_GML_ID = q(NS_GML, "id")
+
+
+class FeatureCollection(Kind):
+    """``gml:FeatureCollection`` -> ``{'id', 'location': {'polygon': {'id', 'exterior':
+    {'linear_ring': {'pos_list': [float, ...]}}}}}`` (ids only when present)."""
+
+    def decode(self, element):
+        polygon = element[0][0]
+        pos_list = polygon[0][0][0].text or ""
+        polygon_dict: dict[str, Any] = {}
+        if polygon.get(_GML_ID) is not None:
+            polygon_dict["id"] = polygon.get(_GML_ID)
+        polygon_dict["exterior"] = {"linear_ring": {"pos_list": [float(v) for v in pos_list.split()]}}
+        result: dict[str, Any] = {}
+        if element.get(_GML_ID) is not None:
+            result["id"] = element.get(_GML_ID)
+        result["location"] = {"polygon": polygon_dict}
+        return result
+
+    def encode(self, parent, tag, value, path):
+        try:
+            polygon = value["location"]["polygon"]
+            positions = polygon["exterior"]["linear_ring"]["pos_list"]
+        except (KeyError, TypeError):
+            raise EncodeError(f"{path}: expected {{'location': {{'polygon': {{'exterior': "
+                              "{'linear_ring': {'pos_list': [...]}}}}}}") from None
+        collection = SubElement(parent, tag)
+        if value.get("id") is not None:
+            collection.set(_GML_ID, str(value["id"]))
+        polygon_element = SubElement(SubElement(collection, q(NS_GML, "location")), q(NS_GML, "Polygon"))
+        if polygon.get("id") is not None:
+            polygon_element.set(_GML_ID, str(polygon["id"]))
+        ring = SubElement(SubElement(polygon_element, q(NS_GML, "exterior")), q(NS_GML, "LinearRing"))
+        text = positions if isinstance(positions, str) else " ".join(values.format_float(float(v)) for v in positions)
+        SubElement(ring, q(NS_GML, "posList")).text = text
+
+
+_AREA = Spec("serviceArea", [Field("feature_collection", q(NS_GML, "FeatureCollection"),
+                                   FeatureCollection(), required=True)])
+
+#: Target kinds in schema order: payload key -> (element name, kind).
+TARGET_KINDS: dict[str, tuple[str, Kind]] = {
+    "aggregated_p_node": (q(NS_POWER, "aggregatedPnode"), Nested(_NODE)),
+    "end_device_asset": (q(NS_POWER, "endDeviceAsset"), Nested(_MRID)),
+    "meter_asset": (q(NS_POWER, "meterAsset"), Nested(_MRID)),
+    "p_node": (q(NS_POWER, "pnode"), Nested(_NODE)),
+    "service_area": (q(NS_EMIX, "serviceArea"), Nested(_AREA)),
+    "service_delivery_point": (q(NS_POWER, "serviceDeliveryPoint"), Nested(_NODE)),
+    "service_location": (q(NS_POWER, "serviceLocation"), Nested(_AREA)),
+    "transport_interface": (q(NS_POWER, "transportInterface"), Nested(_TRANSPORT_INTERFACE)),
+    "group_id": (q(NS_EI, "groupID"), STR),
+    "group_name": (q(NS_EI, "groupName"), STR),
+    "resource_id": (q(NS_EI, "resourceID"), STR),
+    "ven_id": (q(NS_EI, "venID"), STR),
+    "party_id": (q(NS_EI, "partyID"), STR),
+}
+_TARGET_BY_TAG = {tag: (key, kind) for key, (tag, kind) in TARGET_KINDS.items()}
+
+
+def _target_pairs(element: etree._Element):
+    for child in element:
+        key, kind = _TARGET_BY_TAG[child.tag]
+        yield key, kind.decode(child)
+
+
+def group_targets(targets: list[dict]) -> dict[str, list]:
+    """``[{'ven_id': 'a'}, {'ven_id': 'b'}]`` -> ``{'ven_id': ['a', 'b']}``."""
+    grouped: dict[str, list] = {}
+    for target in targets:
+        for key, value in target.items():
+            if value is None:
+                continue
+            items = value if isinstance(value, list) else [value]
+            grouped.setdefault(key, []).extend(items)
+    return grouped
+
+
+def _encode_grouped(element: etree._Element, grouped: dict[str, list], path: str) -> None:
+    unknown = set(grouped) - set(TARGET_KINDS)
+    if unknown:
+        raise EncodeError(f"{path}: unknown target type(s) {sorted(unknown)}; "
+                          f"expected some of {list(TARGET_KINDS)}")
+    for key, (tag, kind) in TARGET_KINDS.items():
+        for index, item in enumerate(grouped.get(key, ())):
+            kind.encode(element, tag, item, f"{path}.{key}[{index}]")
+
+
+def _grouped_from(value: Any, path: str) -> dict[str, list]:
+    if isinstance(value, dict):  # already by type
+        return {k: (v if isinstance(v, list) else [v]) for k, v in value.items() if v is not None}
+    if isinstance(value, (list, tuple)):
+        for index, target in enumerate(value):
+            if not isinstance(target, dict):
+                raise EncodeError(f"{path}[{index}]: expected a dict such as {{'ven_id': '...'}}, "
+                                  f"not {type(target).__name__}")
+        return group_targets(list(value))
+    raise EncodeError(f"{path}: expected a list of targets such as [{{'ven_id': '...'}}]")
+
+
+class Targets(Kind):
+    """``ei:eiTarget`` flattened into its parent as ``targets`` (a list of single-key dicts, in
+    document order) and ``targets_by_type`` (``{'ven_id': [...], ...}``). When encoding either
+    key may be given; ``targets`` wins."""
+
+    def decode(self, element):
+        targets = [{key: value} for key, value in _target_pairs(element)]
+        return {"targets": targets, "targets_by_type": group_targets(targets)}
+
+    def encode(self, parent, tag, value, path):
+        element = SubElement(parent, tag)
+        if value.get("targets") is not None:
+            grouped = _grouped_from(value["targets"], f"{path}.targets" if path else "targets")
+        elif value.get("targets_by_type") is not None:
+            grouped = _grouped_from(value["targets_by_type"], "targets_by_type")
+        else:
+            grouped = {}
+        _encode_grouped(element, grouped, path or "targets")
+
+    def present(self, payload: dict) -> bool:
+        return payload.get("targets") is not None or payload.get("targets_by_type") is not None
+
+
+class TargetList(Kind):
+    """An EiTargetType element kept under its own key as a list of single-key dicts
+    (``oadrDeviceClass`` -> ``device_class``)."""
+
+    def decode(self, element):
+        return [{key: value} for key, value in _target_pairs(element)]
+
+    def encode(self, parent, tag, value, path):
+        _encode_grouped(SubElement(parent, tag), _grouped_from(value, path), path)
+
+
+class TargetDict(Kind):
+    """An EiTargetType element as one flat dict, as OpenLEADR writes ``report_subject`` and
+    ``report_data_source``: ``{'resource_id': 'dev1'}``; a type that repeats maps to a list."""
+
+    def decode(self, element):
+        result: dict[str, Any] = {}
+        for key, value in _target_pairs(element):
+            if key in result:
+                previous = result[key]
+                result[key] = (previous if isinstance(previous, list) else [previous]) + [value]
+            else:
+                result[key] = value
+        return result
+
+    def encode(self, parent, tag, value, path):
+        if not isinstance(value, dict):
+            raise EncodeError(f"{path}: expected a dict such as {{'resource_id': '...'}}")
+        _encode_grouped(SubElement(parent, tag), _grouped_from(value, path), path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Item bases (emix:itemBase substitution group): the unit of a signal or a report.
+
+#: measurement name -> namespace of its element (OpenADR 2.0b, Table "itemBase").
+MEASUREMENT_NAMESPACES = {
+    "voltage": NS_POWER, "energyApparent": NS_POWER, "energyReactive": NS_POWER,
+    "energyReal": NS_POWER, "powerApparent": NS_POWER, "powerReactive": NS_POWER,
+    "powerReal": NS_POWER, "customUnit": NS_OADR, "current": NS_OADR, "currency": NS_OADR,
+    "currencyPerKWh": NS_OADR, "currencyPerKW": NS_OADR, "currencyPerThm": NS_OADR,
+    "frequency": NS_OADR, "Therm": NS_OADR, "temperature": NS_OADR, "pulseCount": NS_OADR,
+    "oadrGBDataDescription": NS_OADR,
+}
+MEASUREMENT_TAGS = tuple(q(ns, name) for name, ns in MEASUREMENT_NAMESPACES.items())
+_POWER_ITEMS = {"powerApparent", "powerReactive", "powerReal"}
+_POWER_ATTRIBUTES = Spec("powerAttributes", [
+    Field("hertz", q(NS_POWER, "hertz"), DECIMAL, required=True),
+    Field("voltage", q(NS_POWER, "voltage"), DECIMAL, required=True),
+    Field("ac", q(NS_POWER, "ac"), BOOL, required=True),
+])
+_SCALE = q(NS_SCALE, "siScaleCode")
+_PULSE_FACTOR = q(NS_OADR, "pulseFactor")
+_POWER_ATTRIBUTES_TAG = q(NS_POWER, "powerAttributes")
+_FEED = q(NS_ATOM, "feed")
+
+
+def _feed_text(element: etree._Element) -> str:
+    return etree.tostring(element, encoding="unicode")
+
+
+def _append_feed(parent: etree._Element, text: Any, path: str) -> None:
+    if isinstance(text, etree._Element):
+        parent.append(text)
+        return
+    if not isinstance(text, (str, bytes)):
+        raise EncodeError(f"{path}: expected the atom:feed document as a string")
+    from ..schema import _hardened_parser  # local: a rarely used path
+    try:
+        feed = etree.fromstring(text.encode() if isinstance(text, str) else text, _hardened_parser())
+    except etree.XMLSyntaxError as exc:
+        raise EncodeError(f"{path}: not well-formed XML: {exc}") from None
+    parent.append(feed)
+
+
+class Measurement(Kind):
+    """An item base as ``{'name': 'powerReal', 'description': 'RealPower', 'unit': 'W',
+    'scale': 'k', 'power_attributes': {'hertz': 60, 'voltage': 120, 'ac': True}}``;
+    ``pulse_factor`` for pulseCount, ``feed`` (atom XML text) for oadrGBDataDescription."""
+
+    def decode(self, element):
+        tag = element.tag
+        result: dict[str, Any] = {"name": tag[tag.index("}") + 1:]}
+        for child in element:
+            name = child.tag[child.tag.index("}") + 1:]
+            if name == "itemDescription":
+                result["description"] = child.text or ""
+            elif name == "itemUnits":
+                result["unit"] = child.text or ""
+            elif name == "siScaleCode":
+                result["scale"] = child.text or ""
+            elif name == "powerAttributes":
+                result["power_attributes"] = _POWER_ATTRIBUTES.decode(child)
+            elif name == "pulseFactor":
+                result["pulse_factor"] = values.parse_float(child.text)
+            elif name == "feed":
+                result["feed"] = _feed_text(child)
+        return result
+
+    def encode(self, parent, tag, value, path):
+        if not isinstance(value, dict) or "name" not in value:
+            raise EncodeError(f"{path}: expected a dict with 'name', 'description', 'unit' and 'scale'")
+        name = value["name"]
+        namespace = MEASUREMENT_NAMESPACES.get(name)
+        if namespace is None:
+            raise EncodeError(f"{path}.name: unknown measurement {name!r}; expected one of "
+                              f"{sorted(MEASUREMENT_NAMESPACES)} (use 'customUnit' for others)")
+        element = SubElement(parent, q(namespace, name))
+        if name == "oadrGBDataDescription":
+            _append_feed(element, value.get("feed"), f"{path}.feed")
+            return
+        for key, local in (("description", "itemDescription"), ("unit", "itemUnits")):
+            if value.get(key) is None:
+                raise EncodeError(f"{path}.{key}: required for measurement {name!r}")
+            STR.encode(element, q(namespace, local), value[key], f"{path}.{key}")
+        if name == "pulseCount":
+            FLOAT.encode(element, _PULSE_FACTOR, value.get("pulse_factor", 1.0), f"{path}.pulse_factor")
+            return
+        STR.encode(element, _SCALE, value.get("scale") or "none", f"{path}.scale")
+        if name in _POWER_ITEMS:
+            attributes = value.get("power_attributes")
+            if attributes is None:
+                raise EncodeError(f"{path}.power_attributes: required for {name!r} "
+                                  "({'hertz': 60, 'voltage': 120, 'ac': True})")
+            Nested(_POWER_ATTRIBUTES).encode(element, _POWER_ATTRIBUTES_TAG, attributes,
+                                             f"{path}.power_attributes")
+
+
+class Feed(Kind):
+    """An element holding one ``atom:feed`` (Green Button data), kept as XML text."""
+
+    def decode(self, element):
+        return _feed_text(element[0])
+
+    def encode(self, parent, tag, value, path):
+        _append_feed(SubElement(parent, tag), value, path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Payload bases (ei:payloadBase): a float, or an oadrPayloadResourceStatus dict.
+
+def _limits(name: str) -> Field:
+    spec = Spec(name, [
+        Field("min", q(NS_OADR, "oadrMin"), FLOAT),
+        Field("max", q(NS_OADR, "oadrMax"), FLOAT),
+        Field("current", q(NS_OADR, "oadrCurrent"), FLOAT, required=True),
+        Field("normal", q(NS_OADR, "oadrNormal"), FLOAT),
+    ])
+    key = {"oadrCapacity": "capacity", "oadrLevelOffset": "level_offset",
+           "oadrPercentOffset": "percent_offset", "oadrSetPoint": "set_point"}[name]
+    return Field(key, q(NS_OADR, name), Nested(spec))
+
+
+RESOURCE_STATUS = Spec("oadrPayloadResourceStatus", [
+    Field("online", q(NS_OADR, "oadrOnline"), BOOL, required=True),
+    Field("manual_override", q(NS_OADR, "oadrManualOverride"), BOOL, required=True),
+    Field("load_control_state", q(NS_OADR, "oadrLoadControlState"), Nested(Spec("oadrLoadControlState", [
+        _limits("oadrCapacity"), _limits("oadrLevelOffset"), _limits("oadrPercentOffset"),
+        _limits("oadrSetPoint")]))),
+])
+_PAYLOAD_FLOAT = q(NS_EI, "payloadFloat")
+_VALUE = q(NS_EI, "value")
+_RESOURCE_STATUS = q(NS_OADR, "oadrPayloadResourceStatus")
+FLOAT_PAYLOAD = Wrapped(_VALUE, FLOAT)
+
+
+class PayloadBase(Kind):
+    """``ei:signalPayload``: a float for payloadFloat, a dict for a resource status."""
+
+    def decode(self, element):
+        child = element[0]
+        if child.tag == _PAYLOAD_FLOAT:
+            return values.parse_float(child[0].text)
+        return RESOURCE_STATUS.decode(child)
+
+    def encode(self, parent, tag, value, path):
+        element = SubElement(parent, tag)
+        if isinstance(value, dict):
+            RESOURCE_STATUS.encode(SubElement(element, _RESOURCE_STATUS), value, path)
+        else:
+            FLOAT_PAYLOAD.encode(element, _PAYLOAD_FLOAT, value, path)
+
+
+class PendingReports(Kind):
+    """``oadrPendingReports`` -> ``[{'report_request_id': '...'}, ...]`` (strings accepted too)."""
+
+    def decode(self, element):
+        return [{"report_request_id": child.text or ""} for child in element]
+
+    def encode(self, parent, tag, value, path):
+        element = SubElement(parent, tag)
+        if not isinstance(value, (list, tuple)):
+            raise EncodeError(f"{path}: expected a list of {{'report_request_id': ...}}")
+        for index, item in enumerate(value):
+            rrid = item.get("report_request_id") if isinstance(item, dict) else item
+            STR.encode(element, q(NS_EI, "reportRequestID"), rrid, f"{path}[{index}]")
+
+
+def _parse_test_event(text: str) -> bool | str:
+    # Rule 006 of the 2.0b profile: any value other than 'false' marks a test event.
+    stripped = text.strip()
+    if stripped == "false":
+        return False
+    if stripped == "true":
+        return True
+    return text
+
+
+def _format_test_event(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value
+    raise TypeError(f"expected True, False or a string, not {value!r}")
+
+
+TEST_EVENT = Text(_parse_test_event, _format_test_event)
