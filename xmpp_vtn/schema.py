@@ -74,16 +74,34 @@ def shorten_names(text: str) -> str:
                       if m.group(1) in _PREFIX_FOR else m.group(0), text)
 
 
-def _plain_path(path: str | None) -> str:
-    # libxml2 paths look like /oadr:oadrPayload/oadr:oadrSignedObject/*[1]; drop prefixes.
-    return re.sub(r"(?<=/)[A-Za-z0-9_.-]+:", "", path or "")
+_QNAME_STEP = re.compile(r"([A-Za-z_][\w.-]*):([A-Za-z_][\w.-]*)")
 
 
-def _schema_error(error_log) -> SchemaError:
+def _readable_path(root: etree._Element, path: str | None) -> str:
+    """``/oadrPayload/oadrSignedObject/oadrPoll/venID`` for libxml2's path of the failing element.
+
+    libxml2 writes ``/oadr:oadrPayload/...`` with the document's own prefixes, or ``/*/*[2]``
+    for elements in a default namespace; we find the element and spell out its local names.
+    """
+    if not path:
+        return ""
+    query = _QNAME_STEP.sub(lambda m: f"*[local-name()='{m.group(2)}']", path)
+    try:
+        found = root.getroottree().xpath(query)
+    except etree.XPathError:
+        found = []
+    if len(found) == 1 and isinstance(found[0], etree._Element):
+        element = found[0]
+        names = [etree.QName(e).localname for e in (element, *element.iterancestors())]
+        return "/" + "/".join(reversed(names))
+    return re.sub(r"(?<=/)[A-Za-z0-9_.-]+:", "", path)
+
+
+def _schema_error(error_log, root: etree._Element) -> SchemaError:
     entry = error_log[0] if len(error_log) else None
     if entry is None:
         return SchemaError("document is not valid against the OpenADR 2.0b schema")
-    path = _plain_path(entry.path)
+    path = _readable_path(root, entry.path)
     message = shorten_names(entry.message)
     return SchemaError(f"line {entry.line}: {path}: {message}", line=entry.line, path=path)
 
@@ -121,7 +139,7 @@ def _diagnose(data: bytes, root_required: str) -> SchemaError:
     schema = compiled_schema()
     if schema.validate(root):  # pragma: no cover - the validating parser disagreed with validate()
         return SchemaError("document rejected by the validating parser")
-    return _schema_error(schema.error_log)
+    return _schema_error(schema.error_log, root)
 
 
 def parse_document(data: Data, max_bytes: int = DEFAULT_MAX_BYTES,
@@ -156,4 +174,4 @@ def validate_element(root: etree._Element) -> None:
     """Validate an element tree we built; raise :class:`SchemaError` naming the first violation."""
     schema = compiled_schema()
     if not schema.validate(root):
-        raise _schema_error(schema.error_log)
+        raise _schema_error(schema.error_log, root)

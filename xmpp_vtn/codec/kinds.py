@@ -3,6 +3,7 @@ payload bases, Green Button feeds, pending reports and ``testEvent``.
 """
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from lxml import etree
@@ -201,7 +202,10 @@ _FEED = q(NS_ATOM, "feed")
 
 
 def _feed_text(element: etree._Element) -> str:
-    return etree.tostring(element, encoding="unicode")
+    # A copy carries every namespace declared above it; keep only those the feed uses.
+    feed = copy.deepcopy(element)
+    etree.cleanup_namespaces(feed)
+    return etree.tostring(feed, encoding="unicode")
 
 
 def _append_feed(parent: etree._Element, text: Any, path: str) -> None:
