@@ -245,10 +245,10 @@ class Result:
     def misses(self) -> list[str]:
         missed = []
         if self.vs_openleadr < TARGET_VS_OPENLEADR:
-            missed.append(f"{self.case}: {self.vs_openleadr:.1f}x OpenLEADR "
+            missed.append(f"{self.case}: {self.vs_openleadr:.2f}x OpenLEADR "
                           f"(target {TARGET_VS_OPENLEADR:g}x)")
         if self.vs_lxml is not None and self.vs_lxml < TARGET_VS_LXML:
-            missed.append(f"{self.case}: {self.vs_lxml:.2f} of bare lxml "
+            missed.append(f"{self.case}: {self.vs_lxml:.3f} of bare lxml "
                           f"(target {TARGET_VS_LXML:g})")
         return missed
 
@@ -282,7 +282,8 @@ def environment() -> str:
 
 
 def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="Codec throughput: ours vs OpenLEADR vs bare lxml.")
+    parser = argparse.ArgumentParser(
+        description="Codec throughput: ours vs OpenLEADR vs bare lxml.")
     parser.add_argument("--seconds", type=float, default=1.0,
                         help="approximate duration of each timed run (default: 1.0)")
     parser.add_argument("--repeats", type=int, default=3,

@@ -109,6 +109,12 @@ def install(wheel: str | Path | None = None, directory: Path | None = None) -> P
     """
     directory = directory or bundle_dir()
     manifest = load_manifest(directory)
+    if wheel is None:
+        try:
+            verify(directory)
+            return directory  # already installed and intact: nothing to download
+        except SchemaBundleError:
+            pass
     with tempfile.TemporaryDirectory(prefix="xmpp-vtn-schemas-") as scratch:
         wheel_path = Path(wheel) if wheel else _download_wheel(manifest, Path(scratch))
         if not wheel_path.is_file():

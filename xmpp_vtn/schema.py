@@ -117,9 +117,14 @@ def _as_bytes(data: Data) -> bytes:
     raise TypeError(f"expected bytes or str, not {type(data).__name__}")
 
 
+@functools.lru_cache(maxsize=8)
+def _deeper_than(max_depth: int) -> etree.XPath:
+    # One XPath step per level, compiled once and evaluated in C: any element below max_depth?
+    return etree.XPath("boolean(" + "/*" * (max_depth + 1) + ")")
+
+
 def _depth_exceeds(root: etree._Element, max_depth: int) -> bool:
-    # One XPath step per level, evaluated in C: is there any element below max_depth?
-    return bool(root.xpath("boolean(" + "/*" * (max_depth + 1) + ")"))
+    return bool(_deeper_than(max_depth)(root))
 
 
 def _diagnose(data: bytes, root_required: str) -> SchemaError:

@@ -78,16 +78,6 @@ def to_plain(value: Any) -> Any:
     return value
 
 
-def _needs_plain(value: Any) -> bool:
-    if dataclasses.is_dataclass(value) or isinstance(value, enum.Enum):
-        return True
-    if isinstance(value, dict):
-        return any(_needs_plain(v) for v in value.values())
-    if isinstance(value, (list, tuple)):
-        return any(_needs_plain(v) for v in value)
-    return False
-
-
 def build(message_type: str, payload: Any, validate: bool = True) -> etree._Element:
     """Build the ``oadrPayload`` element for a message; validated against the XSD by default.
 
@@ -98,12 +88,10 @@ def build(message_type: str, payload: Any, validate: bool = True) -> etree._Elem
     spec = MESSAGES.get(message_type)
     if spec is None:
         raise ValueError(f"unknown OpenADR message type {message_type!r}; expected one of {', '.join(MESSAGE_TYPES)}")
-    if _needs_plain(payload):
-        payload = to_plain(payload)
     root = etree.Element(_PAYLOAD, nsmap=_WRITE_NSMAP)
     signed = etree.SubElement(root, _SIGNED_OBJECT, {_SIGNED_OBJECT_ID: "oadrSignedObject"})
     message = etree.SubElement(signed, f"{{{NS_OADR}}}{message_type}", {_SCHEMA_VERSION: "2.0b"})
-    spec.encode(message, payload, "")
+    spec.encode(message, payload)
     if validate:
         try:
             schema.validate_element(root)

@@ -11,7 +11,7 @@ from lxml import etree
 from ..schema import NS_ATOM, NS_EI, NS_GML, NS_OADR, NS_POWER, NS_SCALE, NS_EMIX
 from . import values
 from .spec import (BOOL, DECIMAL, FLOAT, STR, EncodeError, Field, Kind, Nested, Spec, SubElement,
-                   Text, Wrapped, q)
+                   Text, Wrapped, as_mapping, encode_items, q)
 
 # ---------------------------------------------------------------------------------------------
 # Targets (ei:EiTargetType): a list of single-key dicts, like OpenLEADR, plus targets_by_type.
@@ -42,13 +42,13 @@ class FeatureCollection(Kind):
         result["location"] = {"polygon": polygon_dict}
         return result
 
-    def encode(self, parent, tag, value, path):
+    def encode(self, parent, tag, value):
         try:
             polygon = value["location"]["polygon"]
             positions = polygon["exterior"]["linear_ring"]["pos_list"]
         except (KeyError, TypeError):
-            raise EncodeError(f"{path}: expected {{'location': {{'polygon': {{'exterior': "
-                              "{'linear_ring': {'pos_list': [...]}}}}}}") from None
+            raise EncodeError("expected {'location': {'polygon': {'exterior': "
+                              "{'linear_ring': {'pos_list': [...]}}}}}") from None
         collection = SubElement(parent, tag)
         if value.get("id") is not None:
             collection.set(_GML_ID, str(value["id"]))
@@ -100,26 +100,32 @@ def group_targets(targets: list[dict]) -> dict[str, list]:
     return grouped
 
 
-def _encode_grouped(element: etree._Element, grouped: dict[str, list], path: str) -> None:
+def _encode_grouped(element: etree._Element, grouped: dict[str, list]) -> None:
     unknown = set(grouped) - set(TARGET_KINDS)
     if unknown:
-        raise EncodeError(f"{path}: unknown target type(s) {sorted(unknown)}; "
-                          f"expected some of {list(TARGET_KINDS)}")
+        raise EncodeError(f"unknown target type(s) {sorted(unknown)}; expected some of {list(TARGET_KINDS)}")
     for key, (tag, kind) in TARGET_KINDS.items():
-        for index, item in enumerate(grouped.get(key, ())):
-            kind.encode(element, tag, item, f"{path}.{key}[{index}]")
+        items = grouped.get(key)
+        if items:
+            try:
+                encode_items(kind, element, tag, items)
+            except EncodeError as exc:
+                raise exc.under(key) from None
 
 
-def _grouped_from(value: Any, path: str) -> dict[str, list]:
+def _grouped_from(value: Any) -> dict[str, list]:
     if isinstance(value, dict):  # already by type
         return {k: (v if isinstance(v, list) else [v]) for k, v in value.items() if v is not None}
     if isinstance(value, (list, tuple)):
+        targets = []
         for index, target in enumerate(value):
-            if not isinstance(target, dict):
-                raise EncodeError(f"{path}[{index}]: expected a dict such as {{'ven_id': '...'}}, "
-                                  f"not {type(target).__name__}")
-        return group_targets(list(value))
-    raise EncodeError(f"{path}: expected a list of targets such as [{{'ven_id': '...'}}]")
+            try:
+                targets.append(as_mapping(target))
+            except EncodeError:
+                raise EncodeError(f"expected a dict such as {{'ven_id': '...'}}, not {type(target).__name__}",
+                                  f"[{index}]") from None
+        return group_targets(targets)
+    raise EncodeError("expected a list of targets such as [{'ven_id': '...'}]")
 
 
 class Targets(Kind):
@@ -131,15 +137,13 @@ class Targets(Kind):
         targets = [{key: value} for key, value in _target_pairs(element)]
         return {"targets": targets, "targets_by_type": group_targets(targets)}
 
-    def encode(self, parent, tag, value, path):
+    def encode(self, parent, tag, value):
         element = SubElement(parent, tag)
-        if value.get("targets") is not None:
-            grouped = _grouped_from(value["targets"], f"{path}.targets" if path else "targets")
-        elif value.get("targets_by_type") is not None:
-            grouped = _grouped_from(value["targets_by_type"], "targets_by_type")
-        else:
-            grouped = {}
-        _encode_grouped(element, grouped, path or "targets")
+        key = "targets" if value.get("targets") is not None else "targets_by_type"
+        try:
+            _encode_grouped(element, _grouped_from(value.get(key) or {}))
+        except EncodeError as exc:
+            raise exc.under(key) from None
 
     def present(self, payload: dict) -> bool:
         return payload.get("targets") is not None or payload.get("targets_by_type") is not None
@@ -152,8 +156,8 @@ class TargetList(Kind):
     def decode(self, element):
         return [{key: value} for key, value in _target_pairs(element)]
 
-    def encode(self, parent, tag, value, path):
-        _encode_grouped(SubElement(parent, tag), _grouped_from(value, path), path)
+    def encode(self, parent, tag, value):
+        _encode_grouped(SubElement(parent, tag), _grouped_from(value))
 
 
 class TargetDict(Kind):
@@ -170,10 +174,12 @@ class TargetDict(Kind):
                 result[key] = value
         return result
 
-    def encode(self, parent, tag, value, path):
-        if not isinstance(value, dict):
-            raise EncodeError(f"{path}: expected a dict such as {{'resource_id': '...'}}")
-        _encode_grouped(SubElement(parent, tag), _grouped_from(value, path), path)
+    def encode(self, parent, tag, value):
+        try:
+            value = as_mapping(value)
+        except EncodeError:
+            raise EncodeError("expected a dict such as {'resource_id': '...'}") from None
+        _encode_grouped(SubElement(parent, tag), _grouped_from(value))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -208,18 +214,25 @@ def _feed_text(element: etree._Element) -> str:
     return etree.tostring(feed, encoding="unicode")
 
 
-def _append_feed(parent: etree._Element, text: Any, path: str) -> None:
+def _append_feed(parent: etree._Element, text: Any) -> None:
     if isinstance(text, etree._Element):
         parent.append(text)
         return
     if not isinstance(text, (str, bytes)):
-        raise EncodeError(f"{path}: expected the atom:feed document as a string")
+        raise EncodeError("expected the atom:feed document as a string")
     from ..schema import _hardened_parser  # local: a rarely used path
     try:
         feed = etree.fromstring(text.encode() if isinstance(text, str) else text, _hardened_parser())
     except etree.XMLSyntaxError as exc:
-        raise EncodeError(f"{path}: not well-formed XML: {exc}") from None
+        raise EncodeError(f"not well-formed XML: {exc}") from None
     parent.append(feed)
+
+
+def _with_key(key: str, function, *args) -> None:
+    try:
+        function(*args)
+    except EncodeError as exc:
+        raise exc.under(key) from None
 
 
 class Measurement(Kind):
@@ -246,33 +259,32 @@ class Measurement(Kind):
                 result["feed"] = _feed_text(child)
         return result
 
-    def encode(self, parent, tag, value, path):
-        if not isinstance(value, dict) or "name" not in value:
-            raise EncodeError(f"{path}: expected a dict with 'name', 'description', 'unit' and 'scale'")
-        name = value["name"]
+    def encode(self, parent, tag, value):
+        value = as_mapping(value)
+        name = value.get("name")
         namespace = MEASUREMENT_NAMESPACES.get(name)
         if namespace is None:
-            raise EncodeError(f"{path}.name: unknown measurement {name!r}; expected one of "
-                              f"{sorted(MEASUREMENT_NAMESPACES)} (use 'customUnit' for others)")
+            raise EncodeError(f"unknown measurement {name!r}; expected one of "
+                              f"{sorted(MEASUREMENT_NAMESPACES)} (use 'customUnit' for others)", "name")
         element = SubElement(parent, q(namespace, name))
         if name == "oadrGBDataDescription":
-            _append_feed(element, value.get("feed"), f"{path}.feed")
+            _with_key("feed", _append_feed, element, value.get("feed"))
             return
         for key, local in (("description", "itemDescription"), ("unit", "itemUnits")):
             if value.get(key) is None:
-                raise EncodeError(f"{path}.{key}: required for measurement {name!r}")
-            STR.encode(element, q(namespace, local), value[key], f"{path}.{key}")
+                raise EncodeError(f"required for measurement {name!r}", key)
+            _with_key(key, STR.encode, element, q(namespace, local), value[key])
         if name == "pulseCount":
-            FLOAT.encode(element, _PULSE_FACTOR, value.get("pulse_factor", 1.0), f"{path}.pulse_factor")
+            _with_key("pulse_factor", FLOAT.encode, element, _PULSE_FACTOR, value.get("pulse_factor", 1.0))
             return
-        STR.encode(element, _SCALE, value.get("scale") or "none", f"{path}.scale")
+        _with_key("scale", STR.encode, element, _SCALE, value.get("scale") or "none")
         if name in _POWER_ITEMS:
             attributes = value.get("power_attributes")
             if attributes is None:
-                raise EncodeError(f"{path}.power_attributes: required for {name!r} "
-                                  "({'hertz': 60, 'voltage': 120, 'ac': True})")
-            Nested(_POWER_ATTRIBUTES).encode(element, _POWER_ATTRIBUTES_TAG, attributes,
-                                             f"{path}.power_attributes")
+                raise EncodeError(f"required for {name!r} ({{'hertz': 60, 'voltage': 120, 'ac': True}})",
+                                  "power_attributes")
+            _with_key("power_attributes", _POWER_ATTRIBUTES.encode,
+                      SubElement(element, _POWER_ATTRIBUTES_TAG), attributes)
 
 
 class Feed(Kind):
@@ -281,8 +293,8 @@ class Feed(Kind):
     def decode(self, element):
         return _feed_text(element[0])
 
-    def encode(self, parent, tag, value, path):
-        _append_feed(SubElement(parent, tag), value, path)
+    def encode(self, parent, tag, value):
+        _append_feed(SubElement(parent, tag), value)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -322,12 +334,12 @@ class PayloadBase(Kind):
             return values.parse_float(child[0].text)
         return RESOURCE_STATUS.decode(child)
 
-    def encode(self, parent, tag, value, path):
+    def encode(self, parent, tag, value):
         element = SubElement(parent, tag)
-        if isinstance(value, dict):
-            RESOURCE_STATUS.encode(SubElement(element, _RESOURCE_STATUS), value, path)
+        if isinstance(value, (int, float)):
+            FLOAT_PAYLOAD.encode(element, _PAYLOAD_FLOAT, value)
         else:
-            FLOAT_PAYLOAD.encode(element, _PAYLOAD_FLOAT, value, path)
+            RESOURCE_STATUS.encode(SubElement(element, _RESOURCE_STATUS), value)
 
 
 class PendingReports(Kind):
@@ -336,13 +348,12 @@ class PendingReports(Kind):
     def decode(self, element):
         return [{"report_request_id": child.text or ""} for child in element]
 
-    def encode(self, parent, tag, value, path):
+    def encode(self, parent, tag, value):
         element = SubElement(parent, tag)
         if not isinstance(value, (list, tuple)):
-            raise EncodeError(f"{path}: expected a list of {{'report_request_id': ...}}")
-        for index, item in enumerate(value):
-            rrid = item.get("report_request_id") if isinstance(item, dict) else item
-            STR.encode(element, q(NS_EI, "reportRequestID"), rrid, f"{path}[{index}]")
+            raise EncodeError("expected a list of {'report_request_id': ...}")
+        ids = [item.get("report_request_id") if isinstance(item, dict) else item for item in value]
+        encode_items(STR, element, q(NS_EI, "reportRequestID"), ids)
 
 
 def _parse_test_event(text: str) -> bool | str:

@@ -9,6 +9,7 @@ schema validation of the finished document.
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Callable, Iterable
 
 from lxml import etree
@@ -24,7 +25,35 @@ def q(namespace: str, name: str) -> str:
 
 
 class EncodeError(ValueError):
-    """A payload dict cannot be written as OpenADR XML; the message names the key path."""
+    """A payload dict cannot be written as OpenADR XML; the message names the key path,
+    e.g. ``events[0].event_descriptor.event_id: required by eventDescriptor but missing``."""
+
+    def __init__(self, problem: str, path: str = ""):
+        super().__init__(f"{path}: {problem}" if path else problem)
+        self.problem, self.path = problem, path
+
+    def under(self, step: str) -> "EncodeError":
+        """The same error seen from the parent: ``step`` is a key or an ``[index]``."""
+        if not self.path:
+            path = step
+        elif self.path.startswith("["):
+            path = step + self.path
+        else:
+            path = f"{step}.{self.path}"
+        return EncodeError(self.problem, path)
+
+
+def as_mapping(value: Any) -> dict:
+    """A payload level as a dict: dicts pass through, dataclasses become dicts of their set fields.
+
+    Converting one level at a time, only where a dataclass appears, keeps plain-dict payloads free.
+    """
+    if isinstance(value, dict):
+        return value
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)
+                if getattr(value, f.name) is not None}
+    raise EncodeError(f"expected a dict, not {type(value).__name__}")
 
 
 class Kind:
@@ -33,7 +62,8 @@ class Kind:
     def decode(self, element: etree._Element) -> Any:
         raise NotImplementedError
 
-    def encode(self, parent: etree._Element, tag: str, value: Any, path: str) -> None:
+    def encode(self, parent: etree._Element, tag: str, value: Any) -> None:
+        """Append the element(s) for ``value``; raise :class:`EncodeError` without a path."""
         raise NotImplementedError
 
 
@@ -52,18 +82,16 @@ class Text(Kind):
             return None
         return self.parse(text)
 
-    def encode(self, parent, tag, value, path):
+    def encode(self, parent, tag, value):
         try:
-            text = self.format(value)
-        except (TypeError, ValueError) as exc:
-            raise EncodeError(f"{path}: {exc}") from None
-        try:
-            SubElement(parent, tag).text = text
-        except ValueError as exc:  # lxml refuses control characters and the like
-            raise EncodeError(f"{path}: {exc}") from None
+            SubElement(parent, tag).text = self.format(value)
+        except (TypeError, ValueError) as exc:  # lxml refuses control characters with ValueError
+            raise EncodeError(str(exc)) from None
 
 
 def _format_str(value: Any) -> str:
+    if type(value) is str:
+        return value
     if isinstance(value, (str, int)) and not isinstance(value, bool):
         return str(value)
     raise TypeError(f"expected a string, not {type(value).__name__} ({value!r})")
@@ -96,8 +124,8 @@ class Wrapped(Kind):
     def decode(self, element):
         return self.inner.decode(element[0])
 
-    def encode(self, parent, tag, value, path):
-        self.inner.encode(SubElement(parent, tag), self.inner_tag, value, path)
+    def encode(self, parent, tag, value):
+        self.inner.encode(SubElement(parent, tag), self.inner_tag, value)
 
 
 class Nested(Kind):
@@ -109,8 +137,8 @@ class Nested(Kind):
     def decode(self, element):
         return self.spec.decode(element)
 
-    def encode(self, parent, tag, value, path):
-        self.spec.encode(SubElement(parent, tag), value, path)
+    def encode(self, parent, tag, value):
+        self.spec.encode(SubElement(parent, tag), value)
 
     def present(self, payload: dict) -> bool:
         """Whether a parent dict carries this flattened element (its first key is given)."""
@@ -127,16 +155,20 @@ class WrappedList(Kind):
         decode = self.item.decode
         return [decode(child) for child in element]
 
-    def encode(self, parent, tag, value, path):
+    def encode(self, parent, tag, value):
         container = SubElement(parent, tag)
-        for index, item in enumerate(_as_list(value, path)):
-            self.item.encode(container, self.item_tag, item, f"{path}[{index}]")
+        encode_items(self.item, container, self.item_tag, value)
 
 
-def _as_list(value: Any, path: str) -> list:
-    if isinstance(value, (list, tuple)):
-        return list(value)
-    raise EncodeError(f"{path}: expected a list, not {type(value).__name__}")
+def encode_items(kind: Kind, parent: etree._Element, tag: str, items: Any) -> None:
+    """Encode each item of a list; errors name the item's index."""
+    if not isinstance(items, (list, tuple)):
+        raise EncodeError(f"expected a list, not {type(items).__name__}")
+    for index, item in enumerate(items):
+        try:
+            kind.encode(parent, tag, item)
+        except EncodeError as exc:
+            raise exc.under(f"[{index}]") from None
 
 
 class Field:
@@ -198,33 +230,35 @@ class Spec:
             self.after_decode(result)
         return result
 
-    def encode(self, element: etree._Element, payload: Any, path: str = "") -> None:
-        if not isinstance(payload, dict):
-            raise EncodeError(f"{path or self.name}: expected a dict, not {type(payload).__name__}")
+    def encode(self, element: etree._Element, payload: Any) -> None:
+        """Append this type's children for ``payload`` to ``element``, in schema order."""
+        if type(payload) is not dict:
+            payload = as_mapping(payload)
         if self.before_encode is not None:
             payload = self.before_encode(payload)
+        get = payload.get
         for field in self.fields:
             if field.flatten:
                 # An optional flattened element is written only when its keys are given.
                 if field.required or field.kind.present(payload):
-                    field.kind.encode(element, field.tag, payload, path)
+                    field.kind.encode(element, field.tag, payload)
                 continue
-            key_path = f"{path}.{field.key}" if path else field.key
-            value = payload.get(field.key)
-            if value is None and field.plural:
-                plural = payload.get(field.plural)
-                if plural is not None:
-                    for index, item in enumerate(_as_list(plural, key_path)):
-                        field.kind.encode(element, field.tag, item, f"{path}.{field.plural}[{index}]")
-                    continue
+            value = get(field.key)
             if value is None:
-                if field.required:
-                    raise EncodeError(f"{key_path}: required by {self.name} but missing")
+                if field.plural is not None and get(field.plural) is not None:
+                    try:
+                        encode_items(field.kind, element, field.tag, get(field.plural))
+                    except EncodeError as exc:
+                        raise exc.under(field.plural) from None
+                elif field.required:
+                    raise EncodeError(f"required by {self.name} but missing", field.key)
                 continue
-            if field.repeated:
-                for index, item in enumerate(_as_list(value, key_path)):
-                    field.kind.encode(element, field.tag, item, f"{key_path}[{index}]")
-            else:
-                field.kind.encode(element, field.tag, value, key_path)
+            try:
+                if field.repeated:
+                    encode_items(field.kind, element, field.tag, value)
+                else:
+                    field.kind.encode(element, field.tag, value)
+            except EncodeError as exc:
+                raise exc.under(field.key) from None
         for tag in self.constant_children:
             SubElement(element, tag)

@@ -44,10 +44,10 @@ def format_datetime(value: datetime) -> str:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"naive datetime {value.isoformat()}: give it a timezone "
                          "(e.g. datetime.now(timezone.utc))")
-    value = value.astimezone(timezone.utc)
-    if value.microsecond:
-        return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+    if value.tzinfo is not timezone.utc:
+        value = value.astimezone(timezone.utc)
+    # isoformat is several times faster than strftime and omits a zero fraction, as we want.
+    return value.replace(tzinfo=None).isoformat() + "Z"
 
 
 @functools.lru_cache(maxsize=512)
