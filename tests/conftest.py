@@ -6,3 +6,17 @@ import sys
 
 # The catalogue of payloads lives beside the tests.
 sys.path.insert(0, os.path.dirname(__file__))
+
+import pytest  # noqa: E402
+
+from xmpp_vtn.prosody import ProsodyServer  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def prosody():
+    """A real Prosody on loopback for the whole session, stopped by PID at the end."""
+    server = ProsodyServer().start()
+    try:
+        yield server
+    finally:
+        server.close()
