@@ -1,6 +1,7 @@
 """The README's first command runs examples/demo.py: keep it working."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +11,8 @@ REPO = Path(__file__).resolve().parent.parent
 
 def test_demo_runs_and_refuses_the_hostile_payloads():
     result = subprocess.run([sys.executable, str(REPO / "examples" / "demo.py")], capture_output=True,
-                            text=True, timeout=60, cwd=REPO)
+                            text=True, timeout=60, cwd=REPO,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].startswith("1. built oadrDistributeEvent")
