@@ -56,10 +56,30 @@ def test_doctype_and_entities_are_refused(document):
         codec.parse(document)
 
 
-def test_doctype_hidden_in_utf16_is_refused_too():
-    document = XXE.replace(b'<?xml version="1.0"?>', b'<?xml version="1.0" encoding="UTF-16"?>').decode()
-    with pytest.raises(SchemaError, match="(DOCTYPE|not well-formed|cannot parse)"):
-        codec.parse(document.encode("utf-16"))
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be", "utf-32"])
+def test_wide_encodings_cannot_hide_a_doctype(encoding):
+    document = XXE.replace(b'<?xml version="1.0"?>', f'<?xml version="1.0" encoding="{encoding}"?>'.encode())
+    with pytest.raises(SchemaError, match="only UTF-8 and other ASCII-compatible encodings are accepted"):
+        codec.parse(document.decode().encode(encoding))
+
+
+def test_the_parser_itself_never_loads_an_external_dtd(tmp_path):
+    """Second line of defence behind the byte scan: the hardened parser refuses external resources."""
+    from lxml import etree
+    from xmpp_vtn.schema import _hardened_parser
+    dtd = tmp_path / "secret.dtd"
+    dtd.write_text('<!ENTITY leak "SECRET">')
+    document = f'<!DOCTYPE r SYSTEM "file://{dtd}"><r>&leak;</r>'.encode()
+    try:
+        parsed = etree.tostring(etree.fromstring(document, _hardened_parser()))
+    except (etree.XMLSyntaxError, ValueError):
+        parsed = b""
+    assert b"SECRET" not in parsed
+
+
+def test_text_that_is_not_unicode_clean():
+    with pytest.raises(SchemaError, match="cannot be encoded as UTF-8"):
+        codec.parse("<oadrPayload>\ud800</oadrPayload>")
 
 
 def test_oversized_document_is_refused_before_parsing():
@@ -90,7 +110,8 @@ def test_depth_limit():
 
 
 @pytest.mark.parametrize("document, message", [
-    (b"", r"empty|not well-formed|cannot parse"),
+    (b"", r"^empty document$"),
+    (b"  \n", r"^empty document$"),
     (b"not xml at all", r"line 1: not well-formed XML"),
     (POLL[:-30], r"not well-formed XML"),
     (b"<foo/>", r"root element is foo, expected oadr:oadrPayload"),
@@ -99,7 +120,7 @@ def test_depth_limit():
     (POLL.replace(b"oadrPoll", b"oadrFoo"), r"oadr:oadrFoo.*not expected"),
     (POLL.replace(b"v1", b"\xff\xfe"), r"not well-formed XML.*(UTF-8|encoding|Input is not proper)"),
     ("<?xml version='1.0'?><oadrPayload xmlns='x'>\u00e9</oadrPayload>".encode("latin-1"), r"not well-formed XML"),
-], ids=["empty", "text", "truncated", "wrong-root", "wrong-namespace", "unknown-message", "bad-utf8", "latin1-undeclared"])
+], ids=["empty", "blank", "text", "truncated", "wrong-root", "wrong-namespace", "unknown-message", "bad-utf8", "latin1-undeclared"])
 def test_bad_documents(document, message):
     with pytest.raises(SchemaError, match=message):
         codec.parse(document)
@@ -136,6 +157,23 @@ def test_value_outside_an_enumeration_names_the_element():
 def test_bad_values_name_the_key(payload, message):
     with pytest.raises(EncodeError, match=message):
         codec.serialize("oadrPoll", payload)
+
+
+def test_encoder_crashes_become_value_errors():
+    from datetime import datetime, timedelta, timezone
+    payload = {**CATALOGUE["oadrCreateOpt"][1],
+               "created_date_time": datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=5)))}
+    with pytest.raises(EncodeError, match="^created_date_time: "):
+        codec.serialize("oadrCreateOpt", payload)
+    area = {"service_area": {"feature_collection": {"location": {"polygon": {"exterior": {
+        "linear_ring": {"pos_list": [1.0, None]}}}}}}}
+    with pytest.raises(EncodeError, match=r"pos_list: expected a list of numbers"):
+        codec.serialize("oadrCreateOpt", {**CATALOGUE["oadrCreateOpt"][1], "targets": [area]})
+    with pytest.raises(EncodeError, match=r"measurement\.name: unknown measurement \['powerReal'\]"):
+        codec.serialize("oadrRegisterReport", {"request_id": "r", "reports": [{
+            "report_specifier_id": "s", "created_date_time": datetime.now(timezone.utc), "report_descriptions": [{
+                "r_id": "r", "report_type": "usage", "reading_type": "Direct Read",
+                "measurement": {"name": ["powerReal"]}}]}]})
 
 
 def test_wrong_container_types():

@@ -120,3 +120,9 @@ def test_openleadr_style_event_with_empty_components_and_uid_text():
     assert event["event_signals"][0]["intervals"] == [
         {"dtstart": t0, "duration": timedelta(minutes=10), "uid": "0", "signal_payload": 1.0}]
     assert event["targets"] == [{"ven_id": "00123"}]
+
+
+def test_token_values_are_whitespace_collapsed_as_the_schema_reads_them():
+    document = CREATED_EVENT_DEFAULT_NAMESPACES.replace(b"<optType>optOut</optType>",
+                                                        b"<optType>\n      optOut\n   </optType>")
+    assert codec.parse(document)[1]["event_responses"][0]["opt_type"] == "optOut"

@@ -80,7 +80,7 @@ def test_durations(delta, text):
     assert values.parse_duration(text) == delta
 
 
-@pytest.mark.parametrize("text, delta", [("P2W", timedelta(weeks=2)), ("+PT1S", timedelta(seconds=1)),
+@pytest.mark.parametrize("text, delta", [("+PT1S", timedelta(seconds=1)),
                                          ("P1Y", timedelta(days=365)), ("P1M", timedelta(days=30))])
 def test_duration_forms_other_implementations_write(text, delta):
     assert values.parse_duration(text) == delta

@@ -40,17 +40,31 @@ DEFAULT_MAX_DEPTH = 48
 
 Data = Union[bytes, bytearray, memoryview, str]
 
+# Byte-order marks and the first '<' of UTF-16/32 text.
+_WIDE_STARTS = {b"\xff\xfe", b"\xfe\xff", b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff",
+                b"<\x00", b"\x00<", b"<\x00\x00\x00", b"\x00\x00\x00<"}
 _XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>")
 _CLARK = re.compile(r"\{([^}]*)\}")
 _PREFIX_FOR = {uri: prefix for prefix, uri in NSMAP.items()}
 
 
-def _hardened_parser(schema: etree.XMLSchema | None = None) -> etree.XMLParser:
+class _RefuseAll(etree.Resolver):
+    """Never load anything a document points at (DTDs, entities, XIncludes)."""
+
+    def resolve(self, system_url, public_id, context):
+        raise ValueError(f"external resource {system_url!r} refused")
+
+
+def _hardened_parser(schema: etree.XMLSchema | None = None, refuse_external: bool = True) -> etree.XMLParser:
     # resolve_entities/load_dtd off: no XXE, no billion laughs; no_network: no fetches;
-    # huge_tree off keeps libxml2's own hard limits on depth and text size.
-    return etree.XMLParser(schema=schema, resolve_entities=False, no_network=True, load_dtd=False,
-                           dtd_validation=False, huge_tree=False, remove_comments=True,
-                           remove_pis=True, collect_ids=False)
+    # huge_tree off keeps libxml2's own hard limits on depth and text size. Do not pass
+    # collect_ids=False: it makes libxml2 load an external DTD subset. The resolver refuses
+    # whatever still asks to be loaded.
+    parser = etree.XMLParser(schema=schema, resolve_entities=False, no_network=True, load_dtd=False,
+                             dtd_validation=False, huge_tree=False, remove_comments=True, remove_pis=True)
+    if refuse_external:  # only the schema bundle itself may load files (its own xs:imports)
+        parser.resolvers.add(_RefuseAll())
+    return parser
 
 
 @functools.lru_cache(maxsize=1)
@@ -60,7 +74,7 @@ def compiled_schema() -> etree.XMLSchema:
     Raises :class:`~xmpp_vtn.errors.SchemaBundleError` if the bundle is missing or altered.
     """
     entry = bundle.verify()
-    return etree.XMLSchema(etree.parse(str(entry), _hardened_parser()))
+    return etree.XMLSchema(etree.parse(str(entry), _hardened_parser(refuse_external=False)))
 
 
 @functools.lru_cache(maxsize=1)
@@ -113,7 +127,10 @@ def _as_bytes(data: Data) -> bytes:
         return bytes(data)
     if isinstance(data, str):
         # A str is already decoded: its declaration's encoding no longer applies.
-        return _XML_DECLARATION.sub("", data, count=1).encode("utf-8")
+        try:
+            return _XML_DECLARATION.sub("", data, count=1).encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise SchemaError(f"text cannot be encoded as UTF-8: {exc.reason}") from None
     raise TypeError(f"expected bytes or str, not {type(data).__name__}")
 
 
@@ -158,6 +175,11 @@ def parse_document(data: Data, max_bytes: int = DEFAULT_MAX_BYTES,
     raw = _as_bytes(data)
     if len(raw) > max_bytes:
         raise SchemaError(f"document is {len(raw)} bytes, more than the limit of {max_bytes}")
+    if not raw.strip():
+        raise SchemaError("empty document")
+    if raw[:4] in _WIDE_STARTS or raw[:2] in _WIDE_STARTS:
+        # UTF-16/32 would hide a DOCTYPE from the byte scan below; OpenADR peers send UTF-8.
+        raise SchemaError("only UTF-8 and other ASCII-compatible encodings are accepted (this looks like UTF-16 or UTF-32)")
     if b"<!DOCTYPE" in raw or b"<!ENTITY" in raw:
         raise SchemaError("DOCTYPE and entity declarations are not allowed in OpenADR payloads")
     validating = _parsers()[0]

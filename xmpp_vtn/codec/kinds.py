@@ -56,7 +56,11 @@ class FeatureCollection(Kind):
         if polygon.get("id") is not None:
             polygon_element.set(_GML_ID, str(polygon["id"]))
         ring = SubElement(SubElement(polygon_element, q(NS_GML, "exterior")), q(NS_GML, "LinearRing"))
-        text = positions if isinstance(positions, str) else " ".join(values.format_float(float(v)) for v in positions)
+        try:
+            text = positions if isinstance(positions, str) else " ".join(
+                values.format_float(float(v)) for v in positions)
+        except (TypeError, ValueError):
+            raise EncodeError("pos_list: expected a list of numbers") from None
         SubElement(ring, q(NS_GML, "posList")).text = text
 
 
@@ -262,7 +266,7 @@ class Measurement(Kind):
     def encode(self, parent, tag, value):
         value = as_mapping(value)
         name = value.get("name")
-        namespace = MEASUREMENT_NAMESPACES.get(name)
+        namespace = MEASUREMENT_NAMESPACES.get(name) if isinstance(name, str) else None
         if namespace is None:
             raise EncodeError(f"unknown measurement {name!r}; expected one of "
                               f"{sorted(MEASUREMENT_NAMESPACES)} (use 'customUnit' for others)", "name")

@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from ..schema import NS_EI, NS_EMIX, NS_OADR, NS_PYLD, NS_STRM, NS_XCAL
 from .kinds import (FLOAT_PAYLOAD, MEASUREMENT_TAGS, RESOURCE_STATUS, TEST_EVENT, Feed, Measurement,
                     PayloadBase, PendingReports, TargetDict, TargetList, Targets)
-from .spec import (BOOL, DATETIME, DURATION, FLOAT, ID, INT, STR, Field, Nested, Spec, Wrapped, WrappedList, q)
+from .spec import (BOOL, DATETIME, DURATION, FLOAT, ID, INT, STR, TOKEN, Field, Nested, Spec, Wrapped, WrappedList, q)
 
 
 def ei(name: str) -> str:
@@ -99,7 +99,7 @@ INTERVAL = Spec("interval", [
         Field("accuracy", ei("accuracy"), FLOAT),
         Field("value", ei("payloadFloat"), FLOAT_PAYLOAD),
         Field("resource_status", oadr("oadrPayloadResourceStatus"), Nested(RESOURCE_STATUS)),
-        Field("data_quality", oadr("oadrDataQuality"), STR),
+        Field("data_quality", oadr("oadrDataQuality"), TOKEN),
     ])), plural="report_payloads"),
     Field("greenbutton_feed", oadr("oadrGBPayload"), Feed()),
 ])
@@ -113,9 +113,9 @@ EVENT_DESCRIPTOR = Spec("eventDescriptor", [
     Field("modification_date_time", ei("modificationDateTime"), DATETIME),
     Field("modification_reason", ei("modificationReason"), STR),
     Field("priority", ei("priority"), INT),
-    Field("market_context", ei("eiMarketContext"), Wrapped(q(NS_EMIX, "marketContext"), STR), required=True),
+    Field("market_context", ei("eiMarketContext"), Wrapped(q(NS_EMIX, "marketContext"), TOKEN), required=True),
     Field("created_date_time", ei("createdDateTime"), DATETIME, required=True),
-    Field("event_status", ei("eventStatus"), STR, required=True),
+    Field("event_status", ei("eventStatus"), TOKEN, required=True),
     Field("test_event", ei("testEvent"), TEST_EVENT),
     Field("vtn_comment", ei("vtnComment"), STR),
 ], before_encode=_with_defaults(modification_number=0, created_date_time=_now))
@@ -126,8 +126,8 @@ ACTIVE_PERIOD = Spec("eiActivePeriod", [flatten(xcal("properties"), PROPERTIES)]
 EVENT_SIGNAL = Spec("eiEventSignal", [
     Field("intervals", q(NS_STRM, "intervals"), INTERVALS, required=True),
     targets_field(required=False),
-    Field("signal_name", ei("signalName"), STR, required=True),
-    Field("signal_type", ei("signalType"), STR, required=True),
+    Field("signal_name", ei("signalName"), TOKEN, required=True),
+    Field("signal_type", ei("signalType"), TOKEN, required=True),
     Field("signal_id", ei("signalID"), STR, required=True),
     measurement_field(),
     Field("current_value", ei("currentValue"), Wrapped(ei("payloadFloat"), FLOAT_PAYLOAD)),
@@ -155,7 +155,7 @@ EVENT = Spec("oadrEvent", [
         flatten(ei("eiEventSignals"), EVENT_SIGNALS),
         targets_field(required=True),
     ])),
-    Field("response_required", oadr("oadrResponseRequired"), STR, required=True),
+    Field("response_required", oadr("oadrResponseRequired"), TOKEN, required=True),
 ], before_encode=_with_defaults(response_required="always"))
 
 EVENT_RESPONSE = Spec("eventResponse", [
@@ -163,7 +163,7 @@ EVENT_RESPONSE = Spec("eventResponse", [
     Field("response_description", ei("responseDescription"), STR),
     Field("request_id", pyld("requestID"), ID),
     flatten(ei("qualifiedEventID"), QUALIFIED_EVENT_ID),
-    Field("opt_type", ei("optType"), STR, required=True),
+    Field("opt_type", ei("optType"), TOKEN, required=True),
 ], before_encode=_with_defaults(request_id=""))
 
 # --- reports ----------------------------------------------------------------------------------
@@ -178,10 +178,10 @@ REPORT_DESCRIPTION = Spec("oadrReportDescription", [
     Field("r_id", ei("rID"), STR, required=True),
     Field("report_subject", ei("reportSubject"), TargetDict()),
     Field("report_data_source", ei("reportDataSource"), TargetDict()),
-    Field("report_type", ei("reportType"), STR, required=True),
+    Field("report_type", ei("reportType"), TOKEN, required=True),
     measurement_field(),
-    Field("reading_type", ei("readingType"), STR, required=True),
-    Field("market_context", q(NS_EMIX, "marketContext"), STR),
+    Field("reading_type", ei("readingType"), TOKEN, required=True),
+    Field("market_context", q(NS_EMIX, "marketContext"), TOKEN),
     Field("sampling_rate", oadr("oadrSamplingRate"), Nested(SAMPLING_RATE)),
 ])
 
@@ -194,7 +194,7 @@ REPORT = Spec("oadrReport", [
     # Unsolicited reports (METADATA in oadrRegisterReport) carry reportRequestID 0.
     Field("report_request_id", ei("reportRequestID"), STR, required=True),
     Field("report_specifier_id", ei("reportSpecifierID"), STR, required=True),
-    Field("report_name", ei("reportName"), STR),
+    Field("report_name", ei("reportName"), TOKEN),
     Field("created_date_time", ei("createdDateTime"), DATETIME, required=True),
 ], before_encode=_with_defaults(report_request_id="0", created_date_time=_now))
 
@@ -207,7 +207,7 @@ REPORT_SPECIFIER = Spec("reportSpecifier", [
     Field("specifier_payloads", ei("specifierPayload"), Nested(Spec("specifierPayload", [
         Field("r_id", ei("rID"), STR, required=True),
         measurement_field(),
-        Field("reading_type", ei("readingType"), STR, required=True),
+        Field("reading_type", ei("readingType"), TOKEN, required=True),
     ])), repeated=True),
 ])
 
@@ -259,9 +259,9 @@ INFO = Spec("oadrInfo", [
 ])
 
 PROFILE = Spec("oadrProfile", [
-    Field("profile_name", oadr("oadrProfileName"), STR, required=True),
+    Field("profile_name", oadr("oadrProfileName"), TOKEN, required=True),
     Field("transports", oadr("oadrTransports"), WrappedList(oadr("oadrTransport"), Nested(Spec(
-        "oadrTransport", [Field("transport_name", oadr("oadrTransportName"), STR, required=True)]))),
+        "oadrTransport", [Field("transport_name", oadr("oadrTransportName"), TOKEN, required=True)]))),
         required=True),
 ])
 
@@ -293,9 +293,9 @@ MESSAGES: dict[str, Spec] = {
     "oadrCanceledOpt": Spec("oadrCanceledOpt", [RESPONSE_FIELD, Field("opt_id", ei("optID"), STR)]),
     "oadrCreateOpt": Spec("oadrCreateOpt", [
         Field("opt_id", ei("optID"), STR, required=True),
-        Field("opt_type", ei("optType"), STR, required=True),
-        Field("opt_reason", ei("optReason"), STR, required=True),
-        Field("market_context", q(NS_EMIX, "marketContext"), STR),
+        Field("opt_type", ei("optType"), TOKEN, required=True),
+        Field("opt_reason", ei("optReason"), TOKEN, required=True),
+        Field("market_context", q(NS_EMIX, "marketContext"), TOKEN),
         Field("ven_id", ei("venID"), STR, required=True),
         Field("vavailability", xcal("vavailability"), Nested(VAVAILABILITY)),
         Field("created_date_time", ei("createdDateTime"), DATETIME, required=True),
@@ -352,8 +352,8 @@ MESSAGES: dict[str, Spec] = {
         Field("request_id", pyld("requestID"), STR, required=True),
         Field("registration_id", ei("registrationID"), ID),
         Field("ven_id", ei("venID"), ID),
-        Field("profile_name", oadr("oadrProfileName"), STR, required=True),
-        Field("transport_name", oadr("oadrTransportName"), STR, required=True),
+        Field("profile_name", oadr("oadrProfileName"), TOKEN, required=True),
+        Field("transport_name", oadr("oadrTransportName"), TOKEN, required=True),
         Field("transport_address", oadr("oadrTransportAddress"), STR),
         Field("report_only", oadr("oadrReportOnly"), BOOL, required=True),
         Field("xml_signature", oadr("oadrXmlSignature"), BOOL, required=True),
@@ -369,7 +369,7 @@ MESSAGES: dict[str, Spec] = {
         Field("requested_oadr_poll_freq", oadr("oadrRequestedOadrPollFreq"), DURATION_PROP),
         Field("service_specific_info", oadr("oadrServiceSpecificInfo"), WrappedList(
             oadr("oadrService"), Nested(Spec("oadrService", [
-                Field("service_name", oadr("oadrServiceName"), STR, required=True),
+                Field("service_name", oadr("oadrServiceName"), TOKEN, required=True),
                 Field("info", oadr("oadrInfo"), Nested(INFO), repeated=True),
             ])))),
         Field("extensions", oadr("oadrExtensions"), WrappedList(

@@ -85,7 +85,7 @@ class Text(Kind):
     def encode(self, parent, tag, value):
         try:
             SubElement(parent, tag).text = self.format(value)
-        except (TypeError, ValueError) as exc:  # lxml refuses control characters with ValueError
+        except (TypeError, ValueError, OverflowError) as exc:  # lxml refuses control characters with ValueError
             raise EncodeError(str(exc)) from None
 
 
@@ -105,7 +105,13 @@ def _format_int(value: Any) -> str:
     return str(value)
 
 
+def _collapse(text: str) -> str:
+    # xs:token and xs:anyURI values: the schema ignores surrounding and repeated whitespace.
+    return " ".join(text.split())
+
+
 STR = Text(str, _format_str)
+TOKEN = Text(_collapse, _format_str)
 ID = Text(str, _format_str, none_if_empty=True)          # identifiers: '' on the wire is "absent"
 INT = Text(int, _format_int)
 FLOAT = Text(values.parse_float, values.format_float)
