@@ -82,10 +82,17 @@ def _parsers() -> tuple[etree.XMLParser, etree.XMLParser]:
     return _hardened_parser(compiled_schema()), _hardened_parser()
 
 
+def plain_parser() -> etree.XMLParser:
+    """The hardened parser without schema validation, for fragments such as Green Button feeds."""
+    return _parsers()[1]
+
+
 def shorten_names(text: str) -> str:
     """Replace ``{namespace}name`` with ``prefix:name`` for the OpenADR namespaces."""
-    return _CLARK.sub(lambda m: _PREFIX_FOR.get(m.group(1), m.group(0)) + ":"
-                      if m.group(1) in _PREFIX_FOR else m.group(0), text)
+    def short(match: re.Match) -> str:
+        prefix = _PREFIX_FOR.get(match.group(1))
+        return f"{prefix}:" if prefix else match.group(0)
+    return _CLARK.sub(short, text)
 
 
 _QNAME_STEP = re.compile(r"([A-Za-z_][\w.-]*):([A-Za-z_][\w.-]*)")
@@ -146,7 +153,7 @@ def _depth_exceeds(root: etree._Element, max_depth: int) -> bool:
 
 def _diagnose(data: bytes, root_required: str) -> SchemaError:
     """Explain why the validating parse failed: malformed XML, wrong root, or a schema violation."""
-    plain = _parsers()[1]
+    plain = plain_parser()
     try:
         root = etree.fromstring(data, plain)
     except etree.XMLSyntaxError as exc:

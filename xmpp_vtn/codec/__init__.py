@@ -12,8 +12,6 @@ durations, numbers as numbers and identifiers always as strings. Dataclasses fro
 """
 from __future__ import annotations
 
-import dataclasses
-import enum
 from typing import Any
 
 from lxml import etree
@@ -24,7 +22,7 @@ from ..schema import NS_EI, NS_OADR, NSMAP
 from .messages import MESSAGES
 from .spec import EncodeError
 
-__all__ = ["parse", "parse_element", "serialize", "build", "to_plain", "MESSAGE_TYPES",
+__all__ = ["parse", "parse_element", "serialize", "build", "MESSAGE_TYPES",
            "SchemaError", "EncodeError"]
 
 #: The 23 message types, in the order of the schema's ``oadrSignedObject`` choice.
@@ -62,20 +60,6 @@ def parse(data: bytes | str, max_bytes: int = schema.DEFAULT_MAX_BYTES,
     ``ds:Signature`` is allowed and kept out of the payload.
     """
     return parse_element(schema.parse_document(data, max_bytes=max_bytes, max_depth=max_depth))
-
-
-def to_plain(value: Any) -> Any:
-    """Turn dataclasses (and enums) into dicts (and values), recursively, dropping ``None`` fields."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_plain(getattr(value, f.name)) for f in dataclasses.fields(value)
-                if getattr(value, f.name) is not None}
-    if isinstance(value, dict):
-        return {k: to_plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_plain(v) for v in value]
-    if isinstance(value, enum.Enum):
-        return value.value
-    return value
 
 
 def build(message_type: str, payload: Any, validate: bool = True) -> etree._Element:

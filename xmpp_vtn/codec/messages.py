@@ -224,11 +224,14 @@ def _cancel_report_ids(payload: dict) -> None:
         payload["report_request_id"] = ids[0]
 
 
+_REPORT_TO_FOLLOW_DEFAULT = _with_defaults(report_to_follow=False)
+
+
 def _cancel_report_before_encode(payload: dict) -> dict:
     if payload.get("report_request_ids") is None and payload.get("report_request_id") is not None:
         single = payload["report_request_id"]
         payload = {**payload, "report_request_ids": single if isinstance(single, list) else [single]}
-    return _with_defaults(report_to_follow=False)(payload)
+    return _REPORT_TO_FOLLOW_DEFAULT(payload)
 
 
 CANCEL_REPORT = Spec("oadrCancelReport", [
@@ -241,8 +244,7 @@ CANCEL_REPORT = Spec("oadrCancelReport", [
 PENDING_REPORTS = Field("pending_reports", oadr("oadrPendingReports"), PendingReports(), required=True)
 
 
-def _pending_default(payload: dict) -> dict:
-    return _with_defaults(pending_reports=list)(payload)
+_pending_default = _with_defaults(pending_reports=list)
 
 # --- opt --------------------------------------------------------------------------------------
 
