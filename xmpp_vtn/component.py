@@ -1,0 +1,208 @@
+"""The XMPP side of the VTN: a slixmpp external component (XEP-0114).
+
+It carries bytes, nothing more: every ``iq set`` with an ``oadrPayload`` child goes to one
+``on_request(sender, addressed_to, payload_bytes)`` coroutine whose return value becomes the iq
+result; pushes go out as ``iq set`` and the VEN's empty result is the acknowledgement. The
+component also answers disco and ping, and reconnects by itself when the server goes away.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Awaitable, Callable
+
+from slixmpp import JID, ComponentXMPP, Iq
+from slixmpp.exceptions import IqError, IqTimeout
+from slixmpp.xmlstream.handler import CoroutineCallback
+from slixmpp.xmlstream.matcher import StanzaPath
+
+from .backoff import Backoff
+from .streams import (OADR_FEATURE, SERVICE_NODE_PREFIX, SERVICES, SERVICES_NODE, StreamFailed, attach_payload,
+                      payload_bytes, wait_for_session)
+
+log = logging.getLogger("xmpp_vtn.component")
+
+RequestHandler = Callable[[str, str, bytes], Awaitable["bytes | None"]]
+
+
+class IqRefused(Exception):
+    """Raised by the request handler to answer with an XMPP error instead of a payload."""
+
+    def __init__(self, condition: str, text: str, error_type: str = "modify"):
+        super().__init__(f"{error_type}/{condition}: {text}")
+        self.condition, self.text, self.error_type = condition, text, error_type
+
+
+class PushFailed(Exception):
+    """A push was not acknowledged: the VEN answered with an error, timed out, or we are offline."""
+
+    def __init__(self, to: str, reason: str):
+        super().__init__(f"push to {to} failed: {reason}")
+        self.to, self.reason = to, reason
+
+
+# Error text goes back to a VEN inside its iq error: keep it readable, and never large.
+MAX_ERROR_TEXT = 1024
+
+
+class OadrComponent:
+    """slixmpp ``ComponentXMPP`` adapter for OpenADR.
+
+    >>> component = OadrComponent("vtn.localhost", "secret", "127.0.0.1", 5347, on_request)  # doctest: +SKIP
+    >>> await component.start()                                                              # doctest: +SKIP
+    """
+
+    def __init__(self, jid: str, secret: str, host: str, port: int, on_request: RequestHandler,
+                 backoff: Backoff | None = None, on_session_start: Callable[[], object] | None = None):
+        self.jid = JID(jid)
+        if self.jid.resource or self.jid.user:
+            raise ValueError(f"a component JID is a bare domain such as 'vtn.example.com', not {jid!r}")
+        self.on_request = on_request
+        self.on_session_start = on_session_start
+        self.backoff = backoff or Backoff()
+        self.connected = False
+        self._stopping = False
+        self._reconnect: asyncio.Task | None = None
+        self._requests: set[asyncio.Task] = set()
+        self.xmpp = ComponentXMPP(jid, secret, host, port)
+        self.xmpp.register_plugin("xep_0030")
+        self.xmpp.register_plugin("xep_0199")
+        self._advertise()
+        self.xmpp.register_handler(CoroutineCallback(
+            "OpenADR payload", StanzaPath("iq@type=set/oadr"), self._on_payload_iq))
+        self.xmpp.add_event_handler("session_start", self._on_session_start)
+        self.xmpp.add_event_handler("disconnected", self._on_disconnected)
+        self.xmpp.add_event_handler("connection_failed", self._on_connection_failed)
+
+    def _advertise(self) -> None:
+        """Disco: the OpenADR feature on the component and on every service resource, and the
+        services list on its node, as the OpenADR 2.0b XMPP binding describes."""
+        disco = self.xmpp["xep_0030"]
+        bare = self.jid.bare
+        for jid in (bare, *(f"{bare}/{service}" for service in SERVICES)):
+            disco.add_identity(category="component", itype="generic", name="OpenADR 2.0b VTN", jid=jid)
+            disco.add_feature(OADR_FEATURE, jid=jid)
+            disco.add_feature("urn:xmpp:ping", jid=jid)
+            for service in SERVICES:
+                disco.add_item(jid=jid, node=SERVICES_NODE, name=service, subnode=SERVICE_NODE_PREFIX + service,
+                               ijid=f"{bare}/{service}")
+
+    async def start(self, timeout: float = 30.0) -> None:
+        """Connect and wait for the session. Connection refusals are retried until ``timeout``;
+        a refused handshake (wrong secret, JID already connected) raises :class:`StreamFailed`."""
+        self._stopping = False
+        self.xmpp.connect()
+        try:
+            await wait_for_session(self.xmpp, timeout)
+        except StreamFailed:
+            await self.stop()
+            raise
+
+    async def stop(self) -> None:
+        """Disconnect, stop reconnecting and wait for in-flight requests; leaves no task behind."""
+        self._stopping = True
+        if self._reconnect is not None:
+            self._reconnect.cancel()
+            await asyncio.gather(self._reconnect, return_exceptions=True)
+            self._reconnect = None
+        self.xmpp.cancel_connection_attempt()
+        if self._requests:
+            await asyncio.wait(set(self._requests), timeout=5)
+        if self.xmpp.transport is not None:
+            await self.xmpp.disconnect(wait=2.0)
+        self.connected = False
+        # slixmpp keeps its outgoing filter task alive between connections; end it with the stream.
+        filters = getattr(self.xmpp, "_run_out_filters", None)
+        if filters is not None and not filters.done():
+            filters.cancel()
+            await asyncio.gather(filters, return_exceptions=True)
+
+    # -- connection life -------------------------------------------------------------------------
+
+    def _on_session_start(self, _event: object) -> None:
+        self.connected = True
+        self.backoff.reset()
+        log.info("component %s connected", self.jid)
+        if self.on_session_start is not None:
+            self.on_session_start()
+
+    def _on_disconnected(self, reason: object) -> None:
+        was_connected, self.connected = self.connected, False
+        if not self._stopping:
+            if was_connected:
+                log.warning("component %s lost its server connection (%s)", self.jid, reason or "closed")
+            self._schedule_reconnect()
+
+    def _on_connection_failed(self, error: object) -> None:
+        # slixmpp would retry on its own schedule (up to 300 s apart); ours is capped and jittered.
+        self.xmpp.cancel_connection_attempt()
+        if not self._stopping:
+            log.info("component %s could not connect: %s", self.jid, error)
+            self._schedule_reconnect()
+
+    def _schedule_reconnect(self) -> None:
+        if self._reconnect is not None and not self._reconnect.done():
+            return
+        delay = self.backoff.next()
+        log.info("component %s reconnecting in %.2f s", self.jid, delay)
+        self._reconnect = asyncio.get_running_loop().create_task(self._reconnect_after(delay))
+
+    async def _reconnect_after(self, delay: float) -> None:
+        await asyncio.sleep(delay)
+        if not self._stopping:
+            self.xmpp.connect()
+
+    # -- requests from VENs ----------------------------------------------------------------------
+
+    async def _on_payload_iq(self, iq: Iq) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._requests.add(task)
+        try:
+            reply = await self._answer(iq)
+            if self.connected:
+                reply.send()
+        finally:
+            if task is not None:
+                self._requests.discard(task)
+
+    async def _answer(self, iq: Iq) -> Iq:
+        sender, addressed = str(iq["from"]), str(iq["to"])
+        try:
+            document = await self.on_request(sender, addressed, payload_bytes(iq) or b"")
+        except IqRefused as refusal:
+            return _error_reply(iq, refusal.condition, refusal.text, refusal.error_type)
+        except Exception:
+            log.exception("request from %s could not be answered", sender)
+            return _error_reply(iq, "internal-server-error", "the VTN failed to process this request", "wait")
+        reply = iq.reply(clear=True)
+        if document:
+            attach_payload(reply, document)
+        return reply
+
+    # -- pushes to VENs --------------------------------------------------------------------------
+
+    async def push(self, to: str, document: bytes, timeout: float = 10.0) -> None:
+        """Send ``document`` (an oadrPayload) as ``iq set`` to the full JID ``to`` and wait for its
+        acknowledgement, the VEN's empty iq result. Raises :class:`PushFailed` otherwise."""
+        if not self.connected:
+            raise PushFailed(to, "the component is not connected to its server")
+        iq = self.xmpp.make_iq_set(ito=to, ifrom=self.jid.bare)
+        attach_payload(iq, document)
+        try:
+            await iq.send(timeout=timeout)
+        except IqError as error:
+            raise PushFailed(to, f"{error.etype}/{error.condition}: {error.text or ''}".rstrip(": ")) from None
+        except IqTimeout:
+            raise PushFailed(to, f"no acknowledgement within {timeout} s") from None
+
+
+def _error_reply(iq: Iq, condition: str, text: str, error_type: str) -> Iq:
+    reply = iq.reply(clear=True)
+    reply["type"] = "error"
+    reply["error"]["type"] = error_type
+    reply["error"]["condition"] = condition
+    if len(text) > MAX_ERROR_TEXT:
+        text = text[:MAX_ERROR_TEXT - 3] + "..."
+    reply["error"]["text"] = text
+    return reply

@@ -1,0 +1,138 @@
+"""Route an inbound OpenADR message to its service, enforcing who may say what.
+
+The dispatcher is where the venID binding is checked, so no service can forget it, and where a
+refusal or a failing handler becomes the OpenADR answer the VEN receives.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Awaitable, Callable
+
+from ..store import Store, VenRecord
+from . import codes
+from .outcome import NotImplementedService, Outcome, Refusal, Request, response
+from .registration import RegistrationService
+
+log = logging.getLogger("xmpp_vtn")
+
+# The answer type of each request a VEN may send; a refusal travels in it. Requests missing here
+# that a VEN may send are answered with oadrResponse.
+ANSWER_TYPES = {
+    "oadrQueryRegistration": "oadrCreatedPartyRegistration",
+    "oadrCreatePartyRegistration": "oadrCreatedPartyRegistration",
+    "oadrCancelPartyRegistration": "oadrCanceledPartyRegistration",
+    "oadrRegisterReport": "oadrRegisteredReport",
+    "oadrCreateReport": "oadrCreatedReport",
+    "oadrUpdateReport": "oadrUpdatedReport",
+    "oadrCancelReport": "oadrCanceledReport",
+    "oadrCreateOpt": "oadrCreatedOpt",
+    "oadrCancelOpt": "oadrCanceledOpt",
+}
+
+# Only a VTN sends these; from a VEN they are out of place.
+VTN_ONLY = frozenset({"oadrDistributeEvent", "oadrCreatedPartyRegistration", "oadrRequestReregistration",
+                      "oadrCreatedOpt", "oadrCanceledOpt"})
+
+# Registration messages come from VENs that are not (yet, or any longer) registered.
+UNBOUND = frozenset({"oadrQueryRegistration", "oadrCreatePartyRegistration", "oadrCanceledPartyRegistration"})
+
+BoundHandler = Callable[[Request, VenRecord], Awaitable[Outcome]]
+UnboundHandler = Callable[[Request], Awaitable[Outcome]]
+
+
+@dataclass
+class Dispatcher:
+    """Turns (sender, message type, payload) into an :class:`Outcome`, never raising for a VEN's mistake.
+
+    >>> outcome = await dispatcher.handle(Request("ven1@grid/oadr", "oadrQueryRegistration",
+    ...                                           {"request_id": "r1"}))   # doctest: +SKIP
+    """
+
+    store: Store
+    registration: RegistrationService
+
+    def __post_init__(self) -> None:
+        self._unbound: dict[str, UnboundHandler] = {
+            "oadrQueryRegistration": self.registration.query,
+            "oadrCreatePartyRegistration": self.registration.create,
+            "oadrCanceledPartyRegistration": self.registration.canceled,
+        }
+        self._bound: dict[str, BoundHandler] = {
+            "oadrCancelPartyRegistration": self.registration.cancel,
+            "oadrResponse": _acknowledged,
+        }
+
+    def route(self, message_type: str, handler: BoundHandler) -> None:
+        """Serve ``message_type`` from registered VENs with ``handler(request, ven)`` (services add theirs)."""
+        self._bound[message_type] = handler
+
+    async def handle(self, request: Request) -> Outcome:
+        """The answer to ``request``: the service's, or a refusal carrying the OpenADR code.
+
+        Raises :class:`NotImplementedService` for messages of a service this VTN does not offer.
+        """
+        ven_id = request.payload.get("ven_id")
+        try:
+            if request.message_type in VTN_ONLY:
+                raise Refusal(codes.NOT_ALLOWED, f"{request.message_type} is sent by a VTN, not to one")
+            unbound = self._unbound.get(request.message_type)
+            if unbound is not None:
+                return await unbound(request)
+            bound = self._bound.get(request.message_type)
+            if bound is None:
+                raise NotImplementedService(f"{request.message_type} is not served by this VTN")
+            ven = self.speaker(request)
+            ven_id = ven.ven_id
+            return await bound(request, ven)
+        except Refusal as refusal:
+            log.info("refused %s from %s (venID %s): %s", request.message_type, request.sender, ven_id, refusal)
+            return self._refusal(request, refusal)
+        except NotImplementedService:
+            raise
+        except Exception:
+            # A failing handler must not take the component down, nor leave the VEN waiting.
+            log.exception("handling %s from venID %s (%s) failed", request.message_type, ven_id, request.sender)
+            return self._refusal(request, Refusal(codes.DEPLOYMENT_ERROR_OR_OTHER,
+                                                  f"the VTN could not process {request.message_type}"))
+
+    def speaker(self, request: Request) -> VenRecord:
+        """The registration the sender speaks for, or a :class:`Refusal` (463 or 452)."""
+        ven = self.store.ven_by_jid(request.bare_jid)
+        claimed = request.payload.get("ven_id")
+        if ven is None:
+            if claimed is not None and self.store.ven(claimed) is not None:
+                log.warning("%s claimed venID %s, which belongs to another account", request.sender, claimed)
+            raise Refusal(codes.NOT_REGISTERED_OR_AUTHORIZED, f"{request.bare_jid} is not registered")
+        if claimed is not None and claimed != ven.ven_id:
+            if self.store.ven(claimed) is not None:
+                log.warning("%s (venID %s) claimed venID %s, which belongs to another account",
+                            request.sender, ven.ven_id, claimed)
+                raise Refusal(codes.NOT_REGISTERED_OR_AUTHORIZED, f"venID {claimed} belongs to another account")
+            raise Refusal(codes.INVALID_ID, f"venID {claimed} is not this VEN's venID")
+        return ven
+
+    def _refusal(self, request: Request, refusal: Refusal) -> Outcome:
+        answer_type = ANSWER_TYPES.get(request.message_type, "oadrResponse")
+        if answer_type == "oadrCreatedPartyRegistration":
+            # Still say what this VTN offers: a refused VEN learns how it could register.
+            payload = self.registration.created_answer(request.request_id)[1]
+        else:
+            payload = {key: request.payload[key] for key in _ECHOED if request.payload.get(key) is not None}
+            for key, value in _REQUIRED_IN_ANSWER.get(answer_type, {}).items():
+                payload.setdefault(key, value)
+        payload["response"] = response(refusal.code, request.request_id, refusal.description)
+        payload.update(refusal.answer_fields)
+        return Outcome((answer_type, payload), refused=True)
+
+
+# Identifiers a refusal repeats from the request, so the VEN can match it up.
+_ECHOED = ("ven_id", "opt_id", "registration_id")
+# Elements the schema requires in an answer even when it refuses.
+_REQUIRED_IN_ANSWER = {"oadrCreatedReport": {"pending_reports": []}, "oadrCanceledReport": {"pending_reports": []},
+                       "oadrCreatedOpt": {"opt_id": ""}, "oadrCanceledOpt": {"opt_id": ""}}
+
+
+async def _acknowledged(request: Request, ven: VenRecord) -> Outcome:
+    """An oadrResponse from a VEN closes an exchange the VTN started: nothing to answer but the iq result."""
+    return Outcome(None)

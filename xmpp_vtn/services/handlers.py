@@ -1,0 +1,53 @@
+"""The handler table users fill by name, and calling handlers that may be functions or coroutines."""
+from __future__ import annotations
+
+import inspect
+import logging
+import warnings
+from typing import Any, Callable
+
+log = logging.getLogger("xmpp_vtn")
+
+HANDLER_NAMES = frozenset({
+    "on_create_party_registration", "on_query_registration", "on_cancel_party_registration",
+    "on_poll", "on_request_event", "on_created_event",
+    "on_request_report", "on_register_report", "on_create_report", "on_created_report",
+    "on_update_report", "on_cancel_report",
+    "on_create_opt", "on_cancel_opt",
+    "on_ven_online", "on_ven_offline",
+})
+
+
+class Handlers:
+    """Handlers by name. Plain functions and coroutine functions are both accepted.
+
+    >>> handlers = Handlers()
+    >>> handlers.add("on_create_party_registration", lambda payload: "reg-1")
+    """
+
+    def __init__(self) -> None:
+        self._table: dict[str, Callable[..., Any]] = {}
+
+    def add(self, name: str, handler: Callable[..., Any]) -> None:
+        """Install ``handler`` under ``name`` (replacing any earlier one)."""
+        if not callable(handler):
+            raise TypeError(f"handler for {name!r} must be callable, not {type(handler).__name__}")
+        if name not in HANDLER_NAMES:
+            close = [known for known in sorted(HANDLER_NAMES) if known.split("_")[-1] == name.split("_")[-1]]
+            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            warnings.warn(f"{name!r} is not a handler xmpp-vtn calls{hint}; known: {', '.join(sorted(HANDLER_NAMES))}",
+                          stacklevel=3)
+        self._table[name] = handler
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._table
+
+    async def call(self, name: str, *args: Any, default: Any = None) -> Any:
+        """Call handler ``name``; ``default`` when none is installed. Awaits coroutines."""
+        handler = self._table.get(name)
+        if handler is None:
+            return default
+        result = handler(*args)
+        if inspect.isawaitable(result):
+            result = await result
+        return result

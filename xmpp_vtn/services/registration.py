@@ -1,0 +1,154 @@
+"""EiRegisterParty: query, create, re-register and cancel, in both directions.
+
+A venID is bound to the bare JID that registered it. The XMPP server has authenticated that JID,
+so the binding is what lets the VTN refuse a VEN speaking for another.
+"""
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import timedelta
+
+from ..store import Store, VenRecord
+from . import codes
+from .handlers import Handlers
+from .outcome import Outcome, Push, Refusal, Request, response
+
+log = logging.getLogger("xmpp_vtn.registration")
+
+PROFILE = "2.0b"
+TRANSPORT = "xmpp"
+
+
+class RegistrationService:
+    """The VTN side of EiRegisterParty, free of I/O: requests in, :class:`Outcome` out."""
+
+    def __init__(self, store: Store, handlers: Handlers, vtn_id: str,
+                 requested_poll_freq: timedelta | None = None):
+        self.store, self.handlers, self.vtn_id = store, handlers, vtn_id
+        self.requested_poll_freq = requested_poll_freq
+
+    def created_answer(self, request_id: str | None, **ids: str | None) -> tuple[str, dict]:
+        """The oadrCreatedPartyRegistration this VTN answers with: its profile, transport and ``ids``."""
+        payload = {"response": response(codes.OK, request_id), "vtn_id": self.vtn_id,
+                   "profiles": [{"profile_name": PROFILE, "transports": [{"transport_name": TRANSPORT}]}],
+                   **{key: value for key, value in ids.items() if value is not None}}
+        if self.requested_poll_freq is not None:
+            payload["requested_oadr_poll_freq"] = self.requested_poll_freq
+        return "oadrCreatedPartyRegistration", payload
+
+    async def query(self, request: Request) -> Outcome:
+        """oadrQueryRegistration: what this VTN offers (2.0b over xmpp); no registration is made."""
+        await self.handlers.call("on_query_registration", request.payload)
+        return Outcome(self.created_answer(request.request_id))
+
+    async def create(self, request: Request) -> Outcome:
+        """oadrCreatePartyRegistration: the application's handler decides; on success the VEN is bound."""
+        payload = request.payload
+        if payload.get("profile_name") != PROFILE:
+            raise Refusal(codes.INVALID_DATA, f"this VTN speaks profile {PROFILE}, not {payload.get('profile_name')}")
+        if payload.get("transport_name") != TRANSPORT:
+            raise Refusal(codes.INVALID_DATA,
+                          f"this VTN speaks transport {TRANSPORT}, not {payload.get('transport_name')}")
+        current = self.store.ven_by_jid(request.bare_jid)
+        claimed_registration = payload.get("registration_id")
+        if claimed_registration is not None and (current is None or current.registration_id != claimed_registration):
+            raise Refusal(codes.INVALID_ID, f"registrationID {claimed_registration} is not this VEN's registration")
+        self._check_ven_id_free(payload.get("ven_id"), request.bare_jid)
+
+        result = await self.handlers.call("on_create_party_registration", payload)
+        if result is None or result is False:
+            log.info("registration of %s (venID %s) refused by on_create_party_registration",
+                     request.sender, payload.get("ven_id"))
+            raise Refusal(codes.NOT_REGISTERED_OR_AUTHORIZED, "registration refused")
+        ven_id, registration_id = self._ids_from(result, payload)
+        self._check_ven_id_free(ven_id, request.bare_jid)
+
+        record = VenRecord(
+            ven_id=ven_id, registration_id=registration_id, bare_jid=request.bare_jid,
+            # Pushes must reach the resource that registered; a VEN naming another resource of its
+            # own account may, but never another account's.
+            transport_address=self._transport_address(payload.get("transport_address"), request),
+            ven_name=payload.get("ven_name"), profile_name=PROFILE,
+            report_only=bool(payload.get("report_only")), xml_signature=bool(payload.get("xml_signature")),
+            http_pull_model=payload.get("http_pull_model"))
+        self.store.put_ven(record)
+        log.info("%s venID %s (registration %s) at %s",
+                 "re-registered" if current and current.ven_id == ven_id else "registered",
+                 ven_id, registration_id, record.transport_address)
+        return Outcome(self.created_answer(request.request_id, ven_id=ven_id, registration_id=registration_id))
+
+    def _check_ven_id_free(self, ven_id: str | None, bare_jid: str) -> None:
+        """A venID bound to another account is refused, whoever offers it (VEN or handler)."""
+        if ven_id is None:
+            return
+        holder = self.store.ven(ven_id)
+        if holder is not None and holder.bare_jid != bare_jid:
+            log.warning("%s asked to register venID %s, which belongs to %s: refused", bare_jid, ven_id, holder.bare_jid)
+            raise Refusal(codes.NOT_REGISTERED_OR_AUTHORIZED, f"venID {ven_id} belongs to another account")
+
+    @staticmethod
+    def _ids_from(result: object, payload: dict) -> tuple[str, str]:
+        if isinstance(result, tuple) and len(result) == 2:
+            ven_id, registration_id = result
+        else:
+            ven_id, registration_id = payload.get("ven_id"), result
+        if ven_id is None:
+            raise TypeError("on_create_party_registration returned only a registration id for a VEN that "
+                            "sent no venID: return (ven_id, registration_id)")
+        if not isinstance(ven_id, str) or not isinstance(registration_id, str) or not ven_id or not registration_id:
+            raise TypeError("on_create_party_registration must return a registration id (str), "
+                            f"(ven_id, registration_id) or None/False, not {result!r}")
+        return ven_id, registration_id
+
+    @staticmethod
+    def _transport_address(offered: str | None, request: Request) -> str:
+        if offered and offered.split("/", 1)[0] == request.bare_jid and "/" in offered:
+            return offered
+        if offered and offered != request.sender:
+            log.warning("%s gave transport address %r outside its account; pushing to %s instead",
+                        request.bare_jid, offered, request.sender)
+        return request.sender
+
+    async def cancel(self, request: Request, ven: VenRecord) -> Outcome:
+        """oadrCancelPartyRegistration from a VEN: the handler is told, then the registration is gone."""
+        registration_id = request.payload.get("registration_id")
+        if registration_id != ven.registration_id:
+            raise Refusal(codes.INVALID_ID, f"registrationID {registration_id} is not this VEN's registration",
+                          registration_id=registration_id)
+        await self.handlers.call("on_cancel_party_registration", request.payload)
+        self.store.remove_ven(ven.ven_id)
+        log.info("venID %s cancelled its registration %s", ven.ven_id, registration_id)
+        return Outcome(("oadrCanceledPartyRegistration", {
+            "response": response(codes.OK, request.request_id), "registration_id": registration_id,
+            "ven_id": ven.ven_id}))
+
+    def cancel_by_vtn(self, ven_id: str) -> tuple[VenRecord, Push]:
+        """Forget ``ven_id``'s registration and return the oadrCancelPartyRegistration owed to it."""
+        ven = self._registered(ven_id)
+        self.store.remove_ven(ven_id)
+        log.info("VTN cancelled the registration %s of venID %s", ven.registration_id, ven_id)
+        return ven, Push(ven_id, "oadrCancelPartyRegistration", {
+            "request_id": new_request_id(), "registration_id": ven.registration_id, "ven_id": ven_id})
+
+    def reregistration_request(self, ven_id: str) -> tuple[VenRecord, Push]:
+        """The oadrRequestReregistration owed to ``ven_id``; its registration stays until it re-registers."""
+        ven = self._registered(ven_id)
+        return ven, Push(ven_id, "oadrRequestReregistration", {"ven_id": ven_id})
+
+    def _registered(self, ven_id: str) -> VenRecord:
+        ven = self.store.ven(ven_id)
+        if ven is None:
+            raise KeyError(f"venID {ven_id!r} is not registered")
+        return ven
+
+    async def canceled(self, request: Request) -> Outcome:
+        """oadrCanceledPartyRegistration: the VEN confirms a cancellation the VTN pushed."""
+        return Outcome(("oadrResponse", {"response": response(codes.OK, request.request_id),
+                                         "ven_id": request.payload.get("ven_id")}))
+
+
+def new_request_id() -> str:
+    """A fresh, unique requestID for a VTN-initiated message."""
+    return uuid.uuid4().hex
+

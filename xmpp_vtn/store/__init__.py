@@ -1,0 +1,31 @@
+"""Where the VTN keeps what must survive a restart.
+
+One small interface (:class:`~xmpp_vtn.store.base.Store`) with an embedded SQLite backend as the
+default. :func:`open_store` turns what a user passes as ``store=`` into a store:
+
+>>> store = open_store(":memory:")          # tests
+>>> store = open_store("/var/lib/vtn.db")   # doctest: +SKIP
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .base import Store, VenRecord
+from .sqlite import SQLiteStore
+
+__all__ = ["Store", "VenRecord", "SQLiteStore", "open_store"]
+
+
+def open_store(store: "Store | str | Path") -> Store:
+    """A ready store from a :class:`Store`, a file path, ``sqlite:///path`` or ``:memory:``."""
+    if isinstance(store, Store):
+        return store
+    text = str(store)
+    # URL form as SQLAlchemy writes it: sqlite:///relative.db, sqlite:////absolute.db
+    if text.startswith("sqlite:///"):
+        text = text[len("sqlite:///"):]
+    elif "://" in text:
+        raise ValueError(f"store: unsupported URL {text!r}; give a file path, 'sqlite:///path' or ':memory:'")
+    if not text:
+        raise ValueError("store: give a file path, 'sqlite:///path' or ':memory:'")
+    return SQLiteStore(text)

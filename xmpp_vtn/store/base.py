@@ -1,0 +1,65 @@
+"""The store interface the services use, and the records it holds.
+
+Services never see SQL: they read and write records through these methods, so a second backend
+(PostgreSQL for several VTN processes sharing one identity) can be added without touching them.
+"""
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True)
+class VenRecord:
+    """A registered VEN: its venID bound to the bare JID that registered it.
+
+    ``transport_address`` is the full JID pushes go to (the VEN's ``oadrTransportAddress``, or the
+    sender's full JID when the VEN gave none).
+    """
+
+    ven_id: str
+    registration_id: str
+    bare_jid: str
+    transport_address: str
+    ven_name: str | None = None
+    profile_name: str = "2.0b"
+    report_only: bool = False
+    xml_signature: bool = False
+    http_pull_model: bool | None = None
+    registered_at: datetime = field(default_factory=_now)
+
+
+class Store(abc.ABC):
+    """Persistence for the VTN. Methods are synchronous: the embedded backend answers in microseconds."""
+
+    @abc.abstractmethod
+    def put_ven(self, ven: VenRecord) -> None:
+        """Insert or replace the registration of ``ven.ven_id``.
+
+        Any other registration held by the same bare JID is replaced: one account, one VEN.
+        """
+
+    @abc.abstractmethod
+    def ven(self, ven_id: str) -> VenRecord | None:
+        """The registration of ``ven_id``, or None."""
+
+    @abc.abstractmethod
+    def ven_by_jid(self, bare_jid: str) -> VenRecord | None:
+        """The registration held by the account ``bare_jid``, or None."""
+
+    @abc.abstractmethod
+    def remove_ven(self, ven_id: str) -> bool:
+        """Forget the registration of ``ven_id``; False if there was none."""
+
+    @abc.abstractmethod
+    def vens(self) -> list[VenRecord]:
+        """Every registration, ordered by venID."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release the backend's resources. The store is unusable afterwards."""

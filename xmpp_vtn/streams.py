@@ -1,0 +1,85 @@
+"""XMPP pieces shared by the VTN component and the simulated VEN: the oadrPayload stanza, and
+connecting slixmpp streams without hanging on failures."""
+from __future__ import annotations
+
+import asyncio
+import ssl
+import xml.etree.ElementTree as ET
+from functools import lru_cache
+
+from slixmpp import ClientXMPP, Iq
+from slixmpp.xmlstream import ElementBase, register_stanza_plugin
+
+from .schema import NS_OADR
+
+OADR_FEATURE = "http://openadr.org/openadr2"
+SERVICES_NODE = "http://openadr.org/openadr2#services"
+SERVICE_NODE_PREFIX = "http://openadr.org/OpenADR2/"
+SERVICES = ("EiEvent", "EiReport", "EiOpt", "EiRegisterParty", "OadrPoll")
+
+
+class OadrPayload(ElementBase):
+    """``<oadrPayload xmlns="http://openadr.org/oadr-2.0b/2012/07">`` as the direct child of an iq."""
+
+    name = "oadrPayload"
+    namespace = NS_OADR
+    plugin_attrib = "oadr"
+    interfaces: set[str] = set()
+
+
+# Registered once, at import, as slixmpp's own plugins do.
+register_stanza_plugin(Iq, OadrPayload)
+
+
+def payload_bytes(iq: Iq) -> bytes | None:
+    """The iq's oadrPayload as a standalone XML document, or None when it carries none."""
+    element = iq.xml.find(f"{{{NS_OADR}}}oadrPayload")
+    return None if element is None else ET.tostring(element)
+
+
+def attach_payload(iq: Iq, document: bytes) -> Iq:
+    """Put a serialized oadrPayload document into ``iq`` (slixmpp holds stanzas as ElementTree)."""
+    iq.append(ET.fromstring(document))
+    return iq
+
+
+class StreamFailed(ConnectionError):
+    """The stream could not start: authentication refused, stream error, or no connection."""
+
+
+async def wait_for_session(xmpp, timeout: float = 10.0) -> None:
+    """Wait for ``session_start``, failing fast on authentication or stream errors instead of hanging.
+
+    Call it right after ``connect()``. Connection failures are retried by slixmpp until ``timeout``.
+    """
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future = loop.create_future()
+    handlers = {"session_start": lambda *_: done.done() or done.set_result(None)}
+    for failure in ("failed_auth", "stream_error"):
+        handlers[failure] = lambda error, f=failure: done.done() or done.set_exception(StreamFailed(f"{f}: {error}"))
+    for event, handler in handlers.items():
+        xmpp.add_event_handler(event, handler)
+    try:
+        await asyncio.wait_for(done, timeout)
+    except asyncio.TimeoutError:
+        raise StreamFailed(f"no XMPP session within {timeout} s") from None
+    finally:
+        for event, handler in handlers.items():
+            xmpp.del_event_handler(event, handler)
+
+
+@lru_cache(maxsize=1)
+def shared_ssl_context() -> ssl.SSLContext:
+    """One SSL context for every client: building one per client costs about 50 ms (the CA store)."""
+    return ssl.create_default_context()
+
+
+def plain_client(jid: str, password: str, tls: bool = False) -> ClientXMPP:
+    """A client that logs in with PLAIN; without TLS unless ``tls`` (loopback test servers)."""
+    client = ClientXMPP(jid, password, sasl_mech="PLAIN",
+                        plugin_config={"feature_mechanisms": {"unencrypted_plain": not tls}})
+    client.enable_direct_tls = False
+    client.enable_starttls = tls
+    client.enable_plaintext = not tls
+    client.ssl_context = shared_ssl_context()
+    return client

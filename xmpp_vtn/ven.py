@@ -1,0 +1,230 @@
+"""A simulated VEN on slixmpp, for tests, the demo and load tools.
+
+It registers, answers pushes the way the OpenADR 2.0b XMPP binding says (an empty iq result at
+once, then its OpenADR answer as a new iq set to the VTN) and records everything it received.
+
+>>> ven = SimulatedVEN("ven1@localhost/oadr", "pw", "vtn.localhost", port=5222)   # doctest: +SKIP
+>>> await ven.start(); await ven.register()                                       # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from slixmpp import Iq
+from slixmpp.exceptions import IqError, IqTimeout
+from slixmpp.xmlstream.handler import CoroutineCallback
+from slixmpp.xmlstream.matcher import StanzaPath
+
+from . import codec
+from .errors import SchemaError
+from .streams import attach_payload, payload_bytes, plain_client, wait_for_session
+
+log = logging.getLogger("xmpp_vtn.ven")
+
+
+class VTNError(Exception):
+    """The VTN answered a request with an XMPP error (``condition``, ``text``) instead of a payload."""
+
+    def __init__(self, condition: str, text: str, error_type: str):
+        super().__init__(f"{error_type}/{condition}: {text}")
+        self.condition, self.text, self.error_type = condition, text, error_type
+
+
+class OpenADRRefusal(Exception):
+    """The VTN answered with an OpenADR response code other than 200."""
+
+    def __init__(self, message_type: str, payload: dict):
+        response = payload.get("response", {})
+        super().__init__(f"{message_type} {response.get('response_code')}: {response.get('response_description')}")
+        self.message_type, self.payload = message_type, payload
+        self.code = response.get("response_code")
+
+
+@dataclass
+class Received:
+    """One push from the VTN, as decoded."""
+
+    message_type: str
+    payload: dict
+    sender: str
+
+
+@dataclass
+class SimulatedVEN:
+    """A VEN that speaks OpenADR 2.0b over XMPP to ``vtn_jid``."""
+
+    jid: str
+    password: str
+    vtn_jid: str
+    host: str = "127.0.0.1"
+    port: int = 5222
+    ven_name: str | None = None
+    ven_id: str | None = None
+    registration_id: str | None = None
+    request_timeout: float = 10.0
+    #: Re-register by itself when the VTN pushes oadrRequestReregistration.
+    reregister_on_request: bool = True
+    received: list[Received] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.xmpp = plain_client(self.jid, self.password)
+        self.xmpp.register_handler(CoroutineCallback("OpenADR push", StanzaPath("iq@type=set/oadr"), self._on_push))
+        self._arrivals: asyncio.Condition | None = None
+        self._answers: dict[str, Callable[[Received], Any]] = {
+            "oadrRequestReregistration": self._answer_reregistration_request,
+            "oadrCancelPartyRegistration": self._answer_cancellation,
+        }
+        self._tasks: set[asyncio.Task] = set()
+
+    @property
+    def full_jid(self) -> str:
+        """The full JID the server bound (the VEN's transport address)."""
+        return str(self.xmpp.boundjid)
+
+    async def start(self, timeout: float = 10.0) -> "SimulatedVEN":
+        """Log in and wait for the session (and send available presence)."""
+        self._arrivals = asyncio.Condition()
+        self.xmpp.connect(self.host, self.port)
+        await wait_for_session(self.xmpp, timeout)
+        self.xmpp.send_presence()
+        return self
+
+    async def stop(self) -> None:
+        """Finish answering pushes, then log out."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=5)
+        self.xmpp.cancel_connection_attempt()
+        if self.xmpp.transport is not None:
+            await self.xmpp.disconnect(wait=2.0)
+        filters = getattr(self.xmpp, "_run_out_filters", None)
+        if filters is not None and not filters.done():
+            filters.cancel()
+            await asyncio.gather(filters, return_exceptions=True)
+
+    # -- requests to the VTN ---------------------------------------------------------------------
+
+    async def request(self, message_type: str, payload: Any, to: str | None = None) -> tuple[str, dict] | None:
+        """Send one OpenADR message as ``iq set`` and return the decoded answer (None: empty result).
+
+        Raises :class:`VTNError` when the VTN answers with an XMPP error.
+        """
+        return await self.request_raw(codec.serialize(message_type, payload), to)
+
+    async def request_raw(self, document: bytes, to: str | None = None) -> tuple[str, dict] | None:
+        """Send any bytes as the iq's oadrPayload (tests use it for hostile input)."""
+        iq = self.xmpp.make_iq_set(ito=to or self.vtn_jid)
+        attach_payload(iq, document)
+        try:
+            result = await iq.send(timeout=self.request_timeout)
+        except IqError as error:
+            raise VTNError(error.condition, error.text, error.etype) from None
+        data = payload_bytes(result)
+        return None if data is None else codec.parse(data)
+
+    async def _expect(self, message_type: str, payload: dict, answer_type: str) -> dict:
+        answer = await self.request(message_type, payload)
+        if answer is None or answer[0] != answer_type:
+            raise AssertionError(f"{message_type} was answered with {answer!r}, expected {answer_type}")
+        code = answer[1].get("response", {}).get("response_code")
+        if code != 200:
+            raise OpenADRRefusal(*answer)
+        return answer[1]
+
+    async def query_registration(self) -> dict:
+        """oadrQueryRegistration: what the VTN offers."""
+        return await self._expect("oadrQueryRegistration", {"request_id": _request_id()},
+                                  "oadrCreatedPartyRegistration")
+
+    async def register(self) -> dict:
+        """oadrCreatePartyRegistration for profile 2.0b over xmpp; keeps the ids the VTN gives.
+
+        Re-registers when this VEN already holds a registration id. Raises
+        :class:`OpenADRRefusal` when the VTN refuses.
+        """
+        request = {"request_id": _request_id(), "ven_id": self.ven_id, "registration_id": self.registration_id,
+                   "profile_name": "2.0b", "transport_name": "xmpp", "transport_address": self.full_jid,
+                   "report_only": False, "xml_signature": False, "ven_name": self.ven_name,
+                   "http_pull_model": False}
+        answer = await self._expect("oadrCreatePartyRegistration",
+                                    {key: value for key, value in request.items() if value is not None},
+                                    "oadrCreatedPartyRegistration")
+        self.ven_id, self.registration_id = answer.get("ven_id"), answer.get("registration_id")
+        return answer
+
+    async def cancel_registration(self) -> dict:
+        """oadrCancelPartyRegistration of this VEN's registration; forgets the ids when accepted."""
+        answer = await self._expect("oadrCancelPartyRegistration",
+                                    {"request_id": _request_id(), "registration_id": self.registration_id,
+                                     "ven_id": self.ven_id}, "oadrCanceledPartyRegistration")
+        self.registration_id = None
+        return answer
+
+    # -- pushes from the VTN ---------------------------------------------------------------------
+
+    def on_push(self, message_type: str, answer: Callable[[Received], Any]) -> None:
+        """Answer pushes of ``message_type`` with ``answer(received)`` (sync or async), run after the ack."""
+        self._answers[message_type] = answer
+
+    async def next_push(self, message_type: str | None = None, timeout: float = 10.0) -> Received:
+        """Wait for (and remove from :attr:`received`) the oldest push of ``message_type`` (any when None)."""
+        assert self._arrivals is not None, "start() the VEN first"
+
+        def first() -> Received | None:
+            return next((item for item in self.received
+                         if message_type is None or item.message_type == message_type), None)
+        async with self._arrivals:
+            await asyncio.wait_for(self._arrivals.wait_for(first), timeout)
+            found = first()
+            self.received.remove(found)
+            return found
+
+    async def _on_push(self, iq: Iq) -> None:
+        try:
+            message_type, payload = codec.parse(payload_bytes(iq) or b"")
+        except SchemaError as error:
+            reply = iq.reply(clear=True)
+            reply["type"] = "error"
+            reply["error"]["condition"] = "bad-request"
+            reply["error"]["text"] = str(error)[:1024]
+            reply.send()
+            return
+        iq.reply(clear=True).send()          # the acknowledgement: an empty result, at once
+        item = Received(message_type, payload, str(iq["from"]))
+        log.debug("%s received %s", self.jid, message_type)
+        answer = self._answers.get(message_type)
+        if answer is not None:
+            task = asyncio.current_task()
+            self._tasks.add(task)
+            try:
+                result = answer(item)
+                if asyncio.iscoroutine(result):
+                    await result
+            except (VTNError, OpenADRRefusal, IqTimeout) as error:
+                log.warning("%s: answering %s failed: %s", self.jid, message_type, error)
+            finally:
+                self._tasks.discard(task)
+        assert self._arrivals is not None
+        async with self._arrivals:
+            self.received.append(item)
+            self._arrivals.notify_all()
+
+    async def _answer_reregistration_request(self, item: Received) -> None:
+        await self.request("oadrResponse", {"response": {"response_code": 200, "response_description": "OK",
+                                                         "request_id": None}, "ven_id": self.ven_id})
+        if self.reregister_on_request:
+            await self.register()
+
+    async def _answer_cancellation(self, item: Received) -> None:
+        await self.request("oadrCanceledPartyRegistration", {
+            "response": {"response_code": 200, "response_description": "OK",
+                         "request_id": item.payload.get("request_id")},
+            "registration_id": item.payload.get("registration_id"), "ven_id": self.ven_id})
+        self.registration_id = None
+
+
+def _request_id() -> str:
+    return uuid.uuid4().hex[:16]
