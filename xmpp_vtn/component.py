@@ -77,15 +77,16 @@ class OadrComponent:
     def _advertise(self) -> None:
         """Disco: the OpenADR feature on the component and on every service resource, and the
         services list on its node, as the OpenADR 2.0b XMPP binding describes."""
-        disco = self.xmpp["xep_0030"]
+        disco = self.xmpp.plugin["xep_0030"]
         bare = self.jid.bare
         for jid in (bare, *(f"{bare}/{service}" for service in SERVICES)):
             disco.add_identity(category="component", itype="generic", name="OpenADR 2.0b VTN", jid=jid)
             disco.add_feature(OADR_FEATURE, jid=jid)
             disco.add_feature("urn:xmpp:ping", jid=jid)
             for service in SERVICES:
-                disco.add_item(jid=jid, node=SERVICES_NODE, name=service, subnode=SERVICE_NODE_PREFIX + service,
-                               ijid=f"{bare}/{service}")
+                # slixmpp's naming is inverted here: ``jid`` is the item's JID, ``ijid`` the entity's.
+                disco.add_item(jid=f"{bare}/{service}", node=SERVICES_NODE, name=service,
+                               subnode=SERVICE_NODE_PREFIX + service, ijid=jid)
 
     async def start(self, timeout: float = 30.0) -> None:
         """Connect and wait for the session. Connection refusals are retried until ``timeout``;

@@ -72,6 +72,9 @@ class SimulatedVEN:
 
     def __post_init__(self) -> None:
         self.xmpp = plain_client(self.jid, self.password)
+        # Disco and ping answered, as any well-behaved XMPP client does (the VTN pings VENs).
+        self.xmpp.register_plugin("xep_0030")
+        self.xmpp.register_plugin("xep_0199")
         self.xmpp.register_handler(CoroutineCallback("OpenADR push", StanzaPath("iq@type=set/oadr"), self._on_push))
         self._arrivals: asyncio.Condition | None = None
         self._answers: dict[str, Callable[[Received], Any]] = {

@@ -63,6 +63,10 @@ class RegistrationService:
             raise Refusal(codes.NOT_REGISTERED_OR_AUTHORIZED, "registration refused")
         ven_id, registration_id = self._ids_from(result, payload)
         self._check_ven_id_free(ven_id, request.bare_jid)
+        holder = self.store.ven_by_registration(registration_id)
+        if holder is not None and holder.ven_id != ven_id:
+            raise ValueError(f"on_create_party_registration returned registration id {registration_id}, "
+                             f"already held by venID {holder.ven_id}: registration ids must be unique")
 
         record = VenRecord(
             ven_id=ven_id, registration_id=registration_id, bare_jid=request.bare_jid,

@@ -53,6 +53,10 @@ class Store(abc.ABC):
         """The registration held by the account ``bare_jid``, or None."""
 
     @abc.abstractmethod
+    def ven_by_registration(self, registration_id: str) -> VenRecord | None:
+        """The VEN holding ``registration_id``, or None."""
+
+    @abc.abstractmethod
     def remove_ven(self, ven_id: str) -> bool:
         """Forget the registration of ``ven_id``; False if there was none."""
 

@@ -92,6 +92,9 @@ class SQLiteStore(Store):
     def ven_by_jid(self, bare_jid: str) -> VenRecord | None:
         return self._one("bare_jid", bare_jid)
 
+    def ven_by_registration(self, registration_id: str) -> VenRecord | None:
+        return self._one("registration_id", registration_id)
+
     def remove_ven(self, ven_id: str) -> bool:
         with self._transaction():
             return self._db.execute("DELETE FROM vens WHERE ven_id = ?", (ven_id,)).rowcount > 0

@@ -1,0 +1,121 @@
+"""The component's life on a real Prosody: refused handshakes, reconnecting after the server
+restarts, and stopping without leaving anything behind."""
+from __future__ import annotations
+
+import asyncio
+import gc
+import warnings
+
+import pytest
+
+from xmpp_vtn import PushFailed, StreamFailed, VTNComponent
+from xmpp_vtn.prosody import ProsodyServer
+from xmpp_vtn.services import codes
+from xmpp_vtn.ven import VTNError
+from xmpp_scene import make_ven, make_vtn, new_account, run, scene
+
+
+def test_wrong_component_secret_fails_run_clearly(prosody):
+    async def scenario():
+        vtn = VTNComponent("VTN-1", prosody.component, "not-the-secret", port=prosody.component_port,
+                           store=":memory:")
+        with pytest.raises(StreamFailed):
+            await vtn.run(timeout=10)
+        await vtn.stop()
+        return vtn.connected
+
+    assert run(scenario()) is False
+
+
+def test_second_component_on_the_same_jid_is_refused(prosody):
+    async def scenario():
+        async with scene(prosody, vens=0) as (first, _):
+            second = make_vtn(prosody)
+            with pytest.raises(StreamFailed):
+                await second.run(timeout=10)
+            await second.stop()
+            return first.connected
+
+    assert run(scenario()) is True
+
+
+def test_service_not_offered_yet_gets_feature_not_implemented(prosody):
+    async def scenario():
+        async with scene(prosody, register=True) as (vtn, [ven]):
+            with pytest.raises(VTNError) as refused:
+                await ven.request("oadrRequestEvent", {"request_id": "r1", "ven_id": ven.ven_id})
+            return refused.value
+
+    refused = run(scenario())
+    assert (refused.error_type, refused.condition) == ("cancel", "feature-not-implemented")
+
+
+def test_component_reconnects_after_prosody_restarts_and_serves_again():
+    with ProsodyServer() as server:
+        account = new_account(server)
+
+        async def scenario():
+            vtn = make_vtn(server)
+            await vtn.run()
+            try:
+                ven = await make_ven(server, account)
+                await ven.register()
+                ven_id = ven.ven_id
+                lost = asyncio.ensure_future(vtn.component.xmpp.wait_until("disconnected", 10))
+                await asyncio.sleep(0)          # let wait_until install its handler before the cut
+                server.stop()
+                await lost
+                await ven.stop()
+                assert not vtn.connected
+                back = asyncio.ensure_future(vtn.component.xmpp.wait_until("session_start", 20))
+                await asyncio.sleep(0)
+                server.start()
+                await back
+                # The VEN logs in again: its registration is still there, pushes reach it.
+                ven = await make_ven(server, account, ven_id=ven_id)
+                try:
+                    await vtn.request_reregistration(ven_id)
+                    push = await ven.next_push("oadrRequestReregistration")
+                    answer = await ven.request("oadrCancelPartyRegistration", {
+                        "request_id": "r9", "registration_id": ven.registration_id, "ven_id": ven_id})
+                finally:
+                    await ven.stop()
+                return push, answer, vtn.vens()
+            finally:
+                await vtn.stop()
+
+        push, (answer_type, answer), vens = run(scenario())
+    assert push.payload["ven_id"] and answer_type == "oadrCanceledPartyRegistration"
+    assert answer["response"]["response_code"] == codes.OK and vens == []
+
+
+def test_stop_leaves_no_task_socket_or_warning(prosody):
+    loop_errors = []
+
+    async def scenario():
+        asyncio.get_running_loop().set_exception_handler(lambda loop, context: loop_errors.append(context))
+        async with scene(prosody, register=True) as (vtn, [ven]):
+            await vtn.request_reregistration(ven.ven_id)
+            await ven.next_push("oadrRequestReregistration")
+        return {task for task in asyncio.all_tasks() if task is not asyncio.current_task()}
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        leftovers = asyncio.run(scenario())   # no wait_for wrapper: its task would count
+        gc.collect()
+    assert leftovers == set() and loop_errors == []
+    assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []
+
+
+def test_push_to_an_offline_ven_fails_with_a_reason(prosody):
+    async def scenario():
+        async with scene(prosody, register=True) as (vtn, [ven]):
+            await ven.stop()
+            with pytest.raises(PushFailed) as failed:
+                await vtn.request_reregistration(ven.ven_id)
+            return failed.value
+
+    failed = run(scenario())
+    assert "service-unavailable" in failed.reason or "not-implemented" in failed.reason or \
+        "recipient-unavailable" in failed.reason, failed.reason
+

@@ -1,0 +1,64 @@
+"""A VTN and simulated VENs on the session's real Prosody, started and stopped around one test."""
+from __future__ import annotations
+
+import asyncio
+import itertools
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator, Callable
+
+from xmpp_vtn import VTNComponent
+from xmpp_vtn.backoff import Backoff
+from xmpp_vtn.prosody import ProsodyServer
+from xmpp_vtn.ven import SimulatedVEN
+
+_accounts = itertools.count(1)
+PASSWORD = "ven-password"
+
+
+def run(scenario, timeout: float = 60.0) -> Any:
+    """Run one async scenario; a hung exchange fails the test instead of hanging the suite."""
+    return asyncio.run(asyncio.wait_for(scenario, timeout))
+
+
+def new_account(server: ProsodyServer, prefix: str = "ven") -> str:
+    """A fresh account on ``server``; returns its bare JID."""
+    return server.register(f"{prefix}{next(_accounts)}", PASSWORD)
+
+
+def issue_ids(payload: dict) -> tuple[str, str]:
+    """The registration handler the tests use by default: keep the VEN's venID or assign one."""
+    ven_id = payload.get("ven_id") or f"ven-{next(_accounts)}"
+    return ven_id, f"reg-{ven_id}-{next(_accounts)}"
+
+
+def make_vtn(server: ProsodyServer, handlers: dict[str, Callable] | None = None, **options: Any) -> VTNComponent:
+    options.setdefault("store", ":memory:")
+    options.setdefault("reconnect_backoff", Backoff(initial=0.05, cap=0.5))
+    vtn = VTNComponent("VTN-1", server.component, server.secret, port=server.component_port, **options)
+    for name, handler in {"on_create_party_registration": issue_ids, **(handlers or {})}.items():
+        vtn.add_handler(name, handler)
+    return vtn
+
+
+async def make_ven(server: ProsodyServer, bare_jid: str | None = None, **options: Any) -> SimulatedVEN:
+    bare_jid = bare_jid or new_account(server)
+    ven = SimulatedVEN(f"{bare_jid}/oadr", PASSWORD, server.component, port=server.c2s_port, **options)
+    return await ven.start()
+
+
+@asynccontextmanager
+async def scene(server: ProsodyServer, vens: int = 1, handlers: dict[str, Callable] | None = None,
+                register: bool = False, **options: Any) -> AsyncIterator[tuple[VTNComponent, list[SimulatedVEN]]]:
+    """A serving VTN and ``vens`` logged-in VENs (registered when ``register``); all stopped after."""
+    vtn = make_vtn(server, handlers, **options)
+    await vtn.run()
+    started: list[SimulatedVEN] = []
+    try:
+        for _ in range(vens):
+            started.append(await make_ven(server))
+        if register:
+            await asyncio.gather(*(ven.register() for ven in started))
+        yield vtn, started
+    finally:
+        await asyncio.gather(*(ven.stop() for ven in started))
+        await vtn.stop()
