@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup test demo bench clean
+.PHONY: setup prosody test demo bench clean
 
 setup: $(VENV)/.installed
 
@@ -15,10 +15,20 @@ $(VENV)/.installed: setup.cfg pyproject.toml schemas/manifest.json
 	$(BIN)/xmpp-vtn schemas install
 	touch $@
 
-test: setup
+test: setup prosody
 	$(BIN)/python -m pytest
 
-demo: setup
+# The demo and the integration tests start their own Prosody on loopback; they need the program.
+prosody:
+	@command -v prosody >/dev/null && command -v prosodyctl >/dev/null || { \
+	    if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prosody >/dev/null || \
+	        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prosody >/dev/null; }; \
+	    else \
+	        echo "Prosody is not installed. Install it with:  sudo apt-get install -y prosody" >&2; exit 1; \
+	    fi; }
+
+demo: setup prosody
 	$(BIN)/python examples/demo.py
 
 bench: setup

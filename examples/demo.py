@@ -1,60 +1,125 @@
-"""What xmpp-vtn does today, end to end on one machine: an OpenADR 2.0b event built, validated
-against the bundled XSD, read back exactly, and hostile or invalid payloads refused.
+"""The live demo: a private Prosody on loopback, the example VTN (examples/vtn.py) as its
+component, and three simulated VENs that query, register and get a push; then everything stops.
 
-Run it with ``make demo`` (which also sets everything up). The live demo over Prosody, with the
-VTN component pushing to three VENs, replaces this once the XMPP component lands.
+Run it with ``make demo`` (which sets up the venv, the XSD bundle and Prosody first).
 """
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+import asyncio
+import logging
+import sys
+import tempfile
+import time
+from pathlib import Path
 
-from xmpp_vtn import SchemaError, codec, objects
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from vtn import KNOWN_VENS, build_vtn  # noqa: E402  (the example VTN beside this file)
+
+from xmpp_vtn.prosody import ProsodyError, ProsodyServer  # noqa: E402
+from xmpp_vtn.ven import OpenADRRefusal, SimulatedVEN  # noqa: E402
+
+PASSWORD = "demo-password"
+ACCOUNTS = {"north": "ven-north", "east": "ven-east", "south": "ven-south"}
 
 
-def build_event(start: datetime) -> objects.Event:
-    """A one-hour load-shed event for VEN ``00123`` with four 15-minute levels."""
-    intervals = [objects.Interval(dtstart=start + i * timedelta(minutes=15), duration=timedelta(minutes=15),
-                                  signal_payload=level) for i, level in enumerate((1.0, 2.0, 3.0, 1.0))]
-    return objects.Event(
-        event_descriptor=objects.EventDescriptor(event_id="shed-2026-11-23", modification_number=0,
-                                                 market_context="http://grid.example/dr", event_status="far",
-                                                 created_date_time=start - timedelta(hours=1)),
-        event_signals=[objects.EventSignal(intervals=intervals, signal_name="SIMPLE", signal_type="level",
-                                           signal_id="sig-1")],
-        targets=[objects.Target(ven_id="00123")])
+class TimelineLog(logging.Handler):
+    """The VTN's warnings (a refused intruder, a lost connection) printed in the timeline."""
+
+    def __init__(self, say: "Timeline"):
+        super().__init__(logging.WARNING)
+        self.say = say
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.say("vtn log", record.getMessage())
+
+
+class Timeline:
+    """Prints what happens, with the time since the demo started."""
+
+    def __init__(self) -> None:
+        self.start = time.monotonic()
+
+    def __call__(self, actor: str, text: str) -> None:
+        print(f"{time.monotonic() - self.start:8.3f}s  {actor:<8} {text}", flush=True)
+
+
+async def run_ven(server: ProsodyServer, account: str, ven_id: str, say: Timeline) -> SimulatedVEN:
+    """Log one VEN in, query the VTN and register."""
+    ven = SimulatedVEN(f"{account}@{server.domain}/oadr", PASSWORD, server.component, port=server.c2s_port,
+                       ven_id=ven_id, ven_name=KNOWN_VENS.get(ven_id))
+    await ven.start()
+    say(account, f"logged in as {ven.full_jid}")
+    say(account, "-> oadrQueryRegistration")
+    offer = await ven.query_registration()
+    profiles = ", ".join(f"{p['profile_name']} over {'/'.join(t['transport_name'] for t in p['transports'])}"
+                         for p in offer["profiles"])
+    say(account, f"<- oadrCreatedPartyRegistration: VTN {offer['vtn_id']} offers {profiles}")
+    say(account, f"-> oadrCreatePartyRegistration for venID {ven_id}")
+    try:
+        await ven.register()
+        say(account, f"<- oadrCreatedPartyRegistration 200: registration {ven.registration_id}")
+    except OpenADRRefusal as refusal:
+        reason = refusal.payload["response"].get("response_description")
+        say(account, f"<- oadrCreatedPartyRegistration {refusal.code}: refused ({reason})")
+    return ven
+
+
+async def demo(server: ProsodyServer, store: Path, say: Timeline) -> None:
+    def on_decision(ven_id: str, registration_id: str | None) -> None:
+        say("vtn", f"on_create_party_registration({ven_id}) -> "
+                   f"{registration_id and 'accepted, ' + registration_id or 'refused'}")
+
+    vtn = build_vtn(server.component, server.secret, port=server.component_port, store=str(store),
+                    vtn_id="VTN-demo", on_decision=on_decision)
+    await vtn.run()
+    say("vtn", f"VTN-demo connected to Prosody as component {vtn.jid}")
+    vens: list[SimulatedVEN] = []
+    try:
+        vens = list(await asyncio.gather(*(run_ven(server, account, ven_id, say)
+                                           for account, ven_id in ACCOUNTS.items())))
+        intruder = await run_ven(server, "intruder", "ven-north", say)   # venID belongs to north
+        vens.append(intruder)
+
+        east = vens[1]
+        say("vtn", f"-> oadrRequestReregistration pushed to {east.ven_id} at {east.full_jid}")
+        await vtn.request_reregistration(east.ven_id)
+        say("vtn", "   acknowledged (empty iq result)")
+        push = await east.next_push("oadrRequestReregistration")
+        say("east", f"<- {push.message_type} from {push.sender}; answered oadrResponse, "
+                    f"registered again as {east.registration_id}")
+
+        say("vtn", "registered VENs:")
+        for ven in vtn.vens():
+            say("vtn", f"   {ven.ven_id:<10} {ven.registration_id:<15} {ven.transport_address}")
+    finally:
+        await asyncio.gather(*(ven.stop() for ven in vens))
+        await vtn.stop()
+        say("vtn", "VENs logged out, VTN stopped")
 
 
 def main() -> int:
-    start = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(hours=1)
-    data = codec.serialize("oadrDistributeEvent", {"request_id": "req-1", "vtn_id": "demo-vtn",
-                                                   "events": [build_event(start)]})
-    print(f"1. built oadrDistributeEvent: {len(data)} bytes, valid against the OpenADR 2.0b XSD")
-    message_type, payload = codec.parse(data)
-    event = payload["events"][0]
-    print(f"2. parsed it back as {message_type}: event {event['event_descriptor']['event_id']} for "
-          f"VEN {event['targets'][0]['ven_id']!r} (still a string), starts {event['active_period']['dtstart']:%H:%M} UTC, "
-          f"levels {[i['signal_payload'] for i in event['event_signals'][0]['intervals']]}")
-    answer = codec.serialize("oadrCreatedEvent", {
-        "response": {"response_code": 200, "response_description": "OK", "request_id": "req-1"},
-        "event_responses": [{"response_code": 200, "request_id": "req-1", "event_id": "shed-2026-11-23",
-                             "modification_number": 0, "opt_type": "optIn"}], "ven_id": "00123"})
-    print(f"3. the VEN's answer parses as {codec.parse(answer)[0]} with opt_type "
-          f"{codec.parse(answer)[1]['event_responses'][0]['opt_type']!r}")
-    hostile = {
-        "entity expansion": b'<?xml version="1.0"?><!DOCTYPE a [<!ENTITY x "xx">]><a>&x;</a>',
-        "wrong opt type": answer.replace(b"optIn", b"maybe"),
-        "truncated": answer[:-40],
-    }
-    for name, document in hostile.items():
-        try:
-            codec.parse(document)
-        except SchemaError as error:
-            print(f"4. refused ({name}): {str(error)[:110]}")
-        else:  # pragma: no cover - would be a bug
-            print(f"4. BUG: accepted {name}")
-            return 1
+    say = Timeline()
+    vtn_log = logging.getLogger("xmpp_vtn")
+    vtn_log.addHandler(TimelineLog(say))
+    vtn_log.propagate = False
+    try:
+        server = ProsodyServer()
+    except ProsodyError as error:
+        print(f"The demo needs Prosody: {error}", file=sys.stderr)
+        return 2
+    with server, tempfile.TemporaryDirectory(prefix="xmpp-vtn-demo-") as state:
+        server.start()
+        pid = server.pid
+        say("prosody", f"started, pid {pid}, clients on 127.0.0.1:{server.c2s_port}, "
+                       f"components on 127.0.0.1:{server.component_port}")
+        for account in (*ACCOUNTS, "intruder"):
+            server.register(account, PASSWORD)
+        say("prosody", f"accounts {', '.join(ACCOUNTS)} and intruder created")
+        asyncio.run(demo(server, Path(state) / "vtn.sqlite3", say))
+    say("prosody", f"stopped, pid {pid}")
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main())

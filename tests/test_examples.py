@@ -1,18 +1,38 @@
-"""The README's first command runs examples/demo.py: keep it working."""
+"""The README's first command runs examples/demo.py: keep it, and the other examples, working."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+from xmpp_vtn.prosody import is_running
+
 REPO = Path(__file__).resolve().parent.parent
 
 
-def test_demo_runs_and_refuses_the_hostile_payloads():
-    result = subprocess.run([sys.executable, str(REPO / "examples" / "demo.py")], capture_output=True,
-                            text=True, timeout=60, cwd=REPO,
-                            env={**os.environ, "PYTHONPATH": str(REPO)})
+def _run_example(name: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(REPO / "examples" / name)], capture_output=True, text=True,
+                          timeout=120, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+
+
+def test_live_demo_registers_three_vens_refuses_the_intruder_and_leaves_nothing_running():
+    result = _run_example("demo.py")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    for ven in ("north", "east", "south"):
+        assert f"on_create_party_registration(ven-{ven}) -> accepted, reg-ven-{ven}" in out
+        assert re.search(rf"ven-{ven} +reg-ven-{ven} +{ven}@localhost/oadr", out)
+    assert "intruder <- oadrCreatedPartyRegistration 463" in out
+    assert "acknowledged (empty iq result)" in out
+    pid = int(re.search(r"prosody  stopped, pid (\d+)", out).group(1))
+    assert not is_running(pid)
+    assert result.stderr == ""
+
+
+def test_codec_tour_refuses_the_hostile_payloads():
+    result = _run_example("codec_tour.py")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].startswith("1. built oadrDistributeEvent")

@@ -1,0 +1,75 @@
+"""An example VTN to copy from: who may register, and what the VTN does when they do.
+
+Run it against your own XMPP server (the component must be declared there with its secret):
+
+    python examples/vtn.py --jid vtn.example.com --secret "$SECRET" --port 5347 --store vtn.sqlite3
+
+``examples/demo.py`` runs this same VTN against a private Prosody, with three simulated VENs.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+from typing import Callable
+
+from xmpp_vtn import VTNComponent
+
+# The VENs this utility has contracts with: venID -> display name. A real deployment reads its
+# customer database here.
+KNOWN_VENS = {"ven-north": "North substation", "ven-east": "East campus", "ven-south": "South depot"}
+
+
+def registration_handler(known: dict[str, str], on_decision: Callable[[str, str | None], None] = lambda *_: None):
+    """``on_create_party_registration``: known venIDs get a registration id, anyone else is refused."""
+    issued = {}
+
+    def on_create_party_registration(payload: dict) -> tuple[str, str] | None:
+        ven_id = payload.get("ven_id")
+        if ven_id not in known:
+            on_decision(str(ven_id), None)
+            return None
+        # A VEN that re-registers keeps its registration id.
+        registration_id = payload.get("registration_id") or issued.setdefault(ven_id, f"reg-{ven_id}")
+        on_decision(ven_id, registration_id)
+        return ven_id, registration_id
+    return on_create_party_registration
+
+
+def build_vtn(jid: str, secret: str, host: str = "127.0.0.1", port: int = 5347, store: str = "xmpp-vtn.sqlite3",
+              vtn_id: str = "VTN-example", on_decision: Callable[[str, str | None], None] = lambda *_: None
+              ) -> VTNComponent:
+    """The example VTN, ready to ``await vtn.run()``."""
+    vtn = VTNComponent(vtn_id, jid, secret, host=host, port=port, store=store)
+    vtn.add_handler("on_create_party_registration", registration_handler(KNOWN_VENS, on_decision))
+    return vtn
+
+
+async def serve(args: argparse.Namespace) -> None:
+    vtn = build_vtn(args.jid, args.secret, args.host, args.port, args.store, args.vtn_id)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stopping.set)
+    await vtn.run()
+    try:
+        await stopping.wait()
+    finally:
+        await vtn.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jid", required=True, help="the component's JID, e.g. vtn.example.com")
+    parser.add_argument("--secret", required=True, help="the component secret configured on the server")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=5347)
+    parser.add_argument("--store", default="xmpp-vtn.sqlite3", help="SQLite file holding the VTN's state")
+    parser.add_argument("--vtn-id", default="VTN-example")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    asyncio.run(serve(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
