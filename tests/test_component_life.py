@@ -12,6 +12,7 @@ from xmpp_vtn import PushFailed, StreamFailed, VTNComponent
 from xmpp_vtn.prosody import ProsodyServer
 from xmpp_vtn.services import codes
 from xmpp_vtn.ven import VTNError
+from payloads import CATALOGUE
 from xmpp_scene import make_ven, make_vtn, new_account, run, scene
 
 
@@ -43,7 +44,7 @@ def test_service_not_offered_yet_gets_feature_not_implemented(prosody):
     async def scenario():
         async with scene(prosody, register=True) as (vtn, [ven]):
             with pytest.raises(VTNError) as refused:
-                await ven.request("oadrRequestEvent", {"request_id": "r1", "ven_id": ven.ven_id})
+                await ven.request("oadrCreateOpt", {**CATALOGUE["oadrCreateOpt"][1], "ven_id": ven.ven_id})
             return refused.value
 
     refused = run(scenario())

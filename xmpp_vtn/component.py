@@ -53,12 +53,14 @@ class OadrComponent:
     """
 
     def __init__(self, jid: str, secret: str, host: str, port: int, on_request: RequestHandler,
-                 backoff: Backoff | None = None, on_session_start: Callable[[], object] | None = None):
+                 backoff: Backoff | None = None, on_session_start: Callable[[], object] | None = None,
+                 on_presence: Callable[[str, bool], object] | None = None):
         self.jid = JID(jid)
         if self.jid.resource or self.jid.user:
             raise ValueError(f"a component JID is a bare domain such as 'vtn.example.com', not {jid!r}")
         self.on_request = on_request
         self.on_session_start = on_session_start
+        self.on_presence = on_presence
         self.backoff = backoff or Backoff()
         self.connected = False
         self._stopping = False
@@ -73,6 +75,12 @@ class OadrComponent:
         self.xmpp.add_event_handler("session_start", self._on_session_start)
         self.xmpp.add_event_handler("disconnected", self._on_disconnected)
         self.xmpp.add_event_handler("connection_failed", self._on_connection_failed)
+        self.xmpp.add_event_handler("presence_available", lambda presence: self._presence(presence, True))
+        self.xmpp.add_event_handler("presence_unavailable", lambda presence: self._presence(presence, False))
+
+    def _presence(self, presence, available: bool) -> None:
+        if self.on_presence is not None:
+            self.on_presence(str(presence["from"]), available)
 
     def _advertise(self) -> None:
         """Disco: the OpenADR feature on the component and on every service resource, and the

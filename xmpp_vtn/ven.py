@@ -68,7 +68,14 @@ class SimulatedVEN:
     request_timeout: float = 10.0
     #: Re-register by itself when the VTN pushes oadrRequestReregistration.
     reregister_on_request: bool = True
+    #: How it answers events: "optIn", "optOut", or a function of the event dict returning one
+    #: of them (or None to stay silent).
+    opt: "str | Callable[[dict], str | None]" = "optIn"
     received: list[Received] = field(default_factory=list)
+    #: Its view of its events: event_id -> the event as last distributed.
+    events: dict[str, dict] = field(default_factory=dict)
+    #: What it answered: event_id -> (modification_number, opt_type).
+    answered: dict[str, tuple[int, str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.xmpp = plain_client(self.jid, self.password)
@@ -80,6 +87,7 @@ class SimulatedVEN:
         self._answers: dict[str, Callable[[Received], Any]] = {
             "oadrRequestReregistration": self._answer_reregistration_request,
             "oadrCancelPartyRegistration": self._answer_cancellation,
+            "oadrDistributeEvent": self._answer_events,
         }
         self._tasks: set[asyncio.Task] = set()
 
@@ -94,6 +102,7 @@ class SimulatedVEN:
         self.xmpp.connect(self.host, self.port)
         await wait_for_session(self.xmpp, timeout)
         self.xmpp.send_presence()
+        self.xmpp.send_presence(pto=self.vtn_jid)   # directed: the VTN learns we are back
         return self
 
     async def stop(self) -> None:
@@ -220,6 +229,37 @@ class SimulatedVEN:
                                                          "request_id": None}, "ven_id": self.ven_id})
         if self.reregister_on_request:
             await self.register()
+
+    async def _answer_events(self, item: Received) -> None:
+        """oadrCreatedEvent for every event that needs an answer this VEN has not given yet."""
+        self.events = {event["event_descriptor"]["event_id"]: event for event in item.payload["events"]}
+        answers = []
+        for event_id, event in self.events.items():
+            descriptor = event["event_descriptor"]
+            modification = descriptor["modification_number"]
+            if event.get("response_required") == "never" or descriptor.get("event_status") in ("completed",
+                                                                                                   "cancelled"):
+                continue
+            if self.answered.get(event_id, (None,))[0] == modification:
+                continue
+            opt_type = self.opt(event) if callable(self.opt) else self.opt
+            if opt_type is None:
+                continue
+            answers.append({"response_code": 200, "response_description": "OK",
+                            "request_id": item.payload.get("request_id"), "event_id": event_id,
+                            "modification_number": modification, "opt_type": opt_type})
+        if answers:
+            await self.created_event(answers)
+
+    async def created_event(self, answers: list[dict]) -> tuple[str, dict] | None:
+        """Send oadrCreatedEvent with these event responses; remembers them when the VTN accepts."""
+        answer = await self.request("oadrCreatedEvent", {
+            "response": {"response_code": 200, "response_description": "OK", "request_id": None},
+            "event_responses": answers, "ven_id": self.ven_id})
+        if answer is not None and answer[1].get("response", {}).get("response_code") == 200:
+            for response in answers:
+                self.answered[response["event_id"]] = (response["modification_number"], response["opt_type"])
+        return answer
 
     async def _answer_cancellation(self, item: Received) -> None:
         await self.request("oadrCanceledPartyRegistration", {

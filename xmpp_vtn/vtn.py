@@ -2,21 +2,38 @@
 XMPP component together; everything OpenADR happens in :mod:`xmpp_vtn.services`."""
 from __future__ import annotations
 
+import inspect
 import logging
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from . import codec
 from .backoff import Backoff
 from .component import IqRefused, OadrComponent, PushFailed
+from .delivery import DeliveryLoop
 from .errors import SchemaError
-from .services import Dispatcher, Handlers, NotImplementedService, Push, RegistrationService, Request
-from .store import Store, VenRecord, open_store
+from .scheduler import RealTimeScheduler, Scheduler
+from .services import Dispatcher, Handlers, NotImplementedService, Push, RegistrationService, Request, lifecycle
+from .services.event_args import aware, build_event, ven_id_list
+from .services.events import EventService
+from .store import Delivery, EventRecord, Store, VenRecord, open_store
 
 log = logging.getLogger("xmpp_vtn")
 
 DEFAULT_STORE = "xmpp-vtn.sqlite3"
+
+
+@dataclass(frozen=True)
+class EventState:
+    """An event as :meth:`VTNComponent.events` reports it: status now, and per VEN what it holds."""
+
+    event_id: str
+    modification_number: int
+    status: str
+    event: dict
+    deliveries: dict[str, Delivery]
 
 
 class VTNComponent:
@@ -35,7 +52,8 @@ class VTNComponent:
 
     def __init__(self, vtn_id: str, jid: str, secret: str, host: str = "127.0.0.1", port: int = 5347,
                  store: Store | str | Path = DEFAULT_STORE, *, push_timeout: float = 10.0,
-                 requested_poll_freq: timedelta | None = None, reconnect_backoff: Backoff | None = None):
+                 requested_poll_freq: timedelta | None = None, reconnect_backoff: Backoff | None = None,
+                 scheduler: Scheduler | None = None, push_concurrency: int = 64):
         if not vtn_id:
             raise ValueError("vtn_id must be a non-empty string")
         self.vtn_id = vtn_id
@@ -43,8 +61,17 @@ class VTNComponent:
         self.store = open_store(store)
         self._handlers = Handlers()
         self.registration = RegistrationService(self.store, self._handlers, vtn_id, requested_poll_freq)
+        self.scheduler = scheduler or RealTimeScheduler()
+        self.event_service = EventService(self.store, self._handlers, vtn_id, self.scheduler.now)
         self.dispatcher = Dispatcher(self.store, self.registration)
-        self.component = OadrComponent(jid, secret, host, port, self._on_request, backoff=reconnect_backoff)
+        self.dispatcher.route("oadrCreatedEvent", self.event_service.created_event)
+        self.dispatcher.route("oadrRequestEvent", self.event_service.request_event)
+        self.dispatcher.route("oadrPoll", self.event_service.poll)
+        self.component = OadrComponent(jid, secret, host, port, self._on_request, backoff=reconnect_backoff,
+                                       on_session_start=self._on_session_start, on_presence=self._on_presence)
+        self.deliveries = DeliveryLoop(self._deliver_events, push_concurrency)
+        # VENs whose last push failed: any sign of life from them delivers what they are owed.
+        self._unreachable: set[str] = set()
 
     @property
     def jid(self) -> str:
@@ -69,13 +96,177 @@ class VTNComponent:
         Serving continues in the background (reconnecting by itself) until :meth:`stop`. Raises
         :class:`~xmpp_vtn.streams.StreamFailed` if the server refuses the component.
         """
+        self.scheduler.start()
+        for record in self.store.events():
+            self._schedule_transition(record)
         await self.component.start(timeout)
         log.info("VTN %s serving as %s", self.vtn_id, self.jid)
 
     async def stop(self) -> None:
-        """Disconnect and release the store. Safe to call twice."""
+        """Stop delivering, disconnect and release the store."""
+        await self.scheduler.shutdown()
+        await self.deliveries.close()
         await self.component.stop()
         self.store.close()
+
+    # -- events ------------------------------------------------------------------------------------
+
+    def add_event(self, ven_id: str | Iterable[str], signal_name: str, signal_type: str, intervals: list,
+                  callback: Callable[..., Any] | None = None, event_id: str | None = None,
+                  targets: list | None = None, targets_by_type: dict | None = None,
+                  market_context: str = "oadr://unknown.context", priority: int | None = None,
+                  response_required: str = "always", notification_period: timedelta | None = None,
+                  ramp_up_period: timedelta | None = None, recovery_period: timedelta | None = None,
+                  signal_target_mrid: str | None = None, current_value: float | None = None,
+                  test_event: bool = False, vtn_comment: str | None = None,
+                  delivery_callback: Callable[..., Any] | None = None) -> str:
+        """Create an event for one VEN or several and push it to them at once; returns its event_id.
+
+        OpenLEADR's arguments, same meaning. ``intervals`` are dicts or :class:`~xmpp_vtn.objects.Interval`
+        with ``dtstart`` (the first at least), ``duration`` and ``signal_payload``, contiguous.
+        ``callback(ven_id, event_id, opt_type)`` is called when a VEN answers (sync or async);
+        ``delivery_callback(ven_id, event_id)`` when a VEN acknowledges a new modification.
+
+        >>> vtn.add_event("ven-1", "SIMPLE", "level", [{"dtstart": start, "duration": timedelta(hours=1),
+        ...                                              "signal_payload": 1.0}])   # doctest: +SKIP
+        """
+        ven_ids = self._registered_ven_ids(ven_id)
+        event = build_event(
+            ven_ids=ven_ids, signal_name=signal_name, signal_type=signal_type, intervals=intervals,
+            event_id=event_id, targets=targets, targets_by_type=targets_by_type, market_context=market_context,
+            priority=priority, response_required=response_required, notification_period=notification_period,
+            ramp_up_period=ramp_up_period, recovery_period=recovery_period, signal_target_mrid=signal_target_mrid,
+            current_value=current_value, test_event=test_event, vtn_comment=vtn_comment,
+            created=self.scheduler.now())
+        return self._publish(self.event_service.add(event, ven_ids, callback, delivery_callback))
+
+    def add_raw_event(self, ven_id: str | Iterable[str], event: Any, callback: Callable[..., Any] | None = None,
+                      delivery_callback: Callable[..., Any] | None = None) -> str:
+        """Add an event built by hand (an :class:`~xmpp_vtn.objects.Event` or its dict); returns its event_id.
+
+        Its modification number and status are the VTN's to manage: they start at 0 and follow the clock.
+        """
+        ven_ids = self._registered_ven_ids(ven_id)
+        event = codec.parse(codec.serialize("oadrDistributeEvent", {
+            "request_id": "raw", "vtn_id": self.vtn_id, "events": [event]}))[1]["events"][0]
+        event["event_descriptor"]["modification_number"] = 0
+        period = event["active_period"]
+        period["dtstart"] = aware(period["dtstart"], "active_period.dtstart")
+        return self._publish(self.event_service.add(event, ven_ids, callback, delivery_callback))
+
+    def modify_event(self, event_id: str, intervals: list | None = None, *, reason: str | None = None,
+                     **changes: Any) -> int:
+        """Change an event (new intervals, priority, ...); pushes it with the next modification number,
+        which is returned. Keyword arguments are ``add_event``'s."""
+        current = self.event_service.existing(event_id)
+        descriptor = current.event["event_descriptor"]
+        signal = current.event["event_signals"][0]
+        period = current.event["active_period"]
+        arguments = dict(
+            ven_ids=list(current.ven_ids), signal_name=signal["signal_name"], signal_type=signal["signal_type"],
+            intervals=intervals if intervals is not None else _with_starts(signal["intervals"], period["dtstart"]),
+            event_id=event_id, targets=current.event.get("targets"), targets_by_type=None,
+            market_context=descriptor["market_context"], priority=descriptor.get("priority"),
+            response_required=current.event.get("response_required", "always"),
+            notification_period=period.get("notification_period"), ramp_up_period=period.get("ramp_up_period"),
+            recovery_period=period.get("recovery_period"), signal_target_mrid=None,
+            current_value=signal.get("current_value"), test_event=bool(descriptor.get("test_event")),
+            vtn_comment=descriptor.get("vtn_comment"), created=descriptor["created_date_time"])
+        unknown = set(changes) - set(arguments) - {"signal_name", "signal_type"}
+        if unknown:
+            raise TypeError(f"modify_event got unknown arguments: {', '.join(sorted(unknown))}")
+        arguments.update(changes)
+        event = build_event(**arguments)
+        event["event_signals"][0]["signal_id"] = signal["signal_id"]
+        record = self.event_service.replace(event_id, event, reason=reason)
+        self._publish(record)
+        return record.modification_number
+
+    def cancel_event(self, event_id: str) -> None:
+        """Cancel an event; the VENs holding it are told at once (status cancelled)."""
+        self._publish(self.event_service.cancel(event_id))
+
+    def events(self, ven_id: str | None = None) -> list[EventState]:
+        """The VTN's events (only ``ven_id``'s, when given) with their status and per-VEN delivery and opt."""
+        states = []
+        for record in self.store.events(ven_id):
+            deliveries = {d.ven_id: d for d in self.store.deliveries(event_id=record.event_id)}
+            states.append(EventState(record.event_id, record.modification_number,
+                                     self.event_service.status(record), record.event, deliveries))
+        return states
+
+    def _registered_ven_ids(self, ven_id: str | Iterable[str]) -> list[str]:
+        ven_ids = ven_id_list(ven_id)
+        unknown = [item for item in ven_ids if self.store.ven(item) is None]
+        if unknown:
+            raise ValueError(f"venID {', '.join(unknown)} is not registered with this VTN")
+        return ven_ids
+
+    def _publish(self, record: EventRecord) -> str:
+        """After an event changed: schedule its next transition and push it to its VENs."""
+        self._schedule_transition(record)
+        self._wake(record.ven_ids)
+        return record.event_id
+
+    def _wake(self, ven_ids: Iterable[str]) -> None:
+        if not self.component.connected:
+            return                              # delivered when the session starts
+        for ven_id in ven_ids:
+            self.deliveries.wake(ven_id)
+
+    def _schedule_transition(self, record: EventRecord) -> None:
+        key = f"event:{record.event_id}"
+        when = None if record.cancelled else lifecycle.next_transition(record.event["active_period"],
+                                                                         self.scheduler.now())
+        if when is None:
+            self.scheduler.cancel(key)
+        else:
+            self.scheduler.at(when, key, lambda: self._on_transition(record.event_id))
+
+    def _on_transition(self, event_id: str) -> None:
+        record = self.store.event(event_id)
+        if record is None:
+            return
+        log.info("event %s is now %s", event_id, self.event_service.status(record))
+        self._publish(record)
+
+    async def _deliver_events(self, ven_id: str) -> None:
+        """Push ``ven_id`` its oadrDistributeEvent if it is owed one; on failure it waits for the VEN."""
+        ven = self.store.ven(ven_id)
+        found = self.event_service.distribution(ven_id) if ven is not None else None
+        if found is None:
+            return
+        payload, included = found
+        try:
+            await self.component.push(ven.transport_address, codec.serialize("oadrDistributeEvent", payload),
+                                      self.push_timeout)
+        except PushFailed as failure:
+            self._unreachable.add(ven_id)
+            log.info("venID %s did not take its events (%s); they wait for its return", ven_id, failure.reason)
+            return
+        self._unreachable.discard(ven_id)
+        await self._acknowledged(ven_id, included)
+
+    async def _acknowledged(self, ven_id: str, included: list) -> None:
+        for event_id in self.event_service.acknowledged(ven_id, included):
+            callback = self.event_service.delivery_callbacks.get(event_id)
+            if callback is not None:
+                try:
+                    result = callback(ven_id, event_id)
+                    if inspect.isawaitable(result):
+                        await result
+                except Exception:
+                    log.exception("delivery_callback of event %s failed for venID %s", event_id, ven_id)
+
+    def _on_session_start(self) -> None:
+        for ven in self.store.vens():
+            self.deliveries.wake(ven.ven_id)
+
+    def _on_presence(self, sender: str, available: bool) -> None:
+        if available:
+            ven = self.store.ven_by_jid(sender.split("/", 1)[0])
+            if ven is not None and ven.ven_id in self._unreachable:
+                self.deliveries.wake(ven.ven_id)
 
     def vens(self) -> list[VenRecord]:
         """The registered VENs: venID, registration id, bare JID and the full JID pushes go to."""
@@ -111,9 +302,31 @@ class VTNComponent:
             outcome = await self.dispatcher.handle(Request(sender, message_type, payload))
         except NotImplementedService as error:
             raise IqRefused("feature-not-implemented", str(error), "cancel") from None
+        if outcome.acknowledged is not None:
+            await self._acknowledged(*outcome.acknowledged)
+        self._after_request(sender, message_type, outcome)
         if outcome.answer is None:
             return None
         return codec.serialize(*outcome.answer)
 
+    def _after_request(self, sender: str, message_type: str, outcome: Any) -> None:
+        """A VEN that speaks is reachable: deliver what it is owed (after a registration, too)."""
+        if outcome.refused or not self.component.connected:
+            return
+        ven = self.store.ven_by_jid(sender.split("/", 1)[0])
+        if ven is None:
+            return
+        if ven.ven_id in self._unreachable or message_type == "oadrCreatePartyRegistration":
+            self.deliveries.wake(ven.ven_id)
 
-__all__ = ["VTNComponent", "PushFailed"]
+
+def _with_starts(intervals: list[dict], start: datetime) -> list[dict]:
+    """Stored intervals with their dtstart filled in, as add_event takes them."""
+    result, at = [], start
+    for interval in intervals:
+        result.append({**interval, "dtstart": interval.get("dtstart") or at})
+        at = result[-1]["dtstart"] + interval["duration"]
+    return result
+
+
+__all__ = ["VTNComponent", "EventState", "PushFailed"]

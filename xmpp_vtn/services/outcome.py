@@ -40,6 +40,8 @@ class Outcome:
     answer: tuple[str, dict] | None
     pushes: list[Push] = field(default_factory=list)
     refused: bool = False
+    #: (ven_id, included events): the answer itself delivers these events to the VEN (pull).
+    acknowledged: tuple[str, list] | None = None
 
 
 def response(code: int = codes.OK, request_id: str | None = None, description: str | None = None) -> dict:

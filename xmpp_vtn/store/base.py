@@ -34,6 +34,30 @@ class VenRecord:
     registered_at: datetime = field(default_factory=_now)
 
 
+@dataclass(frozen=True)
+class EventRecord:
+    """An event as the VTN holds it: the OpenADR event dict (without its status, which follows
+    from the clock) and the venIDs it is delivered to."""
+
+    event_id: str
+    modification_number: int
+    event: dict
+    ven_ids: tuple[str, ...]
+    cancelled: bool = False
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What one VEN has of one event: the modification and status it acknowledged, and its opt."""
+
+    event_id: str
+    ven_id: str
+    delivered_modification: int | None = None
+    delivered_status: str | None = None
+    opt_type: str | None = None
+    opt_modification: int | None = None
+
+
 class Store(abc.ABC):
     """Persistence for the VTN. Methods are synchronous: the embedded backend answers in microseconds."""
 
@@ -63,6 +87,32 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def vens(self) -> list[VenRecord]:
         """Every registration, ordered by venID."""
+
+    # -- events ------------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def put_event(self, record: EventRecord) -> None:
+        """Insert or replace an event; a delivery row is kept (or created) for each of its venIDs."""
+
+    @abc.abstractmethod
+    def event(self, event_id: str) -> EventRecord | None:
+        """The event ``event_id``, or None."""
+
+    @abc.abstractmethod
+    def events(self, ven_id: str | None = None) -> list[EventRecord]:
+        """Every event (for ``ven_id`` only, when given), in the order they were created."""
+
+    @abc.abstractmethod
+    def deliveries(self, event_id: str | None = None, ven_id: str | None = None) -> list[Delivery]:
+        """Delivery rows for an event, a VEN, or both."""
+
+    @abc.abstractmethod
+    def mark_delivered(self, ven_id: str, delivered: list[tuple[str, int, str]]) -> None:
+        """Record that ``ven_id`` acknowledged these (event_id, modification_number, status)."""
+
+    @abc.abstractmethod
+    def set_opt(self, ven_id: str, opts: list[tuple[str, str, int]]) -> None:
+        """Record ``ven_id``'s (event_id, opt_type, modification_number) answers, all or none."""
 
     @abc.abstractmethod
     def close(self) -> None:

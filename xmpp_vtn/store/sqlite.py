@@ -7,7 +7,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Iterator
 
-from .base import Store, VenRecord
+from .base import Delivery, EventRecord, Store, VenRecord
+from .documents import decode_event, encode_event
 
 # Each entry upgrades the schema by one version; never edit one that has shipped, append instead.
 MIGRATIONS: list[str] = [
@@ -24,6 +25,25 @@ MIGRATIONS: list[str] = [
         http_pull_model   INTEGER,
         registered_at     TEXT NOT NULL
     );
+    """,
+    """
+    CREATE TABLE events (
+        event_id            TEXT PRIMARY KEY,
+        position            INTEGER NOT NULL,
+        modification_number INTEGER NOT NULL,
+        cancelled           INTEGER NOT NULL,
+        document            BLOB NOT NULL
+    );
+    CREATE TABLE event_vens (
+        event_id                TEXT NOT NULL REFERENCES events(event_id) ON DELETE CASCADE,
+        ven_id                  TEXT NOT NULL,
+        delivered_modification  INTEGER,
+        delivered_status        TEXT,
+        opt_type                TEXT,
+        opt_modification        INTEGER,
+        PRIMARY KEY (event_id, ven_id)
+    );
+    CREATE INDEX event_vens_by_ven ON event_vens (ven_id);
     """,
 ]
 
@@ -102,6 +122,61 @@ class SQLiteStore(Store):
     def vens(self) -> list[VenRecord]:
         rows = self._db.execute(f"SELECT {_VEN_COLUMNS} FROM vens ORDER BY ven_id").fetchall()
         return [_ven_from_row(row) for row in rows]
+
+    # -- events ------------------------------------------------------------------------------------
+
+    def put_event(self, record: EventRecord) -> None:
+        document = encode_event(record.event)
+        with self._transaction():
+            row = self._db.execute("SELECT position FROM events WHERE event_id = ?", (record.event_id,)).fetchone()
+            position = row[0] if row else self._db.execute(
+                "SELECT COALESCE(MAX(position), 0) + 1 FROM events").fetchone()[0]
+            self._db.execute("INSERT OR REPLACE INTO events VALUES (?,?,?,?,?)",
+                             (record.event_id, position, record.modification_number, int(record.cancelled), document))
+            self._db.execute(f"DELETE FROM event_vens WHERE event_id = ? AND ven_id NOT IN "
+                             f"({','.join('?' * len(record.ven_ids))})", (record.event_id, *record.ven_ids))
+            self._db.executemany("INSERT OR IGNORE INTO event_vens (event_id, ven_id) VALUES (?, ?)",
+                                 [(record.event_id, ven_id) for ven_id in record.ven_ids])
+
+    def _events(self, where: str = "", args: tuple = ()) -> list[EventRecord]:
+        rows = self._db.execute(
+            "SELECT e.event_id, e.modification_number, e.cancelled, e.document, "
+            "(SELECT group_concat(ven_id, char(31)) FROM event_vens v WHERE v.event_id = e.event_id) "
+            f"FROM events e {where} ORDER BY e.position", args).fetchall()
+        return [EventRecord(event_id, modification, decode_event(document), tuple(sorted(vens.split(chr(31))))
+                            if vens else (), bool(cancelled))
+                for event_id, modification, cancelled, document, vens in rows]
+
+    def event(self, event_id: str) -> EventRecord | None:
+        found = self._events("WHERE e.event_id = ?", (event_id,))
+        return found[0] if found else None
+
+    def events(self, ven_id: str | None = None) -> list[EventRecord]:
+        if ven_id is None:
+            return self._events()
+        return self._events("WHERE e.event_id IN (SELECT event_id FROM event_vens WHERE ven_id = ?)", (ven_id,))
+
+    def deliveries(self, event_id: str | None = None, ven_id: str | None = None) -> list[Delivery]:
+        conditions = [(column, value) for column, value in (("event_id", event_id), ("ven_id", ven_id))
+                      if value is not None]
+        where = " AND ".join(f"{column} = ?" for column, _ in conditions) or "1"
+        rows = self._db.execute(
+            "SELECT event_id, ven_id, delivered_modification, delivered_status, opt_type, opt_modification "
+            f"FROM event_vens WHERE {where} ORDER BY event_id, ven_id", [value for _, value in conditions])
+        return [Delivery(*row) for row in rows]
+
+    def mark_delivered(self, ven_id: str, delivered: list[tuple[str, int, str]]) -> None:
+        with self._transaction():
+            self._db.executemany(
+                "UPDATE event_vens SET delivered_modification = ?, delivered_status = ? "
+                "WHERE event_id = ? AND ven_id = ?",
+                [(modification, status, event_id, ven_id) for event_id, modification, status in delivered])
+
+    def set_opt(self, ven_id: str, opts: list[tuple[str, str, int]]) -> None:
+        with self._transaction():
+            self._db.executemany(
+                "UPDATE event_vens SET opt_type = ?, opt_modification = ? WHERE event_id = ? AND ven_id = ?",
+                [(opt_type, modification, event_id, ven_id) for event_id, opt_type, modification in opts])
 
     def close(self) -> None:
         self._db.close()

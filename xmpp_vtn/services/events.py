@@ -1,0 +1,214 @@
+"""EiEvent: the VTN's events, what each VEN is owed, and the VENs' answers.
+
+Statuses are not stored: they follow from the clock (:mod:`.lifecycle`). What is stored is, per
+VEN and event, the modification and status the VEN acknowledged and its opt answer; a VEN is
+owed an oadrDistributeEvent whenever what it holds differs from what is true now.
+"""
+from __future__ import annotations
+
+import copy
+import logging
+from dataclasses import replace
+from datetime import datetime
+from typing import Any, Callable
+
+from ..store import Delivery, EventRecord, Store, VenRecord
+from . import codes, lifecycle
+from .handlers import Handlers
+from .outcome import Outcome, Refusal, Request, response
+from .registration import new_request_id
+
+log = logging.getLogger("xmpp_vtn.events")
+
+Included = list[tuple[str, int, str]]          # (event_id, modification_number, status) sent to a VEN
+
+
+class EventService:
+    """Events and their per-VEN delivery and opt state, free of I/O."""
+
+    def __init__(self, store: Store, handlers: Handlers, vtn_id: str, now: Callable[[], datetime]):
+        self.store, self.handlers, self.vtn_id, self.now = store, handlers, vtn_id, now
+        # Python callables cannot be stored; they live as long as the process.
+        self.callbacks: dict[str, Callable[..., Any]] = {}
+        self.delivery_callbacks: dict[str, Callable[..., Any]] = {}
+
+    # -- the application's side ------------------------------------------------------------------
+
+    def add(self, event: dict, ven_ids: list[str], callback: Callable[..., Any] | None = None,
+            delivery_callback: Callable[..., Any] | None = None) -> EventRecord:
+        """Store a new event for ``ven_ids``. Raises ValueError if its event_id exists."""
+        event_id = event["event_descriptor"]["event_id"]
+        if self.store.event(event_id) is not None:
+            raise ValueError(f"an event with event_id {event_id!r} exists; use modify_event to change it")
+        record = EventRecord(event_id, event["event_descriptor"]["modification_number"], event, tuple(ven_ids))
+        self.store.put_event(record)
+        self._remember(event_id, callback, delivery_callback)
+        return record
+
+    def _remember(self, event_id: str, callback: Callable | None, delivery_callback: Callable | None) -> None:
+        if callback is not None:
+            self.callbacks[event_id] = callback
+        if delivery_callback is not None:
+            self.delivery_callbacks[event_id] = delivery_callback
+
+    def replace(self, event_id: str, event: dict, ven_ids: list[str] | None = None, reason: str | None = None
+                ) -> EventRecord:
+        """A new modification of ``event_id``: the modification number goes up by one."""
+        current = self.existing(event_id)
+        if current.cancelled:
+            raise ValueError(f"event {event_id!r} is cancelled and cannot be modified")
+        event = copy.deepcopy(event)
+        descriptor = event["event_descriptor"]
+        descriptor.update(event_id=event_id, modification_number=current.modification_number + 1,
+                          created_date_time=current.event["event_descriptor"]["created_date_time"],
+                          modification_date_time=self.now())
+        if reason:
+            descriptor["modification_reason"] = reason
+        record = EventRecord(event_id, current.modification_number + 1, event,
+                             tuple(ven_ids) if ven_ids is not None else current.ven_ids)
+        self.store.put_event(record)
+        return record
+
+    def cancel(self, event_id: str) -> EventRecord:
+        """Cancel ``event_id``: a new modification with status cancelled."""
+        current = self.existing(event_id)
+        if current.cancelled:
+            return current
+        event = copy.deepcopy(current.event)
+        event["event_descriptor"].update(modification_number=current.modification_number + 1,
+                                         modification_date_time=self.now())
+        record = replace(current, modification_number=current.modification_number + 1, event=event, cancelled=True)
+        self.store.put_event(record)
+        return record
+
+    def existing(self, event_id: str) -> EventRecord:
+        record = self.store.event(event_id)
+        if record is None:
+            raise KeyError(f"no event with event_id {event_id!r}")
+        return record
+
+    def status(self, record: EventRecord) -> str:
+        return lifecycle.status_at(record.event["active_period"], self.now(), record.cancelled)
+
+    # -- what VENs are owed ----------------------------------------------------------------------
+
+    def _listed(self, ven_id: str) -> list[tuple[EventRecord, str, Delivery]]:
+        """The events ``ven_id``'s event list holds now, with their status and its delivery row."""
+        deliveries = {d.event_id: d for d in self.store.deliveries(ven_id=ven_id)}
+        now, listed = self.now(), []
+        for record in self.store.events(ven_id):
+            status = lifecycle.status_at(record.event["active_period"], now, record.cancelled)
+            delivery = deliveries[record.event_id]
+            _, end = lifecycle.bounds(record.event["active_period"])
+            if status in lifecycle.LIVE or (status == lifecycle.CANCELLED and (end is None or now < end)):
+                listed.append((record, status, delivery))
+            elif delivery.delivered_modification is not None and delivery.delivered_status in lifecycle.LIVE:
+                # Completed (or cancelled and past): told once to a VEN that holds it as live, then dropped.
+                listed.append((record, status, delivery))
+        return listed
+
+    def owed(self, ven_id: str) -> bool:
+        """Whether ``ven_id`` holds a stale view of any of its events."""
+        return any((d.delivered_modification, d.delivered_status) != (r.modification_number, s)
+                   for r, s, d in self._listed(ven_id))
+
+    def distribution(self, ven_id: str, only_if_owed: bool = True, limit: int | None = None
+                     ) -> tuple[dict, Included] | None:
+        """The oadrDistributeEvent for ``ven_id`` (all its listed events, statuses as of now) and
+        what it includes; None when ``only_if_owed`` and the VEN is up to date."""
+        listed = self._listed(ven_id)
+        if only_if_owed and not any((d.delivered_modification, d.delivered_status) != (r.modification_number, s)
+                                    for r, s, d in listed):
+            return None
+        listed = listed[:limit] if limit else listed
+        events = [self._as_sent(record, status, ven_id) for record, status, _ in listed]
+        payload = {"request_id": new_request_id(), "vtn_id": self.vtn_id, "events": events}
+        return payload, [(r.event_id, r.modification_number, s) for r, s, _ in listed]
+
+    @staticmethod
+    def _as_sent(record: EventRecord, status: str, ven_id: str) -> dict:
+        event = dict(record.event)
+        event["event_descriptor"] = {**record.event["event_descriptor"], "event_status": status}
+        targets = event.get("targets") or []
+        if targets and all(set(target) == {"ven_id"} for target in targets):
+            # A VEN sees itself as the target, not the other VENs' ids.
+            event["targets"] = [{"ven_id": ven_id}]
+            event["targets_by_type"] = {"ven_id": [ven_id]}
+        return event
+
+    def acknowledged(self, ven_id: str, included: Included) -> list[str]:
+        """``ven_id`` acknowledged a distribution; returns the events it now holds a new modification of."""
+        before = {d.event_id: d.delivered_modification for d in self.store.deliveries(ven_id=ven_id)}
+        self.store.mark_delivered(ven_id, included)
+        return [event_id for event_id, modification, _ in included if before.get(event_id) != modification]
+
+    # -- requests from VENs ----------------------------------------------------------------------
+
+    async def created_event(self, request: Request, ven: VenRecord) -> Outcome:
+        """oadrCreatedEvent: the VEN's opt answers. All are checked before anything is recorded."""
+        answers = request.payload.get("event_responses") or []
+        checked = []
+        for answer in answers:
+            record = self.store.event(answer["event_id"])
+            if record is None:
+                raise Refusal(codes.INVALID_ID, f"no event {answer['event_id']}")
+            if ven.ven_id not in record.ven_ids:
+                raise Refusal(codes.TARGET_MISMATCH, f"event {record.event_id} is not for venID {ven.ven_id}")
+            if answer["modification_number"] < record.modification_number:
+                raise Refusal(codes.OUT_OF_SEQUENCE, f"event {record.event_id} modification "
+                              f"{answer['modification_number']} is stale; current is {record.modification_number}")
+            if answer["modification_number"] > record.modification_number:
+                raise Refusal(codes.INVALID_ID, f"event {record.event_id} has no modification "
+                              f"{answer['modification_number']}")
+            checked.append((record, answer))
+        await self.handlers.call("on_created_event", request.payload)
+        held = {d.event_id: d for d in self.store.deliveries(ven_id=ven.ven_id)}
+        for record, answer in checked:
+            delivery = held[record.event_id]
+            repeated = (delivery.opt_type, delivery.opt_modification) == (answer.get("opt_type"),
+                                                                          answer["modification_number"])
+            callback = self.callbacks.get(record.event_id)
+            if callback is not None and not repeated:   # a repeated answer does not fire twice
+                await _maybe_await(callback(ven.ven_id, record.event_id, answer.get("opt_type")))
+        self.store.set_opt(ven.ven_id, [(record.event_id, answer.get("opt_type"), answer["modification_number"])
+                                        for record, answer in checked])
+        return Outcome(("oadrResponse", {"response": response(codes.OK, request.request_id), "ven_id": ven.ven_id}))
+
+    async def request_event(self, request: Request, ven: VenRecord) -> Outcome:
+        """oadrRequestEvent: the application's ``on_request_event`` answer, or the VTN's events."""
+        if "on_request_event" in self.handlers:
+            result = await self.handlers.call("on_request_event", ven.ven_id)
+            return Outcome(self._application_answer(result, request, ven))
+        found = self.distribution(ven.ven_id, only_if_owed=False, limit=request.payload.get("reply_limit"))
+        payload, included = found
+        payload["request_id"] = request.request_id
+        payload["response"] = response(codes.OK, request.request_id)
+        return Outcome(("oadrDistributeEvent", payload), acknowledged=(ven.ven_id, included))
+
+    async def poll(self, request: Request, ven: VenRecord) -> Outcome:
+        """oadrPoll: ``on_poll``'s answer, or the next message owed to the VEN, or an empty oadrResponse."""
+        if "on_poll" in self.handlers:
+            result = await self.handlers.call("on_poll", ven.ven_id)
+            return Outcome(self._application_answer(result, request, ven))
+        found = self.distribution(ven.ven_id)
+        if found is None:
+            return Outcome(("oadrResponse", {"response": response(codes.OK, None), "ven_id": ven.ven_id}))
+        payload, included = found
+        return Outcome(("oadrDistributeEvent", payload), acknowledged=(ven.ven_id, included))
+
+    def _application_answer(self, result: Any, request: Request, ven: VenRecord) -> tuple[str, dict]:
+        """What a pull handler returned, as a message: None -> empty oadrResponse (the seed's rule);
+        (message_type, payload) as is; an event or list of events -> oadrDistributeEvent."""
+        if result is None:
+            return "oadrResponse", {"response": response(codes.OK, request.request_id), "ven_id": ven.ven_id}
+        if isinstance(result, tuple) and len(result) == 2 and isinstance(result[0], str):
+            return result
+        events = result if isinstance(result, list) else [result]
+        return "oadrDistributeEvent", {"response": response(codes.OK, request.request_id),
+                                       "request_id": request.request_id or new_request_id(),
+                                       "vtn_id": self.vtn_id, "events": events}
+
+
+async def _maybe_await(result: Any) -> None:
+    if hasattr(result, "__await__"):
+        await result
