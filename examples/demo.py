@@ -1,5 +1,6 @@
 """The live demo: a private Prosody on loopback, the example VTN (examples/vtn.py) as its
-component, and three simulated VENs that query, register and get a push; then everything stops.
+component, and three simulated VENs that query and register; an event is pushed to them, they
+answer, and its status changes are pushed as time passes; then everything stops.
 
 Run it with ``make demo`` (which sets up the venv, the XSD bundle and Prosody first).
 """
@@ -10,6 +11,7 @@ import logging
 import sys
 import tempfile
 import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -65,6 +67,40 @@ async def run_ven(server: ProsodyServer, account: str, ven_id: str, say: Timelin
     return ven
 
 
+async def show_event(vtn, vens: list[SimulatedVEN], say: Timeline) -> None:
+    """One event pushed to the three VENs, their answers, and its status changes as time passes."""
+    vens[1].opt = "optOut"                     # east cannot shed load today
+    answered = asyncio.Event()
+    answers: list[tuple[str, str]] = []
+
+    def on_answer(ven_id: str, event_id: str, opt_type: str) -> None:
+        answers.append((ven_id, opt_type))
+        say("vtn", f"callback: {ven_id} answered {opt_type} for {event_id}")
+        if len(answers) == len(vens):
+            answered.set()
+
+    start = datetime.now(timezone.utc) + timedelta(seconds=1.5)
+    event_id = vtn.add_event([ven.ven_id for ven in vens], "SIMPLE", "level",
+                             [{"dtstart": start, "duration": timedelta(seconds=1), "signal_payload": 2.0}],
+                             event_id="shed-demo", callback=on_answer, market_context="http://grid.example/dr")
+    say("vtn", f"add_event({event_id}): level 2 for 1 s, starting {start:%H:%M:%S.%f}"[:-3]
+               + f", for {', '.join(ven.ven_id for ven in vens)}")
+
+    async def follow(ven: SimulatedVEN) -> None:
+        for _ in range(3):                      # far, active, completed
+            push = await ven.next_push("oadrDistributeEvent", timeout=15)
+            descriptor = push.payload["events"][0]["event_descriptor"]
+            line = f"<- oadrDistributeEvent pushed: {descriptor['event_id']} is {descriptor['event_status']}"
+            if descriptor["event_status"] == "far":
+                line += f"; answered oadrCreatedEvent {ven.answered[descriptor['event_id']][1]}"
+            say(ven.jid.split("@")[0], line)
+
+    await asyncio.gather(answered.wait(), *(follow(ven) for ven in vens))
+    for state in vtn.events():
+        opts = ", ".join(f"{ven_id} {d.opt_type}" for ven_id, d in sorted(state.deliveries.items()))
+        say("vtn", f"event {state.event_id}: {state.status}, modification {state.modification_number}; {opts}")
+
+
 async def demo(server: ProsodyServer, store: Path, say: Timeline) -> None:
     def on_decision(ven_id: str, registration_id: str | None) -> None:
         say("vtn", f"on_create_party_registration({ven_id}) -> "
@@ -88,6 +124,8 @@ async def demo(server: ProsodyServer, store: Path, say: Timeline) -> None:
         push = await east.next_push("oadrRequestReregistration")
         say("east", f"<- {push.message_type} from {push.sender}; answered oadrResponse, "
                     f"registered again as {east.registration_id}")
+
+        await show_event(vtn, vens[:3], say)
 
         say("vtn", "registered VENs:")
         for ven in vtn.vens():

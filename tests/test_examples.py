@@ -17,7 +17,7 @@ def _run_example(name: str) -> subprocess.CompletedProcess:
                           timeout=120, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
 
 
-def test_live_demo_registers_three_vens_refuses_the_intruder_and_leaves_nothing_running():
+def test_live_demo_registers_pushes_an_event_refuses_the_intruder_and_leaves_nothing_running():
     result = _run_example("demo.py")
     assert result.returncode == 0, result.stderr
     out = result.stdout
@@ -26,6 +26,12 @@ def test_live_demo_registers_three_vens_refuses_the_intruder_and_leaves_nothing_
         assert re.search(rf"ven-{ven} +reg-ven-{ven} +{ven}@localhost/oadr", out)
     assert "intruder <- oadrCreatedPartyRegistration 463" in out
     assert "acknowledged (empty iq result)" in out
+    # The event: pushed to all three, answered (east opts out), then active and completed by push.
+    for ven, opt in (("north", "optIn"), ("east", "optOut"), ("south", "optIn")):
+        assert f"callback: ven-{ven} answered {opt} for shed-demo" in out
+        for status in ("far", "active", "completed"):
+            assert f"{ven:<8} <- oadrDistributeEvent pushed: shed-demo is {status}" in out
+    assert "event shed-demo: completed, modification 0; ven-east optOut, ven-north optIn, ven-south optIn" in out
     pid = int(re.search(r"prosody  stopped, pid (\d+)", out).group(1))
     assert not is_running(pid)
     assert result.stderr == ""

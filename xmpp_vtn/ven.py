@@ -72,6 +72,8 @@ class SimulatedVEN:
     #: of them (or None to stay silent).
     opt: "str | Callable[[dict], str | None]" = "optIn"
     received: list[Received] = field(default_factory=list)
+    #: Send directed presence to the VTN at start (how a returning VEN says it is back).
+    announce_presence: bool = True
     #: Its view of its events: event_id -> the event as last distributed.
     events: dict[str, dict] = field(default_factory=dict)
     #: What it answered: event_id -> (modification_number, opt_type).
@@ -102,7 +104,8 @@ class SimulatedVEN:
         self.xmpp.connect(self.host, self.port)
         await wait_for_session(self.xmpp, timeout)
         self.xmpp.send_presence()
-        self.xmpp.send_presence(pto=self.vtn_jid)   # directed: the VTN learns we are back
+        if self.announce_presence:
+            self.xmpp.send_presence(pto=self.vtn_jid)   # directed: the VTN learns we are back
         return self
 
     async def stop(self) -> None:
