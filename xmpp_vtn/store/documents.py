@@ -5,6 +5,8 @@ the store keeps the event as the ``oadrEvent`` the VTN would send, and reads it 
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 from .. import codec
 
 _HOLDER = {"request_id": "stored", "vtn_id": "stored"}
@@ -15,6 +17,11 @@ def encode_event(event: dict) -> bytes:
     return codec.serialize("oadrDistributeEvent", {**_HOLDER, "events": [event]})
 
 
+@lru_cache(maxsize=4096)
 def decode_event(document: bytes) -> dict:
-    """The event dict :func:`encode_event` stored."""
+    """The event dict :func:`encode_event` stored.
+
+    Cached: every push and every answer reads the same few events. The dict is shared, so
+    callers copy before they change it (the event service does).
+    """
     return codec.parse(document)[1]["events"][0]
