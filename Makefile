@@ -31,9 +31,10 @@ prosody:
 demo: setup prosody
 	$(BIN)/python examples/demo.py
 
-bench: setup
+bench: setup prosody
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[bench]'
 	$(BIN)/python bench/codec.py
+	$(BIN)/python bench/fanout.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info
