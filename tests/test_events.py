@@ -274,6 +274,8 @@ def test_add_event_arguments_are_checked(prosody):
                 "signal type": lambda: vtn.add_event(ven.ven_id, "SIMPLE", "loud", intervals()),
                 "gap": lambda: vtn.add_event(ven.ven_id, "SIMPLE", "level", [
                     intervals()[0], {**intervals()[1], "dtstart": T0 + 30 * MIN}]),
+                "fraction": lambda: vtn.add_event(ven.ven_id, "SIMPLE", "level", [
+                    {**intervals()[0], "duration": timedelta(seconds=1.5)}]),
                 "response": lambda: vtn.add_event(ven.ven_id, "SIMPLE", "level", intervals(),
                                                   response_required="sometimes"),
                 "duplicate": lambda: [vtn.add_event(ven.ven_id, "SIMPLE", "level", intervals(), event_id="dup")
@@ -289,4 +291,25 @@ def test_add_event_arguments_are_checked(prosody):
 
     errors = run(scenario())
     assert "nobody" in errors["unknown ven"] and "LOUD" in errors["signal name"] and "loud" in errors["signal type"]
-    assert "contiguous" in errors["gap"] and "sometimes" in errors["response"] and "dup" in errors["duplicate"]
+    assert "contiguous" in errors["gap"] and "sometimes" in errors["response"]
+    assert "whole seconds" in errors["fraction"] and "dup" in errors["duplicate"]
+
+
+def test_wall_clock_transitions_are_pushed_by_apscheduler(prosody):
+    async def scenario():
+        async with scene(prosody, register=True) as (vtn, [ven]):           # the default, real-time scheduler
+            start = datetime.now(timezone.utc) + timedelta(seconds=0.5)
+            vtn.add_event(ven.ven_id, "SIMPLE", "level",          # OpenADR durations are whole seconds
+                          [{"dtstart": start, "duration": timedelta(seconds=1), "signal_payload": 1.0}])
+            seen = []
+            for _ in range(3):
+                push = await ven.next_push("oadrDistributeEvent")
+                seen.append((push.payload["events"][0]["event_descriptor"]["event_status"],
+                             datetime.now(timezone.utc) - start))
+            return seen
+
+    seen = run(scenario())
+    assert [status for status, _ in seen] == ["far", "active", "completed"]
+    # Each transition arrives within a second of its time (the bound), never before it.
+    assert timedelta(0) <= seen[1][1] < timedelta(seconds=1)
+    assert timedelta(seconds=1) <= seen[2][1] < timedelta(seconds=2)

@@ -48,6 +48,9 @@ def contiguous_intervals(intervals: Iterable[Any]) -> tuple[list[dict], datetime
         duration = interval.get("duration")
         if not isinstance(duration, timedelta) or duration <= timedelta(0):
             raise ValueError(f"intervals[{index}].duration must be a positive timedelta, not {duration!r}")
+        if duration.microseconds:
+            raise ValueError(f"intervals[{index}].duration {duration} has fractions of a second; "
+                             "OpenADR durations are whole seconds")
         if "signal_payload" not in interval or interval["signal_payload"] is None:
             raise ValueError(f"intervals[{index}] needs a signal_payload")
         dtstart = interval.get("dtstart")
