@@ -313,3 +313,26 @@ def test_wall_clock_transitions_are_pushed_by_apscheduler(prosody):
     # Each transition arrives within a second of its time (the bound), never before it.
     assert timedelta(0) <= seen[1][1] < timedelta(seconds=1)
     assert timedelta(seconds=1) <= seen[2][1] < timedelta(seconds=2)
+
+
+def test_group_targets_are_resolved_through_on_targets(prosody):
+    groups: dict[str, list[str]] = {}
+
+    def on_targets(targets):
+        return [ven_id for target in targets for ven_id in groups.get(target.get("group_id"), [])]
+
+    async def scenario():
+        async with scene(prosody, vens=3, register=True, scheduler=manual(),
+                         handlers={"on_targets": on_targets}) as (vtn, vens):
+            groups["north"] = [vens[0].ven_id, vens[2].ven_id]
+            vtn.add_event(None, "SIMPLE", "level", intervals(), targets=[{"group_id": "north"}])
+            pushes = await asyncio.gather(vens[0].next_push("oadrDistributeEvent"),
+                                          vens[2].next_push("oadrDistributeEvent"))
+            await vtn.deliveries.idle()
+            with pytest.raises(ValueError, match="no VEN"):
+                vtn.add_event(None, "SIMPLE", "level", intervals(), targets=[{"group_id": "south"}])
+            return pushes, vens[1].received, [state.deliveries.keys() for state in vtn.events()]
+
+    pushes, untouched, [targeted] = run(scenario())
+    assert all(push.payload["events"][0]["targets"] == [{"group_id": "north"}] for push in pushes)
+    assert untouched == [] and len(targeted) == 2

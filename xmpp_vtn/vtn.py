@@ -111,7 +111,7 @@ class VTNComponent:
 
     # -- events ------------------------------------------------------------------------------------
 
-    def add_event(self, ven_id: str | Iterable[str], signal_name: str, signal_type: str, intervals: list,
+    def add_event(self, ven_id: str | Iterable[str] | None, signal_name: str, signal_type: str, intervals: list,
                   callback: Callable[..., Any] | None = None, event_id: str | None = None,
                   targets: list | None = None, targets_by_type: dict | None = None,
                   market_context: str = "oadr://unknown.context", priority: int | None = None,
@@ -127,9 +127,14 @@ class VTNComponent:
         ``callback(ven_id, event_id, opt_type)`` is called when a VEN answers (sync or async);
         ``delivery_callback(ven_id, event_id)`` when a VEN acknowledges a new modification.
 
+        With ``ven_id=None`` the event goes to the VENs the ``on_targets(targets)`` handler names for
+        its ``targets`` (groups, resources, areas, ...).
+
         >>> vtn.add_event("ven-1", "SIMPLE", "level", [{"dtstart": start, "duration": timedelta(hours=1),
         ...                                              "signal_payload": 1.0}])   # doctest: +SKIP
         """
+        if ven_id is None:
+            ven_id = self._resolve_targets(targets, targets_by_type)
         ven_ids = self._registered_ven_ids(ven_id)
         event = build_event(
             ven_ids=ven_ids, signal_name=signal_name, signal_type=signal_type, intervals=intervals,
@@ -194,6 +199,23 @@ class VTNComponent:
             states.append(EventState(record.event_id, record.modification_number,
                                      self.event_service.status(record), record.event, deliveries))
         return states
+
+    def _resolve_targets(self, targets: list | None, targets_by_type: dict | None) -> list[str]:
+        handler = self._handlers.get("on_targets")
+        if not targets and not targets_by_type:
+            raise ValueError("add_event needs ven_id, or targets that the on_targets handler resolves to venIDs")
+        if handler is None:
+            raise ValueError("add_event without ven_id needs an on_targets(targets) handler returning venIDs")
+        found = handler(targets if targets is not None else targets_by_type)
+        if inspect.isawaitable(found):
+            close = getattr(found, "close", None)
+            if close:
+                close()
+            raise TypeError("on_targets must be a plain function: add_event is not a coroutine")
+        found = list(found or [])
+        if not found:
+            raise ValueError(f"on_targets found no VEN for targets {targets or targets_by_type!r}")
+        return found
 
     def _registered_ven_ids(self, ven_id: str | Iterable[str]) -> list[str]:
         ven_ids = ven_id_list(ven_id)

@@ -14,7 +14,7 @@ HANDLER_NAMES = frozenset({
     "on_request_report", "on_register_report", "on_create_report", "on_created_report",
     "on_update_report", "on_cancel_report",
     "on_create_opt", "on_cancel_opt",
-    "on_ven_online", "on_ven_offline",
+    "on_ven_online", "on_ven_offline", "on_targets",
 })
 
 
@@ -38,6 +38,10 @@ class Handlers:
             warnings.warn(f"{name!r} is not a handler xmpp-vtn calls{hint}; known: {', '.join(sorted(HANDLER_NAMES))}",
                           stacklevel=3)
         self._table[name] = handler
+
+    def get(self, name: str) -> Callable[..., Any] | None:
+        """The handler installed under ``name``, or None."""
+        return self._table.get(name)
 
     def __contains__(self, name: str) -> bool:
         return name in self._table
