@@ -146,8 +146,7 @@ def main() -> int:
     except ProsodyError as error:
         print(f"The demo needs Prosody: {error}", file=sys.stderr)
         return 2
-    with server, tempfile.TemporaryDirectory(prefix="xmpp-vtn-demo-") as state:
-        server.start()
+    with server, tempfile.TemporaryDirectory(prefix="xmpp-vtn-demo-") as state:   # `with` starts it
         pid = server.pid
         say("prosody", f"started, pid {pid}, clients on 127.0.0.1:{server.c2s_port}, "
                        f"components on 127.0.0.1:{server.component_port}")

@@ -12,14 +12,30 @@ from xmpp_vtn.prosody import is_running
 REPO = Path(__file__).resolve().parent.parent
 
 
+def prosody_pids() -> set[int]:
+    """Every prosody process on the machine (from /proc), to prove a run left none behind."""
+    pids = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                command = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if any(part.endswith(b"/prosody") or part == b"prosody" for part in command[:2]):
+                pids.add(int(entry.name))
+    return pids
+
+
 def _run_example(name: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(REPO / "examples" / name)], capture_output=True, text=True,
                           timeout=120, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
 
 
 def test_live_demo_registers_pushes_an_event_refuses_the_intruder_and_leaves_nothing_running():
+    before = prosody_pids()
     result = _run_example("demo.py")
     assert result.returncode == 0, result.stderr
+    assert prosody_pids() <= before
     out = result.stdout
     for ven in ("north", "east", "south"):
         assert f"on_create_party_registration(ven-{ven}) -> accepted, reg-ven-{ven}" in out

@@ -88,10 +88,16 @@ class ProsodyServer:
             domain=self.domain, component=self.component, secret=self.secret, log_level=self.log_level))
 
     def start(self, timeout: float = 10.0) -> "ProsodyServer":
-        """Start the server (again, after :meth:`stop`, on the same ports and data) and wait for its ports."""
+        """Start the server (again, after :meth:`stop`, on the same ports and data) and wait for its ports.
+
+        Starting a running server does nothing: a second process would be orphaned.
+        """
+        if self.process is not None and self.process.poll() is None:
+            return self
         self._write_config()
         self.process = subprocess.Popen(["prosody", "-F", "--config", str(self.config)],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                        preexec_fn=_die_with_parent)
         deadline = time.monotonic() + timeout
         for port in (self.c2s_port, self.component_port):
             while not self._listening(port):
@@ -144,6 +150,17 @@ class ProsodyServer:
     @property
     def pid(self) -> int | None:
         return self.process.pid if self.process else None
+
+
+def _die_with_parent() -> None:
+    """In the child: SIGTERM when the process that started us dies, so a killed test run or demo
+    never leaves a server behind (Linux; elsewhere :meth:`ProsodyServer.stop` is the only way)."""
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)              # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def is_running(pid: int) -> bool:
