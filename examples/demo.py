@@ -49,7 +49,7 @@ class Timeline:
 async def run_ven(server: ProsodyServer, account: str, ven_id: str, say: Timeline) -> SimulatedVEN:
     """Log one VEN in, query the VTN and register."""
     ven = SimulatedVEN(f"{account}@{server.domain}/oadr", PASSWORD, server.component, port=server.c2s_port,
-                       ven_id=ven_id, ven_name=KNOWN_VENS.get(ven_id))
+                       ven_id=ven_id, ven_name=KNOWN_VENS[ven_id][0])
     await ven.start()
     say(account, f"logged in as {ven.full_jid}")
     say(account, "-> oadrQueryRegistration")

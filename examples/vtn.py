@@ -16,18 +16,22 @@ from typing import Callable
 
 from xmpp_vtn import VTNComponent
 
-# The VENs this utility has contracts with: venID -> display name. A real deployment reads its
-# customer database here.
-KNOWN_VENS = {"ven-north": "North substation", "ven-east": "East campus", "ven-south": "South depot"}
+# The VENs this utility has contracts with: venID -> (display name, the XMPP account it logs in
+# with). A real deployment reads its customer database here.
+KNOWN_VENS = {"ven-north": ("North substation", "north"), "ven-east": ("East campus", "east"),
+              "ven-south": ("South depot", "south")}
 
 
-def registration_handler(known: dict[str, str], on_decision: Callable[[str, str | None], None] = lambda *_: None):
-    """``on_create_party_registration``: known venIDs get a registration id, anyone else is refused."""
+def registration_handler(known: dict[str, tuple[str, str]],
+                         on_decision: Callable[[str, str | None], None] = lambda *_: None):
+    """``on_create_party_registration``: a known venID, from its own account, gets a registration
+    id; anything else is refused. The second argument is the JID the XMPP server authenticated."""
     issued = {}
 
-    def on_create_party_registration(payload: dict) -> tuple[str, str] | None:
+    def on_create_party_registration(payload: dict, sender: str) -> tuple[str, str] | None:
         ven_id = payload.get("ven_id")
-        if ven_id not in known:
+        account = sender.split("@", 1)[0]
+        if ven_id not in known or known[ven_id][1] != account:
             on_decision(str(ven_id), None)
             return None
         # A VEN that re-registers keeps its registration id.

@@ -13,7 +13,7 @@ from xmpp_vtn.prosody import ProsodyServer
 from xmpp_vtn.services import codes
 from xmpp_vtn.ven import VTNError
 from payloads import CATALOGUE
-from xmpp_scene import make_ven, make_vtn, new_account, run, scene
+from xmpp_scene import make_ven, next_event, make_vtn, new_account, run, scene
 
 
 def test_wrong_component_secret_fails_run_clearly(prosody):
@@ -62,16 +62,14 @@ def test_component_reconnects_after_prosody_restarts_and_serves_again():
                 ven = await make_ven(server, account)
                 await ven.register()
                 ven_id = ven.ven_id
-                lost = asyncio.ensure_future(vtn.component.xmpp.wait_until("disconnected", 10))
-                await asyncio.sleep(0)          # let wait_until install its handler before the cut
+                lost = next_event(vtn.component.xmpp, "disconnected")
                 server.stop()
-                await lost
+                await asyncio.wait_for(lost, 10)
                 await ven.stop()
                 assert not vtn.connected
-                back = asyncio.ensure_future(vtn.component.xmpp.wait_until("session_start", 20))
-                await asyncio.sleep(0)
+                back = next_event(vtn.component.xmpp, "session_start")
                 server.start()
-                await back
+                await asyncio.wait_for(back, 20)
                 # The VEN logs in again: its registration is still there, pushes reach it.
                 ven = await make_ven(server, account, ven_id=ven_id)
                 try:
@@ -120,3 +118,36 @@ def test_push_to_an_offline_ven_fails_with_a_reason(prosody):
     assert "service-unavailable" in failed.reason or "not-implemented" in failed.reason or \
         "recipient-unavailable" in failed.reason, failed.reason
 
+
+
+def test_stop_during_a_slow_handler_cancels_it_and_leaves_no_task(prosody):
+    started = asyncio.Event()
+
+    async def stuck(payload):
+        started.set()
+        await asyncio.Event().wait()            # never returns by itself
+
+    async def scenario():
+        vtn = make_vtn(prosody, {"on_query_registration": stuck})
+        await vtn.run()
+        ven = await make_ven(prosody)
+        request = asyncio.ensure_future(ven.query_registration())
+        await started.wait()
+        await vtn.stop()
+        request.cancel()
+        await asyncio.gather(request, return_exceptions=True)
+        await ven.stop()
+        return {task for task in asyncio.all_tasks() if task is not asyncio.current_task()}
+
+    assert asyncio.run(scenario()) == set()
+
+
+def test_stop_after_a_failed_run_leaves_no_task(prosody):
+    async def scenario():
+        vtn = VTNComponent("VTN-1", prosody.component, "wrong", port=prosody.component_port, store=":memory:")
+        with pytest.raises(StreamFailed):
+            await vtn.run(timeout=10)
+        await vtn.stop()
+        return {task for task in asyncio.all_tasks() if task is not asyncio.current_task()}
+
+    assert asyncio.run(scenario()) == set()

@@ -6,6 +6,8 @@ import logging
 import xml.etree.ElementTree as ET
 
 import pytest
+from slixmpp.xmlstream.handler import Waiter
+from slixmpp.xmlstream.matcher import MatcherId
 
 from xmpp_vtn import codec
 from xmpp_vtn.services import codes
@@ -66,9 +68,9 @@ def test_reregistration_with_the_registration_id_updates_the_transport_address(p
     async def scenario():
         async with scene(prosody, register=True) as (vtn, [ven]):
             # The same account logs in from another resource and re-registers with its ids.
-            moved = await make_ven(prosody, ven.jid.split("/")[0], ven_id=ven.ven_id,
+            moved = await make_ven(prosody, ven.jid.split("/")[0], resource="moved", ven_id=ven.ven_id,
                                    registration_id=ven.registration_id)
-            moved.xmpp.boundjid.resource  # noqa: B018 (bound by the server)
+            assert moved.full_jid != ven.full_jid
             try:
                 await moved.register()
                 return ven.ven_id, moved, vtn.vens()
@@ -208,10 +210,10 @@ def test_schema_invalid_payload_gets_bad_request_naming_the_violation(prosody):
 
 
 def test_huge_schema_error_text_is_capped(prosody):
-    many = b"".join(b"<bogus%d/>" % n for n in range(3000))
+    bogus = b"bogus" + b"x" * 5000                   # the schema error names this element
     document = codec.serialize("oadrQueryRegistration", {"request_id": "r1"}).replace(
-        b"</oadr:oadrQueryRegistration>", many + b"</oadr:oadrQueryRegistration>")
-    assert many in document
+        b"</oadr:oadrQueryRegistration>", b"<%s/></oadr:oadrQueryRegistration>" % bogus)
+    assert bogus in document
 
     async def scenario():
         async with scene(prosody) as (vtn, [ven]):
@@ -220,7 +222,7 @@ def test_huge_schema_error_text_is_capped(prosody):
             return refused.value
 
     refused = run(scenario())
-    assert refused.condition == "bad-request" and 0 < len(refused.text) <= 1024
+    assert refused.condition == "bad-request" and len(refused.text) == 1024 and refused.text.endswith("...")
 
 
 def test_non_openadr_iq_gets_feature_not_implemented(prosody):
@@ -293,3 +295,27 @@ def test_ping_is_answered(prosody):
             return await ven.xmpp.plugin["xep_0199"].ping(jid=vtn.jid, timeout=10)
 
     assert run(scenario()) >= 0
+
+
+@pytest.mark.parametrize("inside_payload", [False, True])
+def test_absurdly_deep_stanza_is_refused_and_the_component_stays_up(prosody, inside_payload):
+    nest = "<a>" * 3000 + "</a>" * 3000           # deeper than Python's recursion limit
+    if inside_payload:
+        child = "<oadrPayload xmlns='http://openadr.org/oadr-2.0b/2012/07'><x xmlns=''>" + nest + "</x></oadrPayload>"
+    else:
+        child = "<q xmlns='urn:example:deep'>" + nest + "</q>"
+
+    async def scenario():
+        async with scene(prosody) as (vtn, [ven]):
+            # Sent raw: slixmpp itself cannot serialize a stanza this deep.
+            waiter = Waiter("deep answer", MatcherId("deep-1"))
+            ven.xmpp.register_handler(waiter)
+            ven.xmpp.send_raw(f"<iq type='set' id='deep-1' to='{vtn.jid}'>{child}</iq>")
+            answer = await waiter.wait(timeout=10)
+            served = await ven.query_registration()
+            return answer, served, vtn.connected
+
+    answer, served, connected = run(scenario())
+    assert answer["type"] == "error" and answer["error"]["condition"] == "bad-request"
+    assert "deeper" in answer["error"]["text"]
+    assert served["vtn_id"] == "VTN-1" and connected

@@ -81,6 +81,67 @@ def test_registration_id_held_by_another_ven_is_a_handler_error(caplog):
     assert "already held by venID v1" in caplog.text and len(world.store.vens()) == 1
 
 
+@pytest.mark.parametrize("offered", ["bob@grid.example/x", "alice@grid.example/", "alice@grid.example",
+                                     "alice@grid.example/" + "r" * 2000, "not a jid@@"])
+def test_transport_address_that_is_not_a_full_jid_of_the_account_is_not_trusted(offered):
+    world = World()
+    world.send(ALICE, "oadrCreatePartyRegistration", create(ven_id="v1", transport_address=offered))
+    assert world.store.ven("v1").transport_address == ALICE
+
+
+def test_registration_handler_may_take_the_authenticated_sender():
+    seen = []
+
+    def on_create(payload, sender):
+        seen.append((payload["ven_id"], sender, payload["transport_address"]))
+        return "reg-9" if sender.startswith("alice@") else None
+    world = World(on_create_party_registration=on_create)
+    assert world.code(ALICE, "oadrCreatePartyRegistration", create(ven_id="v1", transport_address="x@y/z")) == 200
+    assert world.code(MALLORY, "oadrCreatePartyRegistration", create(ven_id="v2")) == 463
+    assert seen == [("v1", ALICE, ALICE), ("v2", MALLORY, MALLORY)]
+
+
+def test_handler_may_return_a_two_item_list():
+    world = World(on_create_party_registration=lambda payload: ["v7", "reg-7"])
+    assert world.send(ALICE, "oadrCreatePartyRegistration", create())[1]["ven_id"] == "v7"
+
+
+def test_query_from_a_registered_ven_returns_its_ids():
+    world = World()
+    assert "ven_id" not in world.send(ALICE, "oadrQueryRegistration", {"request_id": "q"})[1]
+    world.send(ALICE, "oadrCreatePartyRegistration", create(ven_id="v1"))
+    answer = world.send(ALICE, "oadrQueryRegistration", {"request_id": "q"})[1]
+    assert (answer["ven_id"], answer["registration_id"]) == ("v1", "reg-1")
+
+
+def test_one_accounts_requests_run_one_at_a_time():
+    gate = asyncio.Event()
+    order = []
+
+    async def slow_cancel(payload):
+        order.append("cancel handler starts")
+        await gate.wait()
+        order.append("cancel handler ends")
+
+    async def scenario():
+        world = World(on_cancel_party_registration=slow_cancel)
+        await world.dispatcher.handle(Request(ALICE, "oadrCreatePartyRegistration", create(ven_id="v1")))
+        cancel = asyncio.create_task(world.dispatcher.handle(Request(
+            ALICE, "oadrCancelPartyRegistration", {"request_id": "c", "registration_id": "reg-1"})))
+        reregister = asyncio.create_task(world.dispatcher.handle(Request(
+            ALICE, "oadrCreatePartyRegistration", create(ven_id="v1", registration_id="reg-1"))))
+        while not order:
+            await asyncio.sleep(0)
+        gate.set()
+        cancelled, reregistered = await asyncio.gather(cancel, reregister)
+        return cancelled.answer[1], reregistered.answer[1], world.store.vens()
+
+    cancelled, reregistered, vens = asyncio.run(scenario())
+    # The cancel finished before the re-registration was looked at: it finds no registration.
+    assert cancelled["response"]["response_code"] == 200
+    assert reregistered["response"]["response_code"] == codes.INVALID_ID and vens == []
+
+
 def test_transport_address_outside_the_senders_account_is_not_trusted():
     world = World()
     world.send(ALICE, "oadrCreatePartyRegistration", create(ven_id="v1", transport_address="bob@grid.example/x"))
@@ -96,9 +157,12 @@ def test_ven_id_binding_matrix():
     world.handlers.add("on_create_party_registration", lambda payload: "reg-2")
     world.send(MALLORY, "oadrCreatePartyRegistration", create(ven_id="mallory-ven"))
     cancel = {"request_id": "r", "registration_id": "reg-1"}
-    # Claiming another account's venID, an unknown venID, or speaking unregistered.
-    assert world.code(MALLORY, "oadrCancelPartyRegistration", {**cancel, "ven_id": "alice-ven"}) == 463
-    assert world.code(MALLORY, "oadrCancelPartyRegistration", {**cancel, "ven_id": "nobody"}) == 452
+    # Claiming another account's venID or an unknown one gets the same answer: no enumeration.
+    foreign = world.send(MALLORY, "oadrCancelPartyRegistration", {**cancel, "ven_id": "alice-ven"})[1]["response"]
+    unknown = world.send(MALLORY, "oadrCancelPartyRegistration", {**cancel, "ven_id": "nobody"})[1]["response"]
+    assert foreign["response_code"] == unknown["response_code"] == 463
+    assert foreign["response_description"].replace("alice-ven", "X") == unknown["response_description"].replace(
+        "nobody", "X")
     assert world.code("eve@grid.example/x", "oadrCancelPartyRegistration", cancel) == 463
     assert len(world.store.vens()) == 2
     # Without a venID the sender's own registration is meant.

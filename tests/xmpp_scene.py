@@ -25,6 +25,13 @@ def new_account(server: ProsodyServer, prefix: str = "ven") -> str:
     return server.register(f"{prefix}{next(_accounts)}", PASSWORD)
 
 
+def next_event(xmpp, name: str) -> asyncio.Future:
+    """A future resolved by the next ``name`` event of a slixmpp stream, installed at once."""
+    future = asyncio.get_running_loop().create_future()
+    xmpp.add_event_handler(name, lambda *_: future.done() or future.set_result(None), disposable=True)
+    return future
+
+
 def issue_ids(payload: dict) -> tuple[str, str]:
     """The registration handler the tests use by default: keep the VEN's venID or assign one."""
     ven_id = payload.get("ven_id") or f"ven-{next(_accounts)}"
@@ -40,9 +47,10 @@ def make_vtn(server: ProsodyServer, handlers: dict[str, Callable] | None = None,
     return vtn
 
 
-async def make_ven(server: ProsodyServer, bare_jid: str | None = None, **options: Any) -> SimulatedVEN:
+async def make_ven(server: ProsodyServer, bare_jid: str | None = None, resource: str = "oadr",
+                   **options: Any) -> SimulatedVEN:
     bare_jid = bare_jid or new_account(server)
-    ven = SimulatedVEN(f"{bare_jid}/oadr", PASSWORD, server.component, port=server.c2s_port, **options)
+    ven = SimulatedVEN(f"{bare_jid}/{resource}", PASSWORD, server.component, port=server.c2s_port, **options)
     return await ven.start()
 
 

@@ -11,14 +11,14 @@ import asyncio
 import logging
 from typing import Awaitable, Callable
 
-from slixmpp import JID, ComponentXMPP, Iq
+from slixmpp import JID, ComponentXMPP, Iq, InvalidJID
 from slixmpp.exceptions import IqError, IqTimeout
 from slixmpp.xmlstream.handler import CoroutineCallback
 from slixmpp.xmlstream.matcher import StanzaPath
 
 from .backoff import Backoff
 from .streams import (OADR_FEATURE, SERVICE_NODE_PREFIX, SERVICES, SERVICES_NODE, StreamFailed, attach_payload,
-                      payload_bytes, wait_for_session)
+                      guard_depth, payload_bytes, wait_for_session)
 
 log = logging.getLogger("xmpp_vtn.component")
 
@@ -67,6 +67,7 @@ class OadrComponent:
         self._reconnect: asyncio.Task | None = None
         self._requests: set[asyncio.Task] = set()
         self.xmpp = ComponentXMPP(jid, secret, host, port)
+        guard_depth(self.xmpp)
         self.xmpp.register_plugin("xep_0030")
         self.xmpp.register_plugin("xep_0199")
         self._advertise()
@@ -75,6 +76,7 @@ class OadrComponent:
         self.xmpp.add_event_handler("session_start", self._on_session_start)
         self.xmpp.add_event_handler("disconnected", self._on_disconnected)
         self.xmpp.add_event_handler("connection_failed", self._on_connection_failed)
+        self.xmpp.add_event_handler("stream_error", self._on_stream_error)
         self.xmpp.add_event_handler("presence_available", lambda presence: self._presence(presence, True))
         self.xmpp.add_event_handler("presence_unavailable", lambda presence: self._presence(presence, False))
 
@@ -109,14 +111,17 @@ class OadrComponent:
 
     async def stop(self) -> None:
         """Disconnect, stop reconnecting and wait for in-flight requests; leaves no task behind."""
-        self._stopping = True
+        self._stopping = True                   # from here on, requests are no longer taken
         if self._reconnect is not None:
             self._reconnect.cancel()
             await asyncio.gather(self._reconnect, return_exceptions=True)
             self._reconnect = None
         self.xmpp.cancel_connection_attempt()
         if self._requests:
-            await asyncio.wait(set(self._requests), timeout=5)
+            _, unfinished = await asyncio.wait(set(self._requests), timeout=5)
+            for task in unfinished:
+                task.cancel()
+            await asyncio.gather(*unfinished, return_exceptions=True)
         if self.xmpp.transport is not None:
             await self.xmpp.disconnect(wait=2.0)
         self.connected = False
@@ -149,6 +154,12 @@ class OadrComponent:
             log.info("component %s could not connect: %s", self.jid, error)
             self._schedule_reconnect()
 
+    def _on_stream_error(self, error: object) -> None:
+        # After the first start a refused handshake (a second component took the JID, the secret
+        # changed) is retried with backoff, but it needs a person: say so loudly.
+        if self.connected or not self._stopping:
+            log.error("component %s: stream error from the server: %s", self.jid, error)
+
     def _schedule_reconnect(self) -> None:
         if self._reconnect is not None and not self._reconnect.done():
             return
@@ -164,6 +175,8 @@ class OadrComponent:
     # -- requests from VENs ----------------------------------------------------------------------
 
     async def _on_payload_iq(self, iq: Iq) -> None:
+        if self._stopping:
+            return
         task = asyncio.current_task()
         if task is not None:
             self._requests.add(task)
@@ -180,14 +193,21 @@ class OadrComponent:
         try:
             document = await self.on_request(sender, addressed, payload_bytes(iq) or b"")
         except IqRefused as refusal:
-            return _error_reply(iq, refusal.condition, refusal.text, refusal.error_type)
+            return self._error_reply(iq, refusal.condition, refusal.text, refusal.error_type)
         except Exception:
             log.exception("request from %s could not be answered", sender)
-            return _error_reply(iq, "internal-server-error", "the VTN failed to process this request", "wait")
-        reply = iq.reply(clear=True)
+            return self._error_reply(iq, "internal-server-error", "the VTN failed to process this request", "wait")
+        # Built fresh rather than with iq.reply(), which copies the whole request first.
+        reply = self.xmpp.make_iq_result(iq["id"], ito=iq["from"], ifrom=iq["to"])
         if document:
             attach_payload(reply, document)
         return reply
+
+    def _error_reply(self, iq: Iq, condition: str, text: str, error_type: str) -> Iq:
+        if len(text) > MAX_ERROR_TEXT:
+            text = text[:MAX_ERROR_TEXT - 3] + "..."
+        return self.xmpp.make_iq_error(iq["id"], type=error_type, condition=condition, text=text,
+                                       ito=iq["from"], ifrom=iq["to"])
 
     # -- pushes to VENs --------------------------------------------------------------------------
 
@@ -196,7 +216,10 @@ class OadrComponent:
         acknowledgement, the VEN's empty iq result. Raises :class:`PushFailed` otherwise."""
         if not self.connected:
             raise PushFailed(to, "the component is not connected to its server")
-        iq = self.xmpp.make_iq_set(ito=to, ifrom=self.jid.bare)
+        try:
+            iq = self.xmpp.make_iq_set(ito=JID(to), ifrom=self.jid.bare)
+        except InvalidJID as error:
+            raise PushFailed(to, f"invalid JID: {error}") from None
         attach_payload(iq, document)
         try:
             await iq.send(timeout=timeout)
@@ -206,12 +229,3 @@ class OadrComponent:
             raise PushFailed(to, f"no acknowledgement within {timeout} s") from None
 
 
-def _error_reply(iq: Iq, condition: str, text: str, error_type: str) -> Iq:
-    reply = iq.reply(clear=True)
-    reply["type"] = "error"
-    reply["error"]["type"] = error_type
-    reply["error"]["condition"] = condition
-    if len(text) > MAX_ERROR_TEXT:
-        text = text[:MAX_ERROR_TEXT - 3] + "..."
-    reply["error"]["text"] = text
-    return reply

@@ -43,6 +43,43 @@ def attach_payload(iq: Iq, document: bytes) -> Iq:
     return iq
 
 
+#: Deepest stanza accepted. slixmpp copies and serializes stanzas recursively; a few thousand
+#: levels overflow Python's stack and take the whole stream down. OpenADR needs about 20.
+MAX_STANZA_DEPTH = 64
+
+
+def too_deep(root: ET.Element, limit: int = MAX_STANZA_DEPTH) -> bool:
+    """Whether any element lies more than ``limit`` levels below ``root`` (checked without recursion)."""
+    pending = [(root, 1)]
+    while pending:
+        element, depth = pending.pop()
+        if depth > limit:
+            return True
+        pending.extend((child, depth + 1) for child in element)
+    return False
+
+
+def guard_depth(xmpp) -> None:
+    """Refuse over-deep stanzas before slixmpp builds (and recursively copies) stanza objects.
+
+    An over-deep iq get/set is answered ``modify/bad-request`` with a reply built fresh (never a
+    copy of the request); anything else over-deep is dropped.
+    """
+    original = xmpp.incoming_filter
+    dropped = ET.Element("{urn:xmpp-vtn:dropped}dropped")
+
+    def incoming_filter(xml: ET.Element) -> ET.Element:
+        xml = original(xml)
+        if not too_deep(xml):
+            return xml
+        if xml.tag.endswith("}iq") and xml.get("type") in ("get", "set"):
+            xmpp.make_iq_error(xml.get("id", ""), type="modify", condition="bad-request",
+                               text=f"stanza nested deeper than {MAX_STANZA_DEPTH} levels",
+                               ito=xml.get("from"), ifrom=xml.get("to")).send()
+        return dropped
+    xmpp.incoming_filter = incoming_filter
+
+
 class StreamFailed(ConnectionError):
     """The stream could not start: authentication refused, stream error, or no connection."""
 

@@ -21,7 +21,7 @@ from slixmpp.xmlstream.matcher import StanzaPath
 
 from . import codec
 from .errors import SchemaError
-from .streams import attach_payload, payload_bytes, plain_client, wait_for_session
+from .streams import attach_payload, guard_depth, payload_bytes, plain_client, wait_for_session
 
 log = logging.getLogger("xmpp_vtn.ven")
 
@@ -81,6 +81,7 @@ class SimulatedVEN:
 
     def __post_init__(self) -> None:
         self.xmpp = plain_client(self.jid, self.password)
+        guard_depth(self.xmpp)
         # Disco and ping answered, as any well-behaved XMPP client does (the VTN pings VENs).
         self.xmpp.register_plugin("xep_0030")
         self.xmpp.register_plugin("xep_0199")
@@ -211,21 +212,22 @@ class SimulatedVEN:
         item = Received(message_type, payload, str(iq["from"]))
         log.debug("%s received %s", self.jid, message_type)
         answer = self._answers.get(message_type)
-        if answer is not None:
-            task = asyncio.current_task()
-            self._tasks.add(task)
-            try:
+        task = asyncio.current_task()
+        self._tasks.add(task)
+        try:
+            if answer is not None:
                 result = answer(item)
                 if asyncio.iscoroutine(result):
                     await result
-            except (VTNError, OpenADRRefusal, IqTimeout) as error:
-                log.warning("%s: answering %s failed: %s", self.jid, message_type, error)
-            finally:
-                self._tasks.discard(task)
-        assert self._arrivals is not None
-        async with self._arrivals:
-            self.received.append(item)
-            self._arrivals.notify_all()
+        except (VTNError, OpenADRRefusal, IqTimeout) as error:
+            log.warning("%s: answering %s failed: %s", self.jid, message_type, error)
+        finally:
+            # Recorded once answered (or failing to), so a test awaiting it sees the answer's effects.
+            self._tasks.discard(task)
+            assert self._arrivals is not None
+            async with self._arrivals:
+                self.received.append(item)
+                self._arrivals.notify_all()
 
     async def _answer_reregistration_request(self, item: Received) -> None:
         await self.request("oadrResponse", {"response": {"response_code": 200, "response_description": "OK",

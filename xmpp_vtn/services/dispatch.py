@@ -5,6 +5,7 @@ refusal or a failing handler becomes the OpenADR answer the VEN receives.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from typing import Awaitable, Callable
@@ -53,6 +54,7 @@ class Dispatcher:
     registration: RegistrationService
 
     def __post_init__(self) -> None:
+        self._locks: dict[str, asyncio.Lock] = {}
         self._unbound: dict[str, UnboundHandler] = {
             "oadrQueryRegistration": self.registration.query,
             "oadrCreatePartyRegistration": self.registration.create,
@@ -70,8 +72,20 @@ class Dispatcher:
     async def handle(self, request: Request) -> Outcome:
         """The answer to ``request``: the service's, or a refusal carrying the OpenADR code.
 
+        One account's requests are handled one at a time, in order: a handler awaiting something
+        never sees its account's registration change underneath it.
         Raises :class:`NotImplementedService` for messages of a service this VTN does not offer.
         """
+        account = request.bare_jid
+        lock = self._locks.setdefault(account, asyncio.Lock())
+        try:
+            async with lock:
+                return await self._handle(request)
+        finally:
+            if not lock.locked() and self._locks.get(account) is lock:
+                del self._locks[account]
+
+    async def _handle(self, request: Request) -> Outcome:
         ven_id = request.payload.get("ven_id")
         try:
             if request.message_type in VTN_ONLY:
@@ -108,8 +122,8 @@ class Dispatcher:
             if self.store.ven(claimed) is not None:
                 log.warning("%s (venID %s) claimed venID %s, which belongs to another account",
                             request.sender, ven.ven_id, claimed)
-                raise Refusal(codes.NOT_REGISTERED_OR_AUTHORIZED, f"venID {claimed} belongs to another account")
-            raise Refusal(codes.INVALID_ID, f"venID {claimed} is not this VEN's venID")
+            # One answer whether the venID exists or not: a VEN must not learn which do.
+            raise Refusal(codes.NOT_REGISTERED_OR_AUTHORIZED, f"venID {claimed} is not this account's venID")
         return ven
 
     def _refusal(self, request: Request, refusal: Refusal) -> Outcome:

@@ -46,6 +46,14 @@ class Handlers:
     def __contains__(self, name: str) -> bool:
         return name in self._table
 
+    async def call_with_sender(self, name: str, payload: dict, sender: str, default: Any = None) -> Any:
+        """Call ``name(payload)``, or ``name(payload, sender)`` when the handler takes two arguments:
+        the sender is the full JID the XMPP server authenticated, which the payload cannot prove."""
+        handler = self._table.get(name)
+        if handler is None:
+            return default
+        return await self.call(name, *((payload, sender) if _takes_two(handler) else (payload,)))
+
     async def call(self, name: str, *args: Any, default: Any = None) -> Any:
         """Call handler ``name``; ``default`` when none is installed. Awaits coroutines."""
         handler = self._table.get(name)
@@ -55,3 +63,12 @@ class Handlers:
         if inspect.isawaitable(result):
             result = await result
         return result
+
+
+def _takes_two(handler: Callable[..., Any]) -> bool:
+    try:
+        parameters = inspect.signature(handler).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return len(positional) >= 2 or any(p.kind is p.VAR_POSITIONAL for p in parameters)

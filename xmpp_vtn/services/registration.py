@@ -9,6 +9,8 @@ import logging
 import uuid
 from datetime import timedelta
 
+from slixmpp.jid import JID, InvalidJID
+
 from ..store import Store, VenRecord
 from . import codes
 from .handlers import Handlers
@@ -38,9 +40,15 @@ class RegistrationService:
         return "oadrCreatedPartyRegistration", payload
 
     async def query(self, request: Request) -> Outcome:
-        """oadrQueryRegistration: what this VTN offers (2.0b over xmpp); no registration is made."""
+        """oadrQueryRegistration: what this VTN offers (2.0b over xmpp); no registration is made.
+
+        A VEN that is registered also gets its venID and registrationID back (the schema's rule).
+        ``on_query_registration(payload)`` is told; its return value is not used.
+        """
         await self.handlers.call("on_query_registration", request.payload)
-        return Outcome(self.created_answer(request.request_id))
+        current = self.store.ven_by_jid(request.bare_jid)
+        ids = {"ven_id": current.ven_id, "registration_id": current.registration_id} if current else {}
+        return Outcome(self.created_answer(request.request_id, **ids))
 
     async def create(self, request: Request) -> Outcome:
         """oadrCreatePartyRegistration: the application's handler decides; on success the VEN is bound."""
@@ -56,7 +64,11 @@ class RegistrationService:
             raise Refusal(codes.INVALID_ID, f"registrationID {claimed_registration} is not this VEN's registration")
         self._check_ven_id_free(payload.get("ven_id"), request.bare_jid)
 
-        result = await self.handlers.call("on_create_party_registration", payload)
+        # The handler sees the transport address pushes will really use, and may take the sender's
+        # authenticated JID as a second argument to decide who may hold which venID.
+        transport_address = self._transport_address(payload.get("transport_address"), request)
+        payload = {**payload, "transport_address": transport_address}
+        result = await self.handlers.call_with_sender("on_create_party_registration", payload, request.sender)
         if result is None or result is False:
             log.info("registration of %s (venID %s) refused by on_create_party_registration",
                      request.sender, payload.get("ven_id"))
@@ -72,10 +84,13 @@ class RegistrationService:
             ven_id=ven_id, registration_id=registration_id, bare_jid=request.bare_jid,
             # Pushes must reach the resource that registered; a VEN naming another resource of its
             # own account may, but never another account's.
-            transport_address=self._transport_address(payload.get("transport_address"), request),
+            transport_address=transport_address,
             ven_name=payload.get("ven_name"), profile_name=PROFILE,
             report_only=bool(payload.get("report_only")), xml_signature=bool(payload.get("xml_signature")),
             http_pull_model=payload.get("http_pull_model"))
+        if current is not None and current.ven_id != ven_id:
+            log.info("%s replaces its registration as venID %s with venID %s", request.bare_jid,
+                     current.ven_id, ven_id)
         self.store.put_ven(record)
         log.info("%s venID %s (registration %s) at %s",
                  "re-registered" if current and current.ven_id == ven_id else "registered",
@@ -89,11 +104,12 @@ class RegistrationService:
         holder = self.store.ven(ven_id)
         if holder is not None and holder.bare_jid != bare_jid:
             log.warning("%s asked to register venID %s, which belongs to %s: refused", bare_jid, ven_id, holder.bare_jid)
-            raise Refusal(codes.NOT_REGISTERED_OR_AUTHORIZED, f"venID {ven_id} belongs to another account")
+            # The same answer as any other refusal: a VEN must not learn which venIDs exist.
+            raise Refusal(codes.NOT_REGISTERED_OR_AUTHORIZED, "registration refused")
 
     @staticmethod
     def _ids_from(result: object, payload: dict) -> tuple[str, str]:
-        if isinstance(result, tuple) and len(result) == 2:
+        if isinstance(result, (tuple, list)) and len(result) == 2:
             ven_id, registration_id = result
         else:
             ven_id, registration_id = payload.get("ven_id"), result
@@ -107,8 +123,15 @@ class RegistrationService:
 
     @staticmethod
     def _transport_address(offered: str | None, request: Request) -> str:
-        if offered and offered.split("/", 1)[0] == request.bare_jid and "/" in offered:
-            return offered
+        """The full JID pushes go to: the VEN's own offer if it is a valid full JID of its own
+        account, else the JID it sent from."""
+        if offered:
+            try:
+                jid = JID(offered)
+            except InvalidJID:
+                jid = None
+            if jid is not None and jid.resource and jid.bare == request.bare_jid:
+                return jid.full
         if offered and offered != request.sender:
             log.warning("%s gave transport address %r outside its account; pushing to %s instead",
                         request.bare_jid, offered, request.sender)
