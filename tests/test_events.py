@@ -336,3 +336,26 @@ def test_group_targets_are_resolved_through_on_targets(prosody):
     pushes, untouched, [targeted] = run(scenario())
     assert all(push.payload["events"][0]["targets"] == [{"group_id": "north"}] for push in pushes)
     assert untouched == [] and len(targeted) == 2
+
+
+def test_raw_events_with_several_signals_are_added_and_modified_whole(prosody):
+    from payloads import EVENT_FULL
+
+    async def scenario():
+        async with scene(prosody, register=True, scheduler=manual()) as (vtn, [ven]):
+            event_id = vtn.add_raw_event(ven.ven_id, EVENT_FULL)
+            first = await ven.next_push("oadrDistributeEvent")
+            with pytest.raises(ValueError, match="modify_raw_event"):
+                vtn.modify_event(event_id, priority=3)
+            changed = {**EVENT_FULL, "event_descriptor": {**EVENT_FULL["event_descriptor"], "priority": 3}}
+            number = vtn.modify_raw_event(event_id, changed, reason="priority")
+            second = await ven.next_push("oadrDistributeEvent")
+            return event_id, first, number, second
+
+    event_id, first, number, second = run(scenario())
+    [sent] = first.payload["events"]
+    assert event_id == "ev-00042" and sent["event_descriptor"]["modification_number"] == 0
+    assert len(sent["event_signals"]) == 3 and sent["event_baseline"]["baseline_id"] == "bl-1"
+    [modified] = second.payload["events"]
+    assert number == 1 and modified["event_descriptor"]["modification_number"] == 1
+    assert modified["event_descriptor"]["priority"] == 3 and len(modified["event_signals"]) == 3

@@ -152,18 +152,27 @@ class VTNComponent:
         Its modification number and status are the VTN's to manage: they start at 0 and follow the clock.
         """
         ven_ids = self._registered_ven_ids(ven_id)
+        event = self._normalized_raw(event)
+        event["event_descriptor"]["modification_number"] = 0
+        return self._publish(self.event_service.add(event, ven_ids, callback, delivery_callback))
+
+    def _normalized_raw(self, event: Any) -> dict:
+        """A hand-built event as the dict the codec reads back (validated on the way)."""
+        period = event["active_period"] if isinstance(event, dict) else event.active_period
+        start = period["dtstart"] if isinstance(period, dict) else period.dtstart
+        aware(start, "active_period.dtstart")             # a naive start is refused by the codec; warn first
         event = codec.parse(codec.serialize("oadrDistributeEvent", {
             "request_id": "raw", "vtn_id": self.vtn_id, "events": [event]}))[1]["events"][0]
-        event["event_descriptor"]["modification_number"] = 0
-        period = event["active_period"]
-        period["dtstart"] = aware(period["dtstart"], "active_period.dtstart")
-        return self._publish(self.event_service.add(event, ven_ids, callback, delivery_callback))
+        return event
 
     def modify_event(self, event_id: str, intervals: list | None = None, *, reason: str | None = None,
                      **changes: Any) -> int:
         """Change an event (new intervals, priority, ...); pushes it with the next modification number,
         which is returned. Keyword arguments are ``add_event``'s."""
         current = self.event_service.existing(event_id)
+        if len(current.event["event_signals"]) > 1 or current.event.get("event_baseline"):
+            raise ValueError(f"event {event_id!r} has several signals or a baseline: change it with "
+                             "modify_raw_event(event_id, event)")
         descriptor = current.event["event_descriptor"]
         signal = current.event["event_signals"][0]
         period = current.event["active_period"]
@@ -183,6 +192,14 @@ class VTNComponent:
         arguments.update(changes)
         event = build_event(**arguments)
         event["event_signals"][0]["signal_id"] = signal["signal_id"]
+        record = self.event_service.replace(event_id, event, reason=reason)
+        self._publish(record)
+        return record.modification_number
+
+    def modify_raw_event(self, event_id: str, event: Any, reason: str | None = None) -> int:
+        """Replace an event with a hand-built one (an :class:`~xmpp_vtn.objects.Event` or dict);
+        pushes it with the next modification number, which is returned."""
+        event = self._normalized_raw(event)
         record = self.event_service.replace(event_id, event, reason=reason)
         self._publish(record)
         return record.modification_number
