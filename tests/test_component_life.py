@@ -11,8 +11,6 @@ import pytest
 from xmpp_vtn import PushFailed, StreamFailed, VTNComponent
 from xmpp_vtn.prosody import ProsodyServer
 from xmpp_vtn.services import codes
-from xmpp_vtn.ven import VTNError
-from payloads import CATALOGUE
 from xmpp_scene import make_ven, next_event, make_vtn, new_account, run, scene
 
 
@@ -38,17 +36,6 @@ def test_second_component_on_the_same_jid_is_refused(prosody):
             return first.connected
 
     assert run(scenario()) is True
-
-
-def test_service_not_offered_yet_gets_feature_not_implemented(prosody):
-    async def scenario():
-        async with scene(prosody, register=True) as (vtn, [ven]):
-            with pytest.raises(VTNError) as refused:
-                await ven.request("oadrCreateOpt", {**CATALOGUE["oadrCreateOpt"][1], "ven_id": ven.ven_id})
-            return refused.value
-
-    refused = run(scenario())
-    assert (refused.error_type, refused.condition) == ("cancel", "feature-not-implemented")
 
 
 def test_component_reconnects_after_prosody_restarts_and_serves_again():

@@ -2,8 +2,10 @@
 XMPP component together; everything OpenADR happens in :mod:`xmpp_vtn.services`."""
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -18,6 +20,9 @@ from .scheduler import RealTimeScheduler, Scheduler
 from .services import Dispatcher, Handlers, NotImplementedService, Push, RegistrationService, Request, lifecycle
 from .services.event_args import aware, build_event, ven_id_list
 from .services.events import EventService
+from .services.opts import OptService
+from .services.reports import ReportService, VTNReport
+from .store.documents import encode_document
 from .store import Delivery, EventRecord, Store, VenRecord, open_store
 
 log = logging.getLogger("xmpp_vtn")
@@ -67,6 +72,21 @@ class VTNComponent:
         self.dispatcher.route("oadrCreatedEvent", self.event_service.created_event)
         self.dispatcher.route("oadrRequestEvent", self.event_service.request_event)
         self.dispatcher.route("oadrPoll", self.event_service.poll)
+        self.report_service = ReportService(self.store, self._handlers, vtn_id, self.scheduler.now)
+        for message_type, handler in {
+                "oadrRegisterReport": self.report_service.register_report,
+                "oadrCreatedReport": self.report_service.created_report,
+                "oadrUpdateReport": self.report_service.update_report,
+                "oadrCanceledReport": self.report_service.canceled_report,
+                "oadrUpdatedReport": self.report_service.updated_report,
+                "oadrRegisteredReport": self._registered_report,
+                "oadrCreateReport": self._create_report,
+                "oadrCancelReport": self._cancel_report}.items():
+            self.dispatcher.route(message_type, handler)
+        self.opt_service = OptService(self.store, self._handlers, self.event_service)
+        self.dispatcher.route("oadrCreateOpt", self.opt_service.create)
+        self.dispatcher.route("oadrCancelOpt", self.opt_service.cancel)
+        self._background: set[asyncio.Task] = set()
         self.component = OadrComponent(jid, secret, host, port, self._on_request, backoff=reconnect_backoff,
                                        on_session_start=self._on_session_start, on_presence=self._on_presence)
         self.deliveries = DeliveryLoop(self._deliver_events, push_concurrency)
@@ -99,6 +119,8 @@ class VTNComponent:
         self.scheduler.start()
         for record in self.store.events():
             self._schedule_transition(record)
+        for document in self.store.documents("vtn_report_request"):
+            self._schedule_vtn_report(document.key)
         await self.component.start(timeout)
         log.info("VTN %s serving as %s", self.vtn_id, self.jid)
 
@@ -106,6 +128,9 @@ class VTNComponent:
         """Stop delivering, disconnect and release the store."""
         await self.scheduler.shutdown()
         await self.deliveries.close()
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
         await self.component.stop()
         self.store.close()
 
@@ -234,6 +259,136 @@ class VTNComponent:
             raise ValueError(f"on_targets found no VEN for targets {targets or targets_by_type!r}")
         return found
 
+    # -- reports -----------------------------------------------------------------------------------
+
+    async def request_report(self, ven_id: str, report_specifier_id: str, r_ids: Iterable[str] | None = None,
+                             granularity: timedelta = timedelta(0), report_back_duration: timedelta = timedelta(0),
+                             start: datetime | None = None, duration: timedelta | None = None,
+                             callback: Callable[..., Any] | None = None) -> str:
+        """Ask ``ven_id`` for a report it offered (oadrCreateReport, pushed); returns the report request id.
+
+        ``callback(data)`` gets each update's ``[(datetime, value), ...]`` per rID. ``start`` and
+        ``duration`` bound the report (a history report's window). ValueError for a report or rID
+        the VEN did not offer.
+        """
+        ven = self._registered(ven_id)
+        push = self.report_service.request(ven_id, report_specifier_id, r_ids, granularity, report_back_duration,
+                                           callback, start, duration)
+        await self._deliver(ven, push)
+        return push.payload["report_requests"][0]["report_request_id"]
+
+    async def cancel_report(self, ven_id: str, report_request_id: str) -> None:
+        """Stop a report the VTN asked ``ven_id`` for (oadrCancelReport, pushed)."""
+        ven = self._registered(ven_id)
+        await self._deliver(ven, self.report_service.cancel(ven_id, report_request_id))
+
+    def report_requests(self, ven_id: str | None = None) -> list:
+        """The VTN's report requests to VENs (documents with ``key`` = report request id and ``state``)."""
+        return self.report_service.requests(ven_id)
+
+    def report_offers(self, ven_id: str | None = None) -> list:
+        """The reports VENs offered (their METADATA reports)."""
+        return self.report_service.offers(ven_id)
+
+    def add_report(self, callback: Callable[[], Any], report_specifier_id: str, r_id: str | None = None,
+                   resource_id: str | None = None, measurement: str = "energyReal", unit: str = "Wh",
+                   scale: str = "none", description: str | None = None, report_name: str = "TELEMETRY_USAGE",
+                   report_type: str = "usage", reading_type: str = "Direct Read",
+                   sampling_rate: timedelta = timedelta(seconds=10)) -> str:
+        """Offer one of the VTN's own readings to VENs; ``callback()`` (sync or async) gives its value
+        (or a list of ``(datetime, value)``). Returns the rID. Offered to each VEN after it registers."""
+        r_id = r_id or uuid.uuid4().hex
+        item = {"name": measurement, "description": description or measurement, "unit": unit, "scale": scale}
+        if measurement.startswith("power"):
+            item["power_attributes"] = {"hertz": 60, "voltage": 120, "ac": True}
+        entry = {"r_id": r_id, "report_type": report_type, "reading_type": reading_type, "measurement": item,
+                 "sampling_rate": {"min_period": sampling_rate, "max_period": sampling_rate, "on_change": False}}
+        if resource_id is not None:
+            entry["report_data_source"] = {"resource_id": [resource_id]}
+        existing = self.report_service.vtn_reports.get(report_specifier_id)
+        report = dict(existing.report) if existing else {
+            "report_specifier_id": report_specifier_id, "report_name": f"METADATA_{report_name}",
+            "report_request_id": "0", "created_date_time": self.scheduler.now(), "report_descriptions": []}
+        report["report_descriptions"] = [*report["report_descriptions"], entry]
+        encode_document("report_offer", report)          # refuse a bad description now, not at a VEN
+        sources = {**(existing.sources if existing else {}), r_id: callback}
+        self.report_service.add_vtn_report(VTNReport(report, sources))
+        return r_id
+
+    async def _registered_report(self, request: Request, ven: VenRecord):
+        outcome, accepted = await self.report_service.registered_report(request, ven)
+        for report_request in accepted:
+            self._schedule_vtn_report(report_request["report_request_id"])
+        return outcome
+
+    async def _create_report(self, request: Request, ven: VenRecord):
+        outcome, accepted = await self.report_service.create_report(request, ven)
+        for report_request in accepted:
+            self._schedule_vtn_report(report_request["report_request_id"])
+        return outcome
+
+    async def _cancel_report(self, request: Request, ven: VenRecord):
+        outcome, stopped = await self.report_service.cancel_report(request, ven)
+        for report_request_id in stopped:
+            self.scheduler.cancel(f"vtn-report:{report_request_id}")
+        return outcome
+
+    def _schedule_vtn_report(self, report_request_id: str) -> None:
+        """Send the next update of a VEN's subscription to a VTN report at its report-back time."""
+        document = self.store.document("vtn_report_request", report_request_id)
+        if document is None:
+            return
+        specifier = document.payload["report_specifier"]
+        every = specifier.get("report_back_duration") or specifier.get("granularity") or timedelta(0)
+        window = specifier.get("report_interval")
+        now = self.scheduler.now()
+        when = now + every if every > timedelta(0) else now
+        if window and window.get("duration") and when > window["dtstart"] + window["duration"]:
+            return
+        self.scheduler.at(when, f"vtn-report:{report_request_id}",
+                          lambda: self._send_vtn_report(report_request_id, repeat=every > timedelta(0)))
+
+    async def _send_vtn_report(self, report_request_id: str, repeat: bool) -> None:
+        push = await self.report_service.update_push(report_request_id)
+        if push is None:
+            return
+        ven = self.store.ven(push.ven_id)
+        if ven is not None:
+            try:
+                await self._deliver(ven, push)
+            except PushFailed as failure:
+                log.info("report update %s not delivered to venID %s: %s", report_request_id, ven.ven_id,
+                         failure.reason)
+        if repeat:
+            self._schedule_vtn_report(report_request_id)
+
+    def _offer_vtn_reports(self, ven_id: str) -> None:
+        """After a registration: push the VTN's oadrRegisterReport (empty when it offers nothing)."""
+        ven = self.store.ven(ven_id)
+        if ven is None:
+            return
+
+        async def offer() -> None:
+            try:
+                await self._deliver(ven, self.report_service.register_push(ven_id))
+            except PushFailed as failure:
+                log.info("oadrRegisterReport not delivered to venID %s: %s", ven_id, failure.reason)
+        task = asyncio.get_running_loop().create_task(offer())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # -- opts ---------------------------------------------------------------------------------------
+
+    def opts(self, ven_id: str | None = None) -> list[dict]:
+        """The opt schedules VENs sent (oadrCreateOpt payloads) that are in force."""
+        return self.opt_service.opts(ven_id)
+
+    def _registered(self, ven_id: str) -> VenRecord:
+        ven = self.store.ven(ven_id)
+        if ven is None:
+            raise KeyError(f"venID {ven_id!r} is not registered")
+        return ven
+
     def _registered_ven_ids(self, ven_id: str | Iterable[str]) -> list[str]:
         ven_ids = ven_id_list(ven_id)
         unknown = [item for item in ven_ids if self.store.ven(item) is None]
@@ -357,6 +512,8 @@ class VTNComponent:
             return
         if ven.ven_id in self._unreachable or message_type == "oadrCreatePartyRegistration":
             self.deliveries.wake(ven.ven_id)
+        if message_type == "oadrCreatePartyRegistration":
+            self._offer_vtn_reports(ven.ven_id)
 
 
 def _with_starts(intervals: list[dict], start: datetime) -> list[dict]:

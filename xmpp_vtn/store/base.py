@@ -58,6 +58,19 @@ class Delivery:
     opt_modification: int | None = None
 
 
+@dataclass(frozen=True)
+class Document:
+    """A stored OpenADR object that is not an event: a VEN's report offer, a report subscription
+    (in either direction), an opt schedule. ``kind`` says which; ``payload`` is the object's dict
+    in the codec's representation; ``state`` is the service's own word for where it stands."""
+
+    kind: str
+    key: str
+    ven_id: str
+    payload: dict
+    state: str = ""
+
+
 class Store(abc.ABC):
     """Persistence for the VTN. Methods are synchronous: the embedded backend answers in microseconds."""
 
@@ -113,6 +126,24 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def set_opt(self, ven_id: str, opts: list[tuple[str, str, int]]) -> None:
         """Record ``ven_id``'s (event_id, opt_type, modification_number) answers, all or none."""
+
+    # -- other documents (reports, opts) -----------------------------------------------------------
+
+    @abc.abstractmethod
+    def put_document(self, document: Document) -> None:
+        """Insert or replace the document (``kind``, ``key``)."""
+
+    @abc.abstractmethod
+    def document(self, kind: str, key: str) -> Document | None:
+        """The document (``kind``, ``key``), or None."""
+
+    @abc.abstractmethod
+    def documents(self, kind: str, ven_id: str | None = None) -> list[Document]:
+        """Documents of ``kind`` (``ven_id``'s only, when given), oldest first."""
+
+    @abc.abstractmethod
+    def remove_document(self, kind: str, key: str) -> bool:
+        """Delete the document; False if there was none."""
 
     @abc.abstractmethod
     def close(self) -> None:

@@ -25,3 +25,32 @@ def decode_event(document: bytes) -> dict:
     callers copy before they change it (the event service does).
     """
     return codec.parse(document)[1]["events"][0]
+
+
+# Each kind of document is kept inside the message that naturally carries it.
+_CARRIERS = {
+    # a VEN's (or the VTN's) report offer: one oadrReport with its descriptions
+    "report_offer": ("oadrRegisterReport", lambda payload: {"request_id": "stored", "reports": [payload]},
+                     lambda message: message["reports"][0]),
+    # a report subscription: one oadrReportRequest
+    "report_request": ("oadrCreateReport", lambda payload: {"request_id": "stored", "report_requests": [payload]},
+                       lambda message: message["report_requests"][0]),
+    # a subscription to one of the VTN's own reports, asked for by a VEN
+    "vtn_report_request": ("oadrCreateReport",
+                           lambda payload: {"request_id": "stored", "report_requests": [payload]},
+                           lambda message: message["report_requests"][0]),
+    # an opt schedule: the oadrCreateOpt itself
+    "opt": ("oadrCreateOpt", lambda payload: payload, lambda message: message),
+}
+
+
+def encode_document(kind: str, payload: dict) -> bytes:
+    """A document's payload as the schema-valid message that carries its kind."""
+    message_type, wrap, _ = _CARRIERS[kind]
+    return codec.serialize(message_type, wrap(payload))
+
+
+def decode_document(kind: str, data: bytes) -> dict:
+    """The payload :func:`encode_document` stored."""
+    _, _, unwrap = _CARRIERS[kind]
+    return unwrap(codec.parse(data)[1])

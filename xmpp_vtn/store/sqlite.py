@@ -7,8 +7,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Iterator
 
-from .base import Delivery, EventRecord, Store, VenRecord
-from .documents import decode_event, encode_event
+from .base import Delivery, Document, EventRecord, Store, VenRecord
+from .documents import decode_document, decode_event, encode_document, encode_event
 
 # Each entry upgrades the schema by one version; never edit one that has shipped, append instead.
 MIGRATIONS: list[str] = [
@@ -44,6 +44,18 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (event_id, ven_id)
     );
     CREATE INDEX event_vens_by_ven ON event_vens (ven_id);
+    """,
+    """
+    CREATE TABLE documents (
+        kind     TEXT NOT NULL,
+        key      TEXT NOT NULL,
+        ven_id   TEXT NOT NULL,
+        state    TEXT NOT NULL,
+        position INTEGER NOT NULL,
+        document BLOB NOT NULL,
+        PRIMARY KEY (kind, key)
+    );
+    CREATE INDEX documents_by_ven ON documents (kind, ven_id);
     """,
 ]
 
@@ -177,6 +189,37 @@ class SQLiteStore(Store):
             self._db.executemany(
                 "UPDATE event_vens SET opt_type = ?, opt_modification = ? WHERE event_id = ? AND ven_id = ?",
                 [(opt_type, modification, event_id, ven_id) for event_id, opt_type, modification in opts])
+
+    # -- other documents -----------------------------------------------------------------------------
+
+    def put_document(self, document: Document) -> None:
+        data = encode_document(document.kind, document.payload)
+        with self._transaction():
+            row = self._db.execute("SELECT position FROM documents WHERE kind = ? AND key = ?",
+                                   (document.kind, document.key)).fetchone()
+            position = row[0] if row else self._db.execute(
+                "SELECT COALESCE(MAX(position), 0) + 1 FROM documents").fetchone()[0]
+            self._db.execute("INSERT OR REPLACE INTO documents VALUES (?,?,?,?,?,?)",
+                             (document.kind, document.key, document.ven_id, document.state, position, data))
+
+    def _documents(self, where: str, args: tuple) -> list[Document]:
+        rows = self._db.execute(f"SELECT kind, key, ven_id, state, document FROM documents WHERE {where} "
+                                "ORDER BY position", args).fetchall()
+        return [Document(kind, key, ven_id, decode_document(kind, data), state)
+                for kind, key, ven_id, state, data in rows]
+
+    def document(self, kind: str, key: str) -> Document | None:
+        found = self._documents("kind = ? AND key = ?", (kind, key))
+        return found[0] if found else None
+
+    def documents(self, kind: str, ven_id: str | None = None) -> list[Document]:
+        if ven_id is None:
+            return self._documents("kind = ?", (kind,))
+        return self._documents("kind = ? AND ven_id = ?", (kind, ven_id))
+
+    def remove_document(self, kind: str, key: str) -> bool:
+        with self._transaction():
+            return self._db.execute("DELETE FROM documents WHERE kind = ? AND key = ?", (kind, key)).rowcount > 0
 
     def close(self) -> None:
         self._db.close()

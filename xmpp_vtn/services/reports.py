@@ -1,0 +1,360 @@
+"""EiReport in both directions, free of I/O.
+
+VEN -> VTN: a VEN offers reports (oadrRegisterReport); the application picks what it wants
+through ``on_register_report`` (OpenLEADR's compact or full form); the VTN asks for it in the
+answer (oadrRegisteredReport) or later (:meth:`ReportService.request`), and the VEN's
+oadrUpdateReport readings reach the callbacks.
+
+VTN -> VEN: the application describes its own reports (``add_report``); the VTN offers them to
+every VEN that registers; a VEN's request (oadrRegisteredReport or oadrCreateReport) becomes a
+subscription the facade serves on schedule.
+
+Stored: offers (kind ``report_offer``), the VTN's requests to VENs (``report_request``) and the
+VENs' requests to the VTN (``vtn_report_request``), each with a state: requested, active.
+"""
+from __future__ import annotations
+
+import inspect
+import logging
+import uuid
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any, Callable, Iterable
+
+from ..store import Document, Store, VenRecord
+from . import codes
+from .handlers import Handlers
+from .outcome import Outcome, Push, Refusal, Request, response
+from .registration import new_request_id
+
+log = logging.getLogger("xmpp_vtn.reports")
+
+OFFER, REQUEST, VTN_REQUEST = "report_offer", "report_request", "vtn_report_request"
+REQUESTED, ACTIVE = "requested", "active"
+# Reports the compact handler is asked about at registration. History reports are asked for
+# later, for a window the application chooses (VTNComponent.request_report with start/duration).
+TELEMETRY = ("METADATA_TELEMETRY_USAGE", "METADATA_TELEMETRY_STATUS")
+ReadingCallback = Callable[[list[tuple[datetime, Any]]], Any]
+
+
+@dataclass
+class VTNReport:
+    """One report the VTN itself offers: its METADATA description and a value source per rID."""
+
+    report: dict
+    sources: dict[str, Callable[[], Any]] = field(default_factory=dict)
+
+
+def _offer_key(ven_id: str, report_specifier_id: str) -> str:
+    return f"{ven_id}\x1f{report_specifier_id}"
+
+
+def _descriptions(report: dict) -> dict[str, dict]:
+    return {description["r_id"]: description for description in report.get("report_descriptions") or []}
+
+
+def _positional_count(function: Callable) -> int:
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):
+        return 1
+    return len([p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)])
+
+
+class ReportService:
+    """Report offers, subscriptions both ways, and the VENs' readings."""
+
+    def __init__(self, store: Store, handlers: Handlers, vtn_id: str, now: Callable[[], datetime]):
+        self.store, self.handlers, self.vtn_id, self.now = store, handlers, vtn_id, now
+        # Python callables live as long as the process: (report_request_id, r_id) -> callback.
+        self.callbacks: dict[tuple[str, str], ReadingCallback] = {}
+        self.vtn_reports: dict[str, VTNReport] = {}
+
+    # -- VEN -> VTN: offers and the application's choice -----------------------------------------
+
+    async def register_report(self, request: Request, ven: VenRecord) -> Outcome:
+        """oadrRegisterReport from a VEN: keep its offers, ask for what the application wants."""
+        reports = request.payload.get("reports") or []
+        chosen = []
+        for report in reports:
+            chosen.extend(await self._choose(ven.ven_id, report))
+        for old in self.store.documents(OFFER, ven.ven_id):      # a new registration replaces the old offers
+            self.store.remove_document(OFFER, old.key)
+        for report in reports:
+            self.store.put_document(Document(OFFER, _offer_key(ven.ven_id, report["report_specifier_id"]),
+                                             ven.ven_id, report, "offered"))
+        report_requests = [self._subscribe(ven.ven_id, *group) for group in _grouped(chosen)]
+        return Outcome(("oadrRegisteredReport", {"response": response(codes.OK, request.request_id),
+                                                 "report_requests": report_requests, "ven_id": ven.ven_id}))
+
+    async def _choose(self, ven_id: str, report: dict) -> list[tuple]:
+        """[(report, description, callback, sampling_interval, report_interval)] the application wants."""
+        handler = self.handlers.get("on_register_report")
+        if handler is None:
+            return []
+        descriptions = _descriptions(report)
+        if _positional_count(handler) == 1:                       # the full form: the whole report
+            picks = await self.handlers.call("on_register_report", report) or []
+            choices = []
+            for pick in picks:
+                callback, r_id, sampling, *rest = pick
+                if r_id not in descriptions:
+                    log.warning("on_register_report picked rID %s, which report %s of venID %s does not offer; "
+                                "not requested", r_id, report["report_specifier_id"], ven_id)
+                    continue
+                choices.append((report, descriptions[r_id], callback, sampling, rest[0] if rest else None))
+        elif report.get("report_name") in TELEMETRY:              # the compact form: one call per reading
+            choices = []
+            with_ven = _positional_count(handler) >= 7
+            for description in descriptions.values():
+                measurement = description.get("measurement") or {}
+                rate = description.get("sampling_rate") or {}
+                resources = (description.get("report_data_source") or {}).get("resource_id") or [None]
+                arguments = (resources[0], measurement.get("name") or description.get("report_type"),
+                             measurement.get("unit"), measurement.get("scale"),
+                             rate.get("min_period"), rate.get("max_period"))
+                picked = await self.handlers.call("on_register_report", *((ven_id,) + arguments if with_ven
+                                                                          else arguments))
+                if picked:
+                    callback, sampling, *rest = picked
+                    choices.append((report, description, callback, sampling, rest[0] if rest else None))
+        else:
+            return []
+        return [choice for choice in choices if self._within_range(ven_id, *choice)]
+
+    @staticmethod
+    def _within_range(ven_id: str, report: dict, description: dict, callback: Any, sampling: Any,
+                      report_interval: Any) -> bool:
+        rate = description.get("sampling_rate") or {}
+        low, high = rate.get("min_period"), rate.get("max_period")
+        if not isinstance(sampling, timedelta) or not callable(callback):
+            log.warning("on_register_report must return (callback, sampling_interval[, report_interval]); got "
+                        "(%r, %r) for rID %s of venID %s: not requested", callback, sampling, description["r_id"],
+                        ven_id)
+            return False
+        if (low is not None and sampling < low) or (high is not None and high > timedelta(0) and sampling > high):
+            log.warning("rID %s of venID %s samples between %s and %s; %s was asked for: not requested",
+                        description["r_id"], ven_id, low, high, sampling)
+            return False
+        return True
+
+    def _subscribe(self, ven_id: str, report: dict, granularity: timedelta, report_back: timedelta,
+                   picks: list[tuple[dict, Any]], start: datetime | None = None,
+                   duration: timedelta | None = None) -> dict:
+        """Store one report request (state requested) and remember its callbacks; returns it."""
+        specifier: dict[str, Any] = {
+            "report_specifier_id": report["report_specifier_id"], "granularity": granularity,
+            "report_back_duration": report_back,
+            "specifier_payloads": [{key: value for key, value in (
+                ("r_id", description["r_id"]), ("measurement", description.get("measurement")),
+                ("reading_type", description.get("reading_type") or "Direct Read")) if value is not None}
+                for description, _ in picks]}
+        if start is not None:
+            specifier["report_interval"] = {"dtstart": start, "duration": duration or timedelta(0)}
+        report_request = {"report_request_id": uuid.uuid4().hex, "report_specifier": specifier}
+        self.store.put_document(Document(REQUEST, report_request["report_request_id"], ven_id, report_request,
+                                         REQUESTED))
+        for description, callback in picks:
+            if callback is not None:
+                self.callbacks[(report_request["report_request_id"], description["r_id"])] = callback
+        return report_request
+
+    def request(self, ven_id: str, report_specifier_id: str, r_ids: Iterable[str] | None,
+                granularity: timedelta, report_back_duration: timedelta, callback: ReadingCallback | None,
+                start: datetime | None = None, duration: timedelta | None = None) -> Push:
+        """The oadrCreateReport asking ``ven_id`` for a report it offered (ValueError if it did not)."""
+        offer = self.store.document(OFFER, _offer_key(ven_id, report_specifier_id))
+        if offer is None:
+            raise ValueError(f"venID {ven_id} offers no report {report_specifier_id!r}")
+        descriptions = _descriptions(offer.payload)
+        wanted = list(r_ids) if r_ids is not None else list(descriptions)
+        missing = [r_id for r_id in wanted if r_id not in descriptions]
+        if missing or not wanted:
+            raise ValueError(f"report {report_specifier_id!r} of venID {ven_id} has no rID {', '.join(missing)}; "
+                             f"it offers {', '.join(descriptions) or 'none'}")
+        report_request = self._subscribe(ven_id, offer.payload, granularity, report_back_duration,
+                                         [(descriptions[r_id], callback) for r_id in wanted], start, duration)
+        return Push(ven_id, "oadrCreateReport", {"request_id": new_request_id(), "report_requests": [report_request],
+                                                 "ven_id": ven_id})
+
+    def cancel(self, ven_id: str, report_request_id: str) -> Push:
+        """Forget a request to ``ven_id`` and return the oadrCancelReport that tells it."""
+        document = self.store.document(REQUEST, report_request_id)
+        if document is None or document.ven_id != ven_id:
+            raise KeyError(f"no report request {report_request_id!r} to venID {ven_id}")
+        self.store.remove_document(REQUEST, report_request_id)
+        for key in [key for key in self.callbacks if key[0] == report_request_id]:
+            del self.callbacks[key]
+        return Push(ven_id, "oadrCancelReport", {"request_id": new_request_id(), "report_request_ids":
+                                                 [report_request_id], "report_request_id": report_request_id,
+                                                 "report_to_follow": False, "ven_id": ven_id})
+
+    def requests(self, ven_id: str | None = None) -> list[Document]:
+        """The VTN's report requests to VENs, with their state."""
+        return self.store.documents(REQUEST, ven_id)
+
+    def offers(self, ven_id: str | None = None) -> list[Document]:
+        """The reports VENs offered."""
+        return self.store.documents(OFFER, ven_id)
+
+    # -- VEN -> VTN: the VEN's messages ----------------------------------------------------------
+
+    async def created_report(self, request: Request, ven: VenRecord) -> Outcome:
+        """oadrCreatedReport: the VEN confirms the requests it will serve (pending reports)."""
+        pending = [item["report_request_id"] for item in request.payload.get("pending_reports") or []]
+        for report_request_id in pending:
+            document = self.store.document(REQUEST, report_request_id)
+            if document is not None and document.ven_id == ven.ven_id and document.state != ACTIVE:
+                self.store.put_document(replace(document, state=ACTIVE))
+        await self.handlers.call("on_created_report", request.payload)
+        return Outcome(("oadrResponse", {"response": response(codes.OK, request.request_id), "ven_id": ven.ven_id}))
+
+    async def update_report(self, request: Request, ven: VenRecord) -> Outcome:
+        """oadrUpdateReport: readings for requests the VTN made. All are checked before any callback."""
+        deliveries = []
+        for report in request.payload.get("reports") or []:
+            report_request_id = report.get("report_request_id")
+            document = self.store.document(REQUEST, report_request_id)
+            if document is None or document.ven_id != ven.ven_id:
+                raise Refusal(codes.INVALID_ID, f"no report request {report_request_id} for this VEN")
+            asked = {item["r_id"] for item in document.payload["report_specifier"]["specifier_payloads"]}
+            readings = _readings(report)
+            unknown = sorted(set(readings) - asked)
+            if unknown:
+                raise Refusal(codes.INVALID_ID, f"rID {', '.join(unknown)} was not requested in {report_request_id}")
+            deliveries.append((document, readings))
+        if "on_update_report" in self.handlers:
+            await self.handlers.call("on_update_report", request.payload)
+        else:
+            for document, readings in deliveries:
+                for r_id, data in readings.items():
+                    callback = self.callbacks.get((document.key, r_id))
+                    if callback is not None:
+                        result = callback(data)
+                        if inspect.isawaitable(result):
+                            await result
+        for document, _ in deliveries:                 # readings arriving means the request is live
+            if document.state != ACTIVE:
+                self.store.put_document(replace(document, state=ACTIVE))
+        return Outcome(("oadrUpdatedReport", {"response": response(codes.OK, request.request_id),
+                                              "ven_id": ven.ven_id}))
+
+    async def canceled_report(self, request: Request, ven: VenRecord) -> Outcome:
+        """oadrCanceledReport: the VEN confirms a cancellation the VTN pushed."""
+        return Outcome(("oadrResponse", {"response": response(codes.OK, request.request_id), "ven_id": ven.ven_id}))
+
+    # -- VTN -> VEN: the VTN's own reports -------------------------------------------------------
+
+    def add_vtn_report(self, report: VTNReport) -> None:
+        self.vtn_reports[report.report["report_specifier_id"]] = report
+
+    def register_push(self, ven_id: str) -> Push:
+        """The oadrRegisterReport the VTN sends a VEN after it registers (empty if nothing is offered)."""
+        reports = [dict(item.report, created_date_time=self.now()) for item in self.vtn_reports.values()]
+        return Push(ven_id, "oadrRegisterReport", {"request_id": new_request_id(), "reports": reports,
+                                                   "ven_id": ven_id, "report_request_id": "0"})
+
+    def _accept_vtn_requests(self, ven_id: str, report_requests: list[dict]) -> list[dict]:
+        """Check a VEN's requests for the VTN's reports (all or none) and store them, active."""
+        for report_request in report_requests:
+            specifier = report_request["report_specifier"]
+            offered = self.vtn_reports.get(specifier["report_specifier_id"])
+            if offered is None:
+                raise Refusal(codes.REPORT_NOT_SUPPORTED,
+                              f"this VTN offers no report {specifier['report_specifier_id']}")
+            missing = [item["r_id"] for item in specifier["specifier_payloads"] if item["r_id"] not in offered.sources]
+            if missing:
+                raise Refusal(codes.INVALID_ID, f"report {specifier['report_specifier_id']} has no rID "
+                              f"{', '.join(missing)}")
+        for report_request in report_requests:
+            self.store.put_document(Document(VTN_REQUEST, report_request["report_request_id"], ven_id,
+                                             report_request, ACTIVE))
+        return report_requests
+
+    async def registered_report(self, request: Request, ven: VenRecord) -> tuple[Outcome, list[dict]]:
+        """oadrRegisteredReport from a VEN (its answer to our offer): the requests it makes of us."""
+        accepted = self._accept_vtn_requests(ven.ven_id, request.payload.get("report_requests") or [])
+        return (Outcome(("oadrResponse", {"response": response(codes.OK, request.request_id),
+                                          "ven_id": ven.ven_id})), accepted)
+
+    async def create_report(self, request: Request, ven: VenRecord) -> tuple[Outcome, list[dict]]:
+        """oadrCreateReport from a VEN: requests for the VTN's reports -> oadrCreatedReport."""
+        accepted = self._accept_vtn_requests(ven.ven_id, request.payload.get("report_requests") or [])
+        await self.handlers.call("on_create_report", request.payload)
+        return (Outcome(("oadrCreatedReport", {"response": response(codes.OK, request.request_id),
+                                               "pending_reports": self._pending(ven.ven_id),
+                                               "ven_id": ven.ven_id})), accepted)
+
+    async def cancel_report(self, request: Request, ven: VenRecord) -> tuple[Outcome, list[str]]:
+        """oadrCancelReport from a VEN: stop sending it the VTN's reports -> oadrCanceledReport."""
+        ids = list(dict.fromkeys(request.payload.get("report_request_ids") or []))
+        for report_request_id in ids:
+            document = self.store.document(VTN_REQUEST, report_request_id)
+            if document is None or document.ven_id != ven.ven_id:
+                raise Refusal(codes.INVALID_ID, f"no report request {report_request_id} from this VEN",
+                              pending_reports=self._pending(ven.ven_id))
+        await self.handlers.call("on_cancel_report", request.payload)
+        for report_request_id in ids:
+            self.store.remove_document(VTN_REQUEST, report_request_id)
+        return (Outcome(("oadrCanceledReport", {"response": response(codes.OK, request.request_id),
+                                                "pending_reports": self._pending(ven.ven_id),
+                                                "ven_id": ven.ven_id})), ids)
+
+    async def updated_report(self, request: Request, ven: VenRecord) -> Outcome:
+        """oadrUpdatedReport: the VEN's answer to an update the VTN pushed."""
+        return Outcome(("oadrResponse", {"response": response(codes.OK, request.request_id), "ven_id": ven.ven_id}))
+
+    def _pending(self, ven_id: str) -> list[dict]:
+        return [{"report_request_id": document.key} for document in self.store.documents(VTN_REQUEST, ven_id)]
+
+    async def update_push(self, report_request_id: str) -> Push | None:
+        """The oadrUpdateReport owed for a VEN's subscription now (None once it is cancelled)."""
+        document = self.store.document(VTN_REQUEST, report_request_id)
+        if document is None:
+            return None
+        specifier = document.payload["report_specifier"]
+        offered = self.vtn_reports[specifier["report_specifier_id"]]
+        now = self.now()
+        granularity = specifier.get("granularity") or timedelta(0)
+        intervals = []
+        for item in specifier["specifier_payloads"]:
+            value = offered.sources[item["r_id"]]()
+            if inspect.isawaitable(value):
+                value = await value
+            samples = value if isinstance(value, list) else [(now, value)]
+            for at, sample in samples:
+                intervals.append({"dtstart": at, "duration": granularity,
+                                  "report_payload": {"r_id": item["r_id"], "value": float(sample)}})
+        report = {"report_id": uuid.uuid4().hex, "report_request_id": report_request_id,
+                  "report_specifier_id": specifier["report_specifier_id"],
+                  "report_name": offered.report["report_name"].removeprefix("METADATA_"),
+                  "created_date_time": now, "intervals": intervals, "report_descriptions": []}
+        return Push(document.ven_id, "oadrUpdateReport", {"request_id": new_request_id(), "reports": [report],
+                                                          "ven_id": document.ven_id})
+
+
+def _grouped(choices: list[tuple]) -> list[tuple]:
+    """One report request per (report, granularity, report-back duration), as the schema needs."""
+    groups: dict[tuple, list] = {}
+    reports = {}
+    for report, description, callback, sampling, report_interval in choices:
+        key = (report["report_specifier_id"], sampling, report_interval or sampling)
+        reports[key] = report
+        groups.setdefault(key, []).append((description, callback))
+    return [(reports[key], key[1], key[2], picks) for key, picks in groups.items()]
+
+
+def _readings(report: dict) -> dict[str, list[tuple[datetime | None, Any]]]:
+    """rID -> [(datetime, value)] from a report's intervals; a status payload's value is its dict."""
+    readings: dict[str, list] = {}
+    at = report.get("dtstart")
+    for interval in report.get("intervals") or []:
+        start = interval.get("dtstart") or at
+        payloads = interval.get("report_payloads") or ([interval["report_payload"]]
+                                                       if interval.get("report_payload") else [])
+        for item in payloads:
+            value = item.get("value", item.get("resource_status"))
+            readings.setdefault(item["r_id"], []).append((start, value))
+        if start is not None and interval.get("duration"):
+            at = start + interval["duration"]
+    return readings
