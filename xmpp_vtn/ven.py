@@ -12,6 +12,7 @@ import asyncio
 import logging
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
 from slixmpp import Iq
@@ -78,6 +79,15 @@ class SimulatedVEN:
     events: dict[str, dict] = field(default_factory=dict)
     #: What it answered: event_id -> (modification_number, opt_type).
     answered: dict[str, tuple[int, str]] = field(default_factory=dict)
+    #: The reports it offers: report_specifier_id -> METADATA report dict (see :meth:`offer_report`).
+    offered_reports: dict[str, dict] = field(default_factory=dict)
+    #: What the VTN asked it to report: report_request_id -> report request dict.
+    report_requests: dict[str, dict] = field(default_factory=dict)
+    #: Which of the VTN's offered reports it asks for: a function of the VTN's METADATA report
+    #: returning report request dicts (None: it asks for none).
+    wants_vtn_reports: "Callable[[dict], list[dict]] | None" = None
+    #: Send readings on the requested schedule by itself (else call :meth:`send_report`).
+    report_on_schedule: bool = False
 
     def __post_init__(self) -> None:
         self.xmpp = plain_client(self.jid, self.password)
@@ -91,7 +101,13 @@ class SimulatedVEN:
             "oadrRequestReregistration": self._answer_reregistration_request,
             "oadrCancelPartyRegistration": self._answer_cancellation,
             "oadrDistributeEvent": self._answer_events,
+            "oadrRegisterReport": self._answer_vtn_offer,
+            "oadrCreateReport": self._answer_report_request,
+            "oadrCancelReport": self._answer_report_cancel,
+            "oadrUpdateReport": self._answer_vtn_update,
         }
+        self._sources: dict[tuple[str, str], Callable[[], Any]] = {}
+        self._report_loops: dict[str, asyncio.Task] = {}
         self._tasks: set[asyncio.Task] = set()
 
     @property
@@ -110,7 +126,11 @@ class SimulatedVEN:
         return self
 
     async def stop(self) -> None:
-        """Finish answering pushes, then log out."""
+        """Finish answering pushes, stop reporting, then log out."""
+        for loop in list(self._report_loops.values()):
+            loop.cancel()
+        await asyncio.gather(*self._report_loops.values(), return_exceptions=True)
+        self._report_loops.clear()
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=5)
         self.xmpp.cancel_connection_attempt()
@@ -266,12 +286,110 @@ class SimulatedVEN:
                 self.answered[response["event_id"]] = (response["modification_number"], response["opt_type"])
         return answer
 
+    # -- reports -----------------------------------------------------------------------------------
+
+    def offer_report(self, report_specifier_id: str, r_id: str, source: Callable[[], Any],
+                     measurement: dict | None = None, resource_id: str | None = None,
+                     report_name: str = "METADATA_TELEMETRY_USAGE", report_type: str = "usage",
+                     min_period: timedelta = timedelta(seconds=1), max_period: timedelta = timedelta(minutes=15)
+                     ) -> None:
+        """Offer a reading; ``source()`` gives its current value. Sent with :meth:`register_reports`."""
+        report = self.offered_reports.setdefault(report_specifier_id, {
+            "report_specifier_id": report_specifier_id, "report_name": report_name, "report_request_id": "0",
+            "created_date_time": datetime.now(timezone.utc), "report_descriptions": []})
+        description = {"r_id": r_id, "report_type": report_type, "reading_type": "Direct Read",
+                       "sampling_rate": {"min_period": min_period, "max_period": max_period, "on_change": False}}
+        if measurement is not None:
+            description["measurement"] = measurement
+        if resource_id is not None:
+            description["report_data_source"] = {"resource_id": [resource_id]}
+        report["report_descriptions"].append(description)
+        self._sources[(report_specifier_id, r_id)] = source
+
+    async def register_reports(self) -> dict:
+        """oadrRegisterReport with the offered reports; accepts the requests in the VTN's answer
+        (answering oadrCreatedReport) and returns that answer."""
+        answer = await self._expect("oadrRegisterReport", {
+            "request_id": _request_id(), "reports": list(self.offered_reports.values()), "ven_id": self.ven_id,
+            "report_request_id": "0"}, "oadrRegisteredReport")
+        if answer.get("report_requests"):
+            await self._accept_report_requests(answer["report_requests"])
+        return answer
+
+    async def _accept_report_requests(self, report_requests: list[dict]) -> None:
+        for report_request in report_requests:
+            self.report_requests[report_request["report_request_id"]] = report_request
+            if self.report_on_schedule:
+                self._start_loop(report_request)
+        await self.request("oadrCreatedReport", {
+            "response": _ok(None), "pending_reports": [{"report_request_id": key} for key in self.report_requests],
+            "ven_id": self.ven_id})
+
+    def _start_loop(self, report_request: dict) -> None:
+        specifier = report_request["report_specifier"]
+        every = specifier.get("report_back_duration") or specifier.get("granularity")
+        if not every:
+            return
+
+        async def loop() -> None:
+            while True:
+                await asyncio.sleep(every.total_seconds())      # the device's own reporting cadence
+                await self.send_report(report_request["report_request_id"])
+        self._report_loops[report_request["report_request_id"]] = asyncio.get_running_loop().create_task(loop())
+
+    async def send_report(self, report_request_id: str, readings: dict[str, Any] | None = None
+                          ) -> tuple[str, dict] | None:
+        """oadrUpdateReport for a request: ``readings`` (rID -> value) or each source's value now."""
+        report_request = self.report_requests[report_request_id]
+        specifier = report_request["report_specifier"]
+        now = datetime.now(timezone.utc).replace(microsecond=0)
+        payloads = []
+        for item in specifier["specifier_payloads"]:
+            value = (readings or {}).get(item["r_id"])
+            if value is None:
+                value = self._sources[(specifier["report_specifier_id"], item["r_id"])]()
+            payloads.append({"r_id": item["r_id"], "value": float(value)})
+        interval = {"dtstart": now, "duration": specifier.get("granularity") or timedelta(0)}
+        interval.update({"report_payload": payloads[0]} if len(payloads) == 1 else {"report_payloads": payloads})
+        report_name = self.offered_reports[specifier["report_specifier_id"]]["report_name"].removeprefix("METADATA_")
+        return await self.request("oadrUpdateReport", {"request_id": _request_id(), "ven_id": self.ven_id, "reports": [{
+            "report_id": _request_id(), "report_request_id": report_request_id,
+            "report_specifier_id": specifier["report_specifier_id"], "report_name": report_name,
+            "created_date_time": now, "intervals": [interval], "report_descriptions": []}]})
+
+    async def _answer_report_request(self, item: Received) -> None:
+        await self._accept_report_requests(item.payload.get("report_requests") or [])
+
+    async def _answer_report_cancel(self, item: Received) -> None:
+        for report_request_id in item.payload.get("report_request_ids") or []:
+            self.report_requests.pop(report_request_id, None)
+            loop = self._report_loops.pop(report_request_id, None)
+            if loop is not None:
+                loop.cancel()
+        await self.request("oadrCanceledReport", {
+            "response": _ok(item.payload.get("request_id")),
+            "pending_reports": [{"report_request_id": key} for key in self.report_requests], "ven_id": self.ven_id})
+
+    async def _answer_vtn_offer(self, item: Received) -> None:
+        requests = [request for report in item.payload.get("reports") or []
+                    for request in (self.wants_vtn_reports(report) if self.wants_vtn_reports else [])]
+        await self.request("oadrRegisteredReport", {"response": _ok(item.payload.get("request_id")),
+                                                    "report_requests": requests, "ven_id": self.ven_id})
+
+    async def _answer_vtn_update(self, item: Received) -> None:
+        await self.request("oadrUpdatedReport", {"response": _ok(item.payload.get("request_id")),
+                                                 "ven_id": self.ven_id})
+
     async def _answer_cancellation(self, item: Received) -> None:
         await self.request("oadrCanceledPartyRegistration", {
             "response": {"response_code": 200, "response_description": "OK",
                          "request_id": item.payload.get("request_id")},
             "registration_id": item.payload.get("registration_id"), "ven_id": self.ven_id})
         self.registration_id = None
+
+
+def _ok(request_id: str | None) -> dict:
+    return {"response_code": 200, "response_description": "OK", "request_id": request_id}
 
 
 def _request_id() -> str:

@@ -298,7 +298,8 @@ class VTNComponent:
         """Offer one of the VTN's own readings to VENs; ``callback()`` (sync or async) gives its value
         (or a list of ``(datetime, value)``). Returns the rID. Offered to each VEN after it registers."""
         r_id = r_id or uuid.uuid4().hex
-        item = {"name": measurement, "description": description or measurement, "unit": unit, "scale": scale}
+        item = {"name": measurement, "description": description or _ITEM_DESCRIPTIONS.get(measurement, measurement),
+                "unit": unit, "scale": scale}
         if measurement.startswith("power"):
             item["power_attributes"] = {"hertz": 60, "voltage": 120, "ac": True}
         entry = {"r_id": r_id, "report_type": report_type, "reading_type": reading_type, "measurement": item,
@@ -514,6 +515,15 @@ class VTNComponent:
             self.deliveries.wake(ven.ven_id)
         if message_type == "oadrCreatePartyRegistration":
             self._offer_vtn_reports(ven.ven_id)
+
+
+# The schema fixes each item base's description; these are what a user means by the name.
+_ITEM_DESCRIPTIONS = {
+    "powerReal": "RealPower", "powerApparent": "ApparentPower", "powerReactive": "ReactivePower",
+    "energyReal": "RealEnergy", "energyApparent": "ApparentEnergy", "energyReactive": "ReactiveEnergy",
+    "voltage": "Voltage", "current": "Current", "frequency": "Frequency", "currencyPerThm": "currency",
+    "pulseCount": "pulse count",
+}
 
 
 def _with_starts(intervals: list[dict], start: datetime) -> list[dict]:

@@ -58,6 +58,8 @@ def _positional_count(function: Callable) -> int:
         parameters = inspect.signature(function).parameters.values()
     except (TypeError, ValueError):
         return 1
+    if any(p.kind is p.VAR_POSITIONAL for p in parameters):
+        return 99                                   # takes anything: give it everything
     return len([p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)])
 
 
@@ -109,8 +111,10 @@ class ReportService:
             for description in descriptions.values():
                 measurement = description.get("measurement") or {}
                 rate = description.get("sampling_rate") or {}
-                resources = (description.get("report_data_source") or {}).get("resource_id") or [None]
-                arguments = (resources[0], measurement.get("name") or description.get("report_type"),
+                resources = (description.get("report_data_source") or {}).get("resource_id")
+                # One resource reads back as a string, several as a list.
+                resource_id = resources[0] if isinstance(resources, list) else resources
+                arguments = (resource_id, measurement.get("name") or description.get("report_type"),
                              measurement.get("unit"), measurement.get("scale"),
                              rate.get("min_period"), rate.get("max_period"))
                 picked = await self.handlers.call("on_register_report", *((ven_id,) + arguments if with_ven
@@ -127,7 +131,8 @@ class ReportService:
                       report_interval: Any) -> bool:
         rate = description.get("sampling_rate") or {}
         low, high = rate.get("min_period"), rate.get("max_period")
-        if not isinstance(sampling, timedelta) or not callable(callback):
+        # A None callback is allowed: the readings then go to on_update_report only.
+        if not isinstance(sampling, timedelta) or not (callback is None or callable(callback)):
             log.warning("on_register_report must return (callback, sampling_interval[, report_interval]); got "
                         "(%r, %r) for rID %s of venID %s: not requested", callback, sampling, description["r_id"],
                         ven_id)
