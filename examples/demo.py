@@ -1,6 +1,8 @@
 """The live demo: a private Prosody on loopback, the example VTN (examples/vtn.py) as its
 component, and three simulated VENs that query and register; an event is pushed to them, they
-answer, and its status changes are pushed as time passes; then everything stops.
+answer, and its status changes are pushed as time passes; the VENs offer telemetry, the VTN
+asks for 10-second usage readings and a few arrive; one VEN posts an opt-out window; then
+everything stops.
 
 Run it with ``make demo`` (which sets up the venv, the XSD bundle and Prosody first).
 """
@@ -101,13 +103,69 @@ async def show_event(vtn, vens: list[SimulatedVEN], say: Timeline) -> None:
         say("vtn", f"event {state.event_id}: {state.status}, modification {state.modification_number}; {opts}")
 
 
+ENERGY = {"name": "energyReal", "description": "RealEnergy", "unit": "Wh", "scale": "k"}
+
+
+async def show_reports_and_opts(vtn, vens: list[SimulatedVEN], readings: "Counter", say: Timeline) -> None:
+    """The VENs offer telemetry, the VTN asks for 10-second usage, readings arrive; south opts out."""
+    for number, ven in enumerate(vens, start=1):
+        meter = iter(range(100))
+        ven.offer_report("usage", "energy", lambda n=number, m=meter: round(n * 1.5 + next(m) * 0.1, 2), ENERGY,
+                         resource_id="meter1", min_period=timedelta(seconds=10), max_period=timedelta(minutes=15))
+        ven.report_on_schedule = True
+    answers = await asyncio.gather(*(ven.register_reports() for ven in vens))
+    for ven, answer in zip(vens, answers):
+        specifier = answer["report_requests"][0]["report_specifier"]
+        say(ven.jid.split("@")[0], f"-> oadrRegisterReport (energy usage); <- oadrRegisteredReport: every "
+                                   f"{specifier['granularity'].seconds} s, please")
+    await readings.wait_for(2 * len(vens))            # two rounds of 10-second readings
+
+    south = vens[2]
+    start = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(hours=2)
+    say("south", f"-> oadrCreateOpt: optOut {start:%H:%M}-{start + timedelta(hours=1):%H:%M} UTC (maintenance)")
+    answer = await south.request("oadrCreateOpt", {
+        "opt_id": "south-maintenance", "opt_type": "optOut", "opt_reason": "x-schedule", "request_id": "opt-1",
+        "ven_id": south.ven_id, "created_date_time": datetime.now(timezone.utc),
+        "vavailability": {"components": [{"dtstart": start, "duration": timedelta(hours=1)}]},
+        "targets": [], "targets_by_type": {}})
+    say("south", f"<- {answer[0]} {answer[1]['response']['response_code']}")
+    say("vtn", f"opts in force: {', '.join(opt['opt_id'] + ' (' + opt['ven_id'] + ')' for opt in vtn.opts())}")
+
+
+class Counter:
+    """Counts readings and lets the demo wait for a number of them."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._changed = asyncio.Condition()
+
+    async def add(self) -> None:
+        async with self._changed:
+            self.count += 1
+            self._changed.notify_all()
+
+    async def wait_for(self, count: int) -> None:
+        async with self._changed:
+            await asyncio.wait_for(self._changed.wait_for(lambda: self.count >= count), 60)
+
+
 async def demo(server: ProsodyServer, store: Path, say: Timeline) -> None:
     def on_decision(ven_id: str, registration_id: str | None) -> None:
         say("vtn", f"on_create_party_registration({ven_id}) -> "
                    f"{registration_id and 'accepted, ' + registration_id or 'refused'}")
 
+    readings = Counter()
+
+    def on_reading(ven_id: str, unit: str, data: list) -> None:
+        for at, value in data:
+            say("vtn", f"reading from {ven_id}: {value} k{unit} at {at:%H:%M:%S}")
+        asyncio.get_running_loop().create_task(readings.add())
+
+    def on_opt(payload: dict) -> None:
+        say("vtn", f"on_create_opt: {payload['ven_id']} {payload['opt_type']} {payload['opt_id']}")
+
     vtn = build_vtn(server.component, server.secret, port=server.component_port, store=str(store),
-                    vtn_id="VTN-demo", on_decision=on_decision)
+                    vtn_id="VTN-demo", on_decision=on_decision, on_reading=on_reading, on_opt=on_opt)
     await vtn.run()
     say("vtn", f"VTN-demo connected to Prosody as component {vtn.jid}")
     vens: list[SimulatedVEN] = []
@@ -126,6 +184,8 @@ async def demo(server: ProsodyServer, store: Path, say: Timeline) -> None:
                     f"registered again as {east.registration_id}")
 
         await show_event(vtn, vens[:3], say)
+
+        await show_reports_and_opts(vtn, vens[:3], readings, say)
 
         say("vtn", "registered VENs:")
         for ven in vtn.vens():

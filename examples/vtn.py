@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import logging
 import signal
+from datetime import timedelta
 from typing import Callable
 
 from xmpp_vtn import VTNComponent
@@ -41,12 +42,28 @@ def registration_handler(known: dict[str, tuple[str, str]],
     return on_create_party_registration
 
 
+def usage_report_handler(on_reading: Callable[[str, str, list], None]):
+    """``on_register_report`` (OpenLEADR's compact form): ask every VEN for its energy usage
+    every 10 seconds, if it can sample that fast; ignore everything else it offers."""
+    def on_register_report(ven_id, resource_id, measurement, unit, scale, min_sampling, max_sampling):
+        if measurement != "energyReal":
+            return None
+
+        def readings(data: list) -> None:                 # [(datetime, value), ...]
+            on_reading(ven_id, unit, data)
+        return readings, timedelta(seconds=10)
+    return on_register_report
+
+
 def build_vtn(jid: str, secret: str, host: str = "127.0.0.1", port: int = 5347, store: str = "xmpp-vtn.sqlite3",
-              vtn_id: str = "VTN-example", on_decision: Callable[[str, str | None], None] = lambda *_: None
-              ) -> VTNComponent:
+              vtn_id: str = "VTN-example", on_decision: Callable[[str, str | None], None] = lambda *_: None,
+              on_reading: Callable[[str, str, list], None] = lambda *_: None,
+              on_opt: Callable[[dict], None] = lambda _: None) -> VTNComponent:
     """The example VTN, ready to ``await vtn.run()``."""
     vtn = VTNComponent(vtn_id, jid, secret, host=host, port=port, store=store)
     vtn.add_handler("on_create_party_registration", registration_handler(KNOWN_VENS, on_decision))
+    vtn.add_handler("on_register_report", usage_report_handler(on_reading))
+    vtn.add_handler("on_create_opt", on_opt)
     return vtn
 
 

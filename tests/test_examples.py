@@ -48,6 +48,12 @@ def test_live_demo_registers_pushes_an_event_refuses_the_intruder_and_leaves_not
         for status in ("far", "active", "completed"):
             assert f"{ven:<8} <- oadrDistributeEvent pushed: shed-demo is {status}" in out
     assert "event shed-demo: completed, modification 0; ven-east optOut, ven-north optIn, ven-south optIn" in out
+    # Reports: each VEN's 10-second usage readings arrive (two rounds); south posts an opt-out window.
+    for ven in ("north", "east", "south"):
+        assert f"{ven:<8} -> oadrRegisterReport (energy usage); <- oadrRegisteredReport: every 10 s" in out
+        assert len(re.findall(rf"reading from ven-{ven}: [0-9.]+ kWh", out)) >= 2
+    assert "on_create_opt: ven-south optOut south-maintenance" in out
+    assert "south    <- oadrCreatedOpt 200" in out
     pid = int(re.search(r"prosody  stopped, pid (\d+)", out).group(1))
     assert not is_running(pid)
     assert result.stderr == ""
