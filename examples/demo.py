@@ -214,7 +214,7 @@ def main() -> int:
             server.register(account, PASSWORD)
         say("prosody", f"accounts {', '.join(ACCOUNTS)} and intruder created")
         asyncio.run(demo(server, Path(state) / "vtn.sqlite3", say))
-    say("prosody", f"stopped, pid {pid}")
+    say("prosody", f"stopped, pid {pid}, {server.directory} removed")
     return 0
 
 
