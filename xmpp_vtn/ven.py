@@ -107,6 +107,7 @@ class SimulatedVEN:
             "oadrUpdateReport": self._answer_vtn_update,
         }
         self._sources: dict[tuple[str, str], Callable[[], Any]] = {}
+        self._stopping = False
         self._report_loops: dict[str, asyncio.Task] = {}
         self._tasks: set[asyncio.Task] = set()
 
@@ -126,7 +127,9 @@ class SimulatedVEN:
         return self
 
     async def stop(self) -> None:
-        """Finish answering pushes, stop reporting, then log out."""
+        """Finish answering pushes, stop reporting, then log out. Pushes arriving meanwhile are
+        not answered (their acknowledgement is, so the VTN knows they arrived)."""
+        self._stopping = True
         for loop in list(self._report_loops.values()):
             loop.cancel()
         await asyncio.gather(*self._report_loops.values(), return_exceptions=True)
@@ -136,6 +139,8 @@ class SimulatedVEN:
         self.xmpp.cancel_connection_attempt()
         if self.xmpp.transport is not None:
             await self.xmpp.disconnect(wait=2.0)
+        # Answers cut short by the disconnect end now, not after we return.
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         filters = getattr(self.xmpp, "_run_out_filters", None)
         if filters is not None and not filters.done():
             filters.cancel()
@@ -231,7 +236,7 @@ class SimulatedVEN:
         iq.reply(clear=True).send()          # the acknowledgement: an empty result, at once
         item = Received(message_type, payload, str(iq["from"]))
         log.debug("%s received %s", self.jid, message_type)
-        answer = self._answers.get(message_type)
+        answer = None if self._stopping else self._answers.get(message_type)
         task = asyncio.current_task()
         self._tasks.add(task)
         try:
