@@ -8,7 +8,7 @@ import warnings
 
 import pytest
 
-from xmpp_vtn import PushFailed, StreamFailed, VTNComponent
+from xmpp_vtn import StreamFailed, VTNComponent
 from xmpp_vtn.prosody import ProsodyServer
 from xmpp_vtn.services import codes
 from xmpp_scene import make_ven, next_event, make_vtn, new_account, run, scene
@@ -93,18 +93,24 @@ def test_stop_leaves_no_task_socket_or_warning(prosody):
     assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []
 
 
-def test_push_to_an_offline_ven_fails_with_a_reason(prosody):
+def test_push_to_an_offline_ven_stays_owed_and_is_delivered_when_it_returns(prosody):
     async def scenario():
         async with scene(prosody, register=True) as (vtn, [ven]):
+            account, ven_id = ven.jid.split("/")[0], ven.ven_id
             await ven.stop()
-            with pytest.raises(PushFailed) as failed:
-                await vtn.request_reregistration(ven.ven_id)
-            return failed.value
+            delivered_now = await vtn.request_reregistration(ven_id)
+            owed = [item.message_type for item in vtn.store.outbox(ven_id)]
+            back = await make_ven(prosody, account, ven_id=ven_id, reregister_on_request=False)
+            try:
+                push = await back.next_push("oadrRequestReregistration")
+                await vtn.courier.idle()
+            finally:
+                await back.stop()
+            return delivered_now, owed, push, vtn.store.outbox(ven_id)
 
-    failed = run(scenario())
-    assert "service-unavailable" in failed.reason or "not-implemented" in failed.reason or \
-        "recipient-unavailable" in failed.reason, failed.reason
-
+    delivered_now, owed, push, left = run(scenario())
+    assert delivered_now is False and "oadrRequestReregistration" in owed
+    assert push.payload["ven_id"] and left == []
 
 
 def test_stop_during_a_slow_handler_cancels_it_and_leaves_no_task(prosody):

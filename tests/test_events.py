@@ -200,7 +200,7 @@ def test_poll_gets_what_is_owed_then_an_empty_response(prosody):
             ven_id = ven.ven_id
             await ven.stop()
             event_id = vtn.add_event(ven_id, "SIMPLE", "level", intervals())
-            await vtn.deliveries.idle()                         # the push failed: the VEN is offline
+            await vtn.courier.idle()                         # the push failed: the VEN is offline
             poller = await make_ven(prosody, account, ven_id=ven_id, announce_presence=False)
             try:
                 owed = await poller.request("oadrPoll", {"ven_id": ven_id})
@@ -248,7 +248,7 @@ def test_offline_ven_gets_its_events_when_it_returns(prosody):
             account, ven_id = ven.jid.split("/")[0], ven.ven_id
             await ven.stop()
             event_id = vtn.add_event(ven_id, "SIMPLE", "level", intervals(), callback=answers)
-            await vtn.deliveries.idle()
+            await vtn.courier.idle()
             waiting = vtn.events()[0].deliveries[ven_id]
             back = await make_ven(prosody, account, ven_id=ven_id)          # presence tells the VTN
             try:
@@ -328,7 +328,7 @@ def test_group_targets_are_resolved_through_on_targets(prosody):
             vtn.add_event(None, "SIMPLE", "level", intervals(), targets=[{"group_id": "north"}])
             pushes = await asyncio.gather(vens[0].next_push("oadrDistributeEvent"),
                                           vens[2].next_push("oadrDistributeEvent"))
-            await vtn.deliveries.idle()
+            await vtn.courier.idle()
             with pytest.raises(ValueError, match="no VEN"):
                 vtn.add_event(None, "SIMPLE", "level", intervals(), targets=[{"group_id": "south"}])
             untouched = [item for item in vens[1].received if item.message_type == "oadrDistributeEvent"]

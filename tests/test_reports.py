@@ -190,7 +190,7 @@ def test_vtn_reports_are_offered_at_registration_and_sent_on_schedule_until_canc
                 "request_id": "c1", "report_request_ids": ["ven-wants-price"], "report_request_id": "ven-wants-price",
                 "report_to_follow": False, "ven_id": ven.ven_id})
             await clock.advance(60 * SECOND)
-            await vtn.deliveries.idle()
+            await vtn.courier.idle()
             later = [item for item in ven.received if item.message_type == "oadrUpdateReport"]
             unknown = await ven.request("oadrCancelReport", {
                 "request_id": "c2", "report_request_ids": ["never"], "report_request_id": "never",

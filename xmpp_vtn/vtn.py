@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterable
 from . import codec
 from .backoff import Backoff
 from .component import IqRefused, OadrComponent, PushFailed
-from .delivery import DeliveryLoop
+from .courier import Courier
 from .errors import SchemaError
 from .scheduler import RealTimeScheduler, Scheduler
 from .services import Dispatcher, Handlers, NotImplementedService, Push, RegistrationService, Request, lifecycle
@@ -86,12 +86,10 @@ class VTNComponent:
         self.opt_service = OptService(self.store, self._handlers, self.event_service)
         self.dispatcher.route("oadrCreateOpt", self.opt_service.create)
         self.dispatcher.route("oadrCancelOpt", self.opt_service.cancel)
-        self._background: set[asyncio.Task] = set()
         self.component = OadrComponent(jid, secret, host, port, self._on_request, backoff=reconnect_backoff,
                                        on_session_start=self._on_session_start, on_presence=self._on_presence)
-        self.deliveries = DeliveryLoop(self._deliver_events, push_concurrency)
-        # VENs whose last push failed: any sign of life from them delivers what they are owed.
-        self._unreachable: set[str] = set()
+        self.courier = Courier(self.store, self.component, self.event_service, push_timeout, push_concurrency,
+                               self._acknowledged)
 
     @property
     def jid(self) -> str:
@@ -127,10 +125,8 @@ class VTNComponent:
     async def stop(self) -> None:
         """Stop delivering, disconnect and release the store."""
         await self.scheduler.shutdown()
-        await self.deliveries.close()
-        for task in list(self._background):
-            task.cancel()
-        await asyncio.gather(*self._background, return_exceptions=True)
+        await self.courier.close()
+
         await self.component.stop()
         self.store.close()
 
@@ -274,13 +270,14 @@ class VTNComponent:
         ven = self._registered(ven_id)
         push = self.report_service.request(ven_id, report_specifier_id, r_ids, granularity, report_back_duration,
                                            callback, start, duration)
-        await self._deliver(ven, push)
+        await self._deliver(ven, push)            # owed until acknowledged, like every push
         return push.payload["report_requests"][0]["report_request_id"]
 
-    async def cancel_report(self, ven_id: str, report_request_id: str) -> None:
-        """Stop a report the VTN asked ``ven_id`` for (oadrCancelReport, pushed)."""
+    async def cancel_report(self, ven_id: str, report_request_id: str) -> bool:
+        """Stop a report the VTN asked ``ven_id`` for (oadrCancelReport, pushed). True once
+        acknowledged; False if it stays owed until the VEN shows up."""
         ven = self._registered(ven_id)
-        await self._deliver(ven, self.report_service.cancel(ven_id, report_request_id))
+        return await self._deliver(ven, self.report_service.cancel(ven_id, report_request_id))
 
     def report_requests(self, ven_id: str | None = None) -> list:
         """The VTN's report requests to VENs (documents with ``key`` = report request id and ``state``)."""
@@ -355,28 +352,15 @@ class VTNComponent:
             return
         ven = self.store.ven(push.ven_id)
         if ven is not None:
-            try:
-                await self._deliver(ven, push)
-            except PushFailed as failure:
-                log.info("report update %s not delivered to venID %s: %s", report_request_id, ven.ven_id,
-                         failure.reason)
+            self.courier.queue(ven.ven_id, ven.transport_address, push)
         if repeat:
             self._schedule_vtn_report(report_request_id)
 
     def _offer_vtn_reports(self, ven_id: str) -> None:
         """After a registration: push the VTN's oadrRegisterReport (empty when it offers nothing)."""
         ven = self.store.ven(ven_id)
-        if ven is None:
-            return
-
-        async def offer() -> None:
-            try:
-                await self._deliver(ven, self.report_service.register_push(ven_id))
-            except PushFailed as failure:
-                log.info("oadrRegisterReport not delivered to venID %s: %s", ven_id, failure.reason)
-        task = asyncio.get_running_loop().create_task(offer())
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        if ven is not None:
+            self.courier.queue(ven_id, ven.transport_address, self.report_service.register_push(ven_id))
 
     # -- opts ---------------------------------------------------------------------------------------
 
@@ -404,10 +388,8 @@ class VTNComponent:
         return record.event_id
 
     def _wake(self, ven_ids: Iterable[str]) -> None:
-        if not self.component.connected:
-            return                              # delivered when the session starts
         for ven_id in ven_ids:
-            self.deliveries.wake(ven_id)
+            self.courier.wake(ven_id)
 
     def _schedule_transition(self, record: EventRecord) -> None:
         key = f"event:{record.event_id}"
@@ -425,23 +407,6 @@ class VTNComponent:
         log.info("event %s is now %s", event_id, self.event_service.status(record))
         self._publish(record)
 
-    async def _deliver_events(self, ven_id: str) -> None:
-        """Push ``ven_id`` its oadrDistributeEvent if it is owed one; on failure it waits for the VEN."""
-        ven = self.store.ven(ven_id)
-        found = self.event_service.distribution(ven_id) if ven is not None else None
-        if found is None:
-            return
-        payload, included = found
-        try:
-            await self.component.push(ven.transport_address, codec.serialize("oadrDistributeEvent", payload),
-                                      self.push_timeout)
-        except PushFailed as failure:
-            self._unreachable.add(ven_id)
-            log.info("venID %s did not take its events (%s); they wait for its return", ven_id, failure.reason)
-            return
-        self._unreachable.discard(ven_id)
-        await self._acknowledged(ven_id, included)
-
     async def _acknowledged(self, ven_id: str, included: list) -> None:
         for event_id in self.event_service.acknowledged(ven_id, included):
             callback = self.event_service.delivery_callbacks.get(event_id)
@@ -454,37 +419,37 @@ class VTNComponent:
                     log.exception("delivery_callback of event %s failed for venID %s", event_id, ven_id)
 
     def _on_session_start(self) -> None:
-        for ven in self.store.vens():
-            self.deliveries.wake(ven.ven_id)
+        self.courier.wake_everyone()
 
     def _on_presence(self, sender: str, available: bool) -> None:
         if available:
             ven = self.store.ven_by_jid(sender.split("/", 1)[0])
-            if ven is not None and ven.ven_id in self._unreachable:
-                self.deliveries.wake(ven.ven_id)
+            if ven is not None:
+                self.courier.seen(ven.ven_id)
 
     def vens(self) -> list[VenRecord]:
         """The registered VENs: venID, registration id, bare JID and the full JID pushes go to."""
         return self.store.vens()
 
-    async def cancel_party_registration(self, ven_id: str) -> None:
+    async def cancel_party_registration(self, ven_id: str) -> bool:
         """Cancel ``ven_id``'s registration and tell the VEN (oadrCancelPartyRegistration).
 
-        The registration is gone whether or not the VEN is reachable; :class:`PushFailed` says it
-        was not told. Raises KeyError for a venID that is not registered.
+        The registration is gone at once. Returns True when the VEN acknowledged, False when it
+        could not be reached yet: the message stays owed and is delivered when it shows up.
+        Raises KeyError for a venID that is not registered.
         """
         ven, push = self.registration.cancel_by_vtn(ven_id)
-        await self._deliver(ven, push)
+        return await self._deliver(ven, push)
 
-    async def request_reregistration(self, ven_id: str) -> None:
-        """Ask ``ven_id`` to register again (oadrRequestReregistration); returns once it acknowledged."""
+    async def request_reregistration(self, ven_id: str) -> bool:
+        """Ask ``ven_id`` to register again (oadrRequestReregistration). True once acknowledged;
+        False if it stays owed (the VEN is offline), to be delivered when it shows up."""
         ven, push = self.registration.reregistration_request(ven_id)
-        await self._deliver(ven, push)
+        return await self._deliver(ven, push)
 
-    async def _deliver(self, ven: VenRecord, push: Push) -> None:
-        document = codec.serialize(push.message_type, push.payload)
-        await self.component.push(ven.transport_address, document, self.push_timeout)
-        log.info("%s acknowledged by venID %s", push.message_type, ven.ven_id)
+    async def _deliver(self, ven: VenRecord, push: Push) -> bool:
+        """Queue ``push`` in the outbox and send it: True once acknowledged, False if it stays owed."""
+        return await self.courier.send(ven.ven_id, ven.transport_address, push)
 
     async def _on_request(self, sender: str, addressed: str, data: bytes) -> bytes | None:
         """One inbound iq: decode, dispatch, encode the answer. Schema errors become bad-request."""
@@ -511,9 +476,9 @@ class VTNComponent:
         ven = self.store.ven_by_jid(sender.split("/", 1)[0])
         if ven is None:
             return
-        if ven.ven_id in self._unreachable or message_type == "oadrCreatePartyRegistration":
-            self.deliveries.wake(ven.ven_id)
+        self.courier.seen(ven.ven_id)
         if message_type == "oadrCreatePartyRegistration":
+            self.courier.wake(ven.ven_id)
             self._offer_vtn_reports(ven.ven_id)
 
 

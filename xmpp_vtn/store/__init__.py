@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .base import Delivery, Document, EventRecord, Store, VenRecord
+from .base import Delivery, Document, EventRecord, OutboxItem, Store, VenRecord
 from .sqlite import SQLiteStore
 
-__all__ = ["Delivery", "Document", "EventRecord", "Store", "VenRecord", "SQLiteStore", "open_store"]
+__all__ = ["Delivery", "Document", "EventRecord", "OutboxItem", "Store", "VenRecord", "SQLiteStore", "open_store"]
 
 
 def open_store(store: "Store | str | Path") -> Store:

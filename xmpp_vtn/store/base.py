@@ -71,6 +71,18 @@ class Document:
     state: str = ""
 
 
+@dataclass(frozen=True)
+class OutboxItem:
+    """A push the VTN owes: the exact document to send, to whom, queued before the first attempt."""
+
+    item_id: int
+    ven_id: str
+    to: str
+    message_type: str
+    document: bytes
+    attempts: int = 0
+
+
 class Store(abc.ABC):
     """Persistence for the VTN. Methods are synchronous: the embedded backend answers in microseconds."""
 
@@ -144,6 +156,24 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def remove_document(self, kind: str, key: str) -> bool:
         """Delete the document; False if there was none."""
+
+    # -- outbox ------------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def enqueue(self, ven_id: str, to: str, message_type: str, document: bytes) -> int:
+        """Queue a push for ``ven_id`` (sent to the full JID ``to``); returns its id. Order is kept."""
+
+    @abc.abstractmethod
+    def outbox(self, ven_id: str | None = None) -> list[OutboxItem]:
+        """Owed pushes (``ven_id``'s only, when given), oldest first."""
+
+    @abc.abstractmethod
+    def attempted(self, item_id: int) -> None:
+        """Count one failed attempt of an owed push."""
+
+    @abc.abstractmethod
+    def dequeue(self, item_id: int) -> None:
+        """Forget an owed push: it was acknowledged."""
 
     @abc.abstractmethod
     def close(self) -> None:

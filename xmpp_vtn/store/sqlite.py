@@ -7,7 +7,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Iterator
 
-from .base import Delivery, Document, EventRecord, Store, VenRecord
+from .base import Delivery, Document, EventRecord, OutboxItem, Store, VenRecord
 from .documents import decode_document, decode_event, encode_document, encode_event
 
 # Each entry upgrades the schema by one version; never edit one that has shipped, append instead.
@@ -56,6 +56,17 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (kind, key)
     );
     CREATE INDEX documents_by_ven ON documents (kind, ven_id);
+    """,
+    """
+    CREATE TABLE outbox (
+        item_id      INTEGER PRIMARY KEY AUTOINCREMENT,
+        ven_id       TEXT NOT NULL,
+        destination  TEXT NOT NULL,
+        message_type TEXT NOT NULL,
+        document     BLOB NOT NULL,
+        attempts     INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX outbox_by_ven ON outbox (ven_id, item_id);
     """,
 ]
 
@@ -220,6 +231,27 @@ class SQLiteStore(Store):
     def remove_document(self, kind: str, key: str) -> bool:
         with self._transaction():
             return self._db.execute("DELETE FROM documents WHERE kind = ? AND key = ?", (kind, key)).rowcount > 0
+
+    # -- outbox ------------------------------------------------------------------------------------
+
+    def enqueue(self, ven_id: str, to: str, message_type: str, document: bytes) -> int:
+        with self._transaction():
+            return self._db.execute("INSERT INTO outbox (ven_id, destination, message_type, document) "
+                                    "VALUES (?,?,?,?)", (ven_id, to, message_type, document)).lastrowid
+
+    def outbox(self, ven_id: str | None = None) -> list[OutboxItem]:
+        where, args = ("WHERE ven_id = ?", (ven_id,)) if ven_id is not None else ("", ())
+        rows = self._db.execute("SELECT item_id, ven_id, destination, message_type, document, attempts "
+                                f"FROM outbox {where} ORDER BY item_id", args).fetchall()
+        return [OutboxItem(*row) for row in rows]
+
+    def attempted(self, item_id: int) -> None:
+        with self._transaction():
+            self._db.execute("UPDATE outbox SET attempts = attempts + 1 WHERE item_id = ?", (item_id,))
+
+    def dequeue(self, item_id: int) -> None:
+        with self._transaction():
+            self._db.execute("DELETE FROM outbox WHERE item_id = ?", (item_id,))
 
     def close(self) -> None:
         self._db.close()

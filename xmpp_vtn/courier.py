@@ -1,0 +1,156 @@
+"""Everything the VTN owes VENs, delivered: the outbox, event distributions, retries.
+
+Two kinds of debt, one delivery per VEN (:class:`~xmpp_vtn.delivery.DeliveryLoop`):
+
+* **Outbox** items (oadrRequestReregistration, oadrCreateReport, oadrUpdateReport, ...): written to
+  the store, as the exact bytes to send, before the first attempt; removed only when the VEN
+  acknowledges. They go out in order.
+* **Event distributions**: not queued messages but a rule. A VEN is owed an oadrDistributeEvent
+  whenever the (modification, status) it acknowledged differs from the truth; the newest state
+  is built at send time, so a newer distribution always supersedes an unsent one.
+
+A failed delivery leaves everything owed and retries with capped, jittered backoff; a VEN that
+shows life (presence, any request) is served at once; a VTN that starts serves everyone owed.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Awaitable, Callable
+
+from . import codec
+from .backoff import Backoff
+from .component import OadrComponent, PushFailed
+from .delivery import DeliveryLoop
+from .services import Push
+from .services.events import EventService
+from .store import Store
+
+log = logging.getLogger("xmpp_vtn.courier")
+
+EventsAcknowledged = Callable[[str, list], Awaitable[None]]
+
+
+class Courier:
+    """Delivers what the store says each VEN is owed."""
+
+    def __init__(self, store: Store, component: OadrComponent, events: EventService, push_timeout: float,
+                 concurrency: int, on_events_acknowledged: EventsAcknowledged,
+                 retry: Callable[[], Backoff] = lambda: Backoff(initial=1.0, cap=60.0)):
+        self.store, self.component, self.events = store, component, events
+        self.push_timeout = push_timeout
+        self.on_events_acknowledged = on_events_acknowledged
+        self._new_backoff = retry
+        self._loop = DeliveryLoop(self._deliver, concurrency)
+        self._backoff: dict[str, Backoff] = {}          # VENs whose last delivery failed
+        self._retries: dict[str, asyncio.TimerHandle] = {}
+        self._waiting: dict[int, asyncio.Future] = {}    # outbox item id -> "acknowledged?" for send()
+
+    @property
+    def unreachable(self) -> set[str]:
+        """VENs whose last delivery failed and that still owe (are owed) something."""
+        return set(self._backoff)
+
+    def queue(self, ven_id: str, to: str, push: Push) -> int:
+        """Queue ``push`` for ``ven_id`` (at the full JID ``to``), deliver it soon; returns its outbox id."""
+        item_id = self.store.enqueue(ven_id, to, push.message_type, codec.serialize(push.message_type, push.payload))
+        self.wake(ven_id)
+        return item_id
+
+    async def send(self, ven_id: str, to: str, push: Push) -> bool:
+        """Queue ``push`` and wait for the first attempt.
+
+        Returns True once acknowledged, False if that attempt failed (or the component is offline):
+        it stays owed, is retried, and is delivered when the VEN shows up again.
+        """
+        item_id = self.store.enqueue(ven_id, to, push.message_type, codec.serialize(push.message_type, push.payload))
+        if not self.component.connected:
+            return False
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiting[item_id] = waiter
+        self.wake(ven_id)
+        try:
+            return await waiter
+        finally:
+            self._waiting.pop(item_id, None)
+
+    def wake(self, ven_id: str) -> None:
+        """Deliver what ``ven_id`` is owed, soon. Does nothing while the component is offline:
+        the next session start serves everyone."""
+        if self.component.connected:
+            self._loop.wake(ven_id)
+
+    def seen(self, ven_id: str) -> None:
+        """``ven_id`` showed life: if deliveries to it were failing, try again now."""
+        if ven_id in self._backoff:
+            self._cancel_retry(ven_id)
+            self.wake(ven_id)
+
+    def wake_everyone(self) -> None:
+        """After a (re)connection: every registered VEN, and every VEN with queued pushes."""
+        for ven_id in {ven.ven_id for ven in self.store.vens()} | {item.ven_id for item in self.store.outbox()}:
+            self.wake(ven_id)
+
+    async def idle(self) -> None:
+        """Wait until no delivery is running (tests and orderly shutdowns)."""
+        await self._loop.idle()
+
+    async def close(self) -> None:
+        for ven_id in list(self._retries):
+            self._cancel_retry(ven_id)
+        await self._loop.close()
+        for waiter in self._waiting.values():
+            if not waiter.done():
+                waiter.set_result(False)
+
+    # -- one VEN's delivery -------------------------------------------------------------------------
+
+    async def _deliver(self, ven_id: str) -> None:
+        for item in self.store.outbox(ven_id):
+            try:
+                await self.component.push(item.to, item.document, self.push_timeout)
+            except PushFailed as failure:
+                self.store.attempted(item.item_id)
+                self._resolve(item.item_id, False)
+                self._failed(ven_id, f"{item.message_type}: {failure.reason}")
+                return
+            self.store.dequeue(item.item_id)
+            self._resolve(item.item_id, True)
+            log.info("%s acknowledged by venID %s", item.message_type, ven_id)
+        ven = self.store.ven(ven_id)
+        found = self.events.distribution(ven_id) if ven is not None else None
+        if found is not None:
+            payload, included = found
+            try:
+                await self.component.push(ven.transport_address, codec.serialize("oadrDistributeEvent", payload),
+                                          self.push_timeout)
+            except PushFailed as failure:
+                self._failed(ven_id, f"oadrDistributeEvent: {failure.reason}")
+                return
+            await self.on_events_acknowledged(ven_id, included)
+        self._succeeded(ven_id)
+
+    def _resolve(self, item_id: int, acknowledged: bool) -> None:
+        waiter = self._waiting.get(item_id)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(acknowledged)
+
+    def _failed(self, ven_id: str, reason: str) -> None:
+        backoff = self._backoff.setdefault(ven_id, self._new_backoff())
+        delay = backoff.next()
+        log.info("venID %s did not take %s; retrying in %.1f s or when it shows up", ven_id, reason, delay)
+        self._cancel_retry(ven_id)
+        self._retries[ven_id] = asyncio.get_running_loop().call_later(delay, self._retry, ven_id)
+
+    def _retry(self, ven_id: str) -> None:
+        self._retries.pop(ven_id, None)
+        self.wake(ven_id)
+
+    def _succeeded(self, ven_id: str) -> None:
+        self._backoff.pop(ven_id, None)
+        self._cancel_retry(ven_id)
+
+    def _cancel_retry(self, ven_id: str) -> None:
+        handle = self._retries.pop(ven_id, None)
+        if handle is not None:
+            handle.cancel()
