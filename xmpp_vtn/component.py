@@ -41,6 +41,10 @@ class PushFailed(Exception):
         self.to, self.reason = to, reason
 
 
+# Error conditions meaning "nobody at that JID" when they answer a ping.
+_GONE = frozenset({"service-unavailable", "recipient-unavailable", "item-not-found", "remote-server-not-found",
+                   "remote-server-timeout"})
+
 # Error text goes back to a VEN inside its iq error: keep it readable, and never large.
 MAX_ERROR_TEXT = 1024
 
@@ -209,6 +213,23 @@ class OadrComponent:
         return self.xmpp.make_iq_error(iq["id"], type=error_type, condition=condition, text=text,
                                        ito=iq["from"], ifrom=iq["to"])
 
+    async def ping(self, to: str, timeout: float = 10.0) -> bool:
+        """XEP-0199 ping of a full JID: whether it is there.
+
+        The server bounces a ping to a resource that is gone with ``service-unavailable`` (from
+        that JID, so the sender cannot tell who answered); any other error comes from a client
+        that is there but does not do ping (slixmpp answers ``feature-not-implemented``).
+        """
+        if not self.connected:
+            return False
+        try:
+            await self.xmpp.plugin["xep_0199"].ping(jid=JID(to), ifrom=self.jid.bare, timeout=timeout)
+        except IqError as error:
+            return error_condition(error.iq)[0] not in _GONE
+        except (IqTimeout, InvalidJID):
+            return False
+        return True
+
     # -- pushes to VENs --------------------------------------------------------------------------
 
     async def push(self, to: str, document: bytes, timeout: float = 10.0) -> None:
@@ -224,8 +245,33 @@ class OadrComponent:
         try:
             await iq.send(timeout=timeout)
         except IqError as error:
-            raise PushFailed(to, f"{error.etype}/{error.condition}: {error.text or ''}".rstrip(": ")) from None
+            condition, text = error_condition(error.iq)
+            raise PushFailed(to, f"{condition}: {text}" if text else condition) from None
         except IqTimeout:
             raise PushFailed(to, f"no acknowledgement within {timeout} s") from None
 
 
+
+
+_STANZA_ERRORS = "{urn:ietf:params:xml:ns:xmpp-stanzas}"
+
+
+def error_condition(iq: Iq) -> tuple[str, str]:
+    """(condition, text) of an error iq, read from the XML itself.
+
+    slixmpp's ``iq['error']`` looks for the error in ``jabber:client``; on a component stream it
+    is in ``jabber:component:accept``, so slixmpp invents a default ``feature-not-implemented``.
+    (ComponentXMPP's ``fix_error_ns`` would fix it by changing a class shared with every client
+    in the process.)
+    """
+    for child in iq.xml:
+        if child.tag.rsplit("}", 1)[-1] != "error":
+            continue
+        condition, text = "undefined-condition", ""
+        for item in child:
+            if item.tag == _STANZA_ERRORS + "text":
+                text = item.text or ""
+            elif item.tag.startswith(_STANZA_ERRORS):
+                condition = item.tag[len(_STANZA_ERRORS):]
+        return condition, text
+    return "undefined-condition", ""

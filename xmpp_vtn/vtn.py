@@ -20,6 +20,7 @@ from .scheduler import RealTimeScheduler, Scheduler
 from .services import Dispatcher, Handlers, NotImplementedService, Push, RegistrationService, Request, lifecycle
 from .services.event_args import aware, build_event, ven_id_list
 from .services.events import EventService
+from .services.liveness import Liveness
 from .services.opts import OptService
 from .services.reports import ReportService, VTNReport
 from .store.documents import encode_document
@@ -58,7 +59,8 @@ class VTNComponent:
     def __init__(self, vtn_id: str, jid: str, secret: str, host: str = "127.0.0.1", port: int = 5347,
                  store: Store | str | Path = DEFAULT_STORE, *, push_timeout: float = 10.0,
                  requested_poll_freq: timedelta | None = None, reconnect_backoff: Backoff | None = None,
-                 scheduler: Scheduler | None = None, push_concurrency: int = 64):
+                 scheduler: Scheduler | None = None, push_concurrency: int = 64,
+                 ping_interval: timedelta | None = timedelta(seconds=60), offline_after: int = 3):
         if not vtn_id:
             raise ValueError("vtn_id must be a non-empty string")
         self.vtn_id = vtn_id
@@ -90,6 +92,10 @@ class VTNComponent:
                                        on_session_start=self._on_session_start, on_presence=self._on_presence)
         self.courier = Courier(self.store, self.component, self.event_service, push_timeout, push_concurrency,
                                self._acknowledged)
+        self.ping_interval = ping_interval
+        self.requested_poll_freq = requested_poll_freq
+        self.liveness = Liveness(offline_after)
+        self._notifications: set[asyncio.Task] = set()
 
     @property
     def jid(self) -> str:
@@ -119,6 +125,7 @@ class VTNComponent:
             self._schedule_transition(record)
         for document in self.store.documents("vtn_report_request"):
             self._schedule_vtn_report(document.key)
+        self._schedule_liveness()
         await self.component.start(timeout)
         log.info("VTN %s serving as %s", self.vtn_id, self.jid)
 
@@ -126,6 +133,11 @@ class VTNComponent:
         """Stop delivering, disconnect and release the store."""
         await self.scheduler.shutdown()
         await self.courier.close()
+        if self._notifications:
+            await asyncio.wait(set(self._notifications), timeout=5)
+        for task in list(self._notifications):
+            task.cancel()
+        await asyncio.gather(*self._notifications, return_exceptions=True)
 
         await self.component.stop()
         self.store.close()
@@ -422,10 +434,63 @@ class VTNComponent:
         self.courier.wake_everyone()
 
     def _on_presence(self, sender: str, available: bool) -> None:
+        ven = self.store.ven_by_jid(sender.split("/", 1)[0])
+        if ven is None:
+            return
         if available:
-            ven = self.store.ven_by_jid(sender.split("/", 1)[0])
-            if ven is not None:
-                self.courier.seen(ven.ven_id)
+            self._alive(ven.ven_id)
+        else:
+            self._notify(ven.ven_id, self.liveness.gone(ven.ven_id))
+
+    # -- liveness ----------------------------------------------------------------------------------
+
+    def is_online(self, ven_id: str) -> bool | None:
+        """Whether ``ven_id`` is online, as far as the VTN knows (None: not heard of since start)."""
+        state = self.liveness.state.get(ven_id)
+        return None if state is None else state == "online"
+
+    def _alive(self, ven_id: str, polled: bool = False) -> None:
+        now = self.scheduler.now()
+        self._notify(ven_id, self.liveness.polled(ven_id, now) if polled else self.liveness.seen(ven_id, now))
+        self.courier.seen(ven_id)
+
+    def _notify(self, ven_id: str, transition: str | None) -> None:
+        """Call on_ven_online / on_ven_offline once per transition, without holding up the caller."""
+        if transition is None:
+            return
+        log.info("venID %s is %s", ven_id, transition)
+
+        async def call() -> None:
+            try:
+                await self._handlers.call(f"on_ven_{transition}", ven_id)
+            except Exception:
+                log.exception("on_ven_%s failed for venID %s", transition, ven_id)
+        task = asyncio.get_running_loop().create_task(call())
+        self._notifications.add(task)
+        task.add_done_callback(self._notifications.discard)
+
+    def _schedule_liveness(self) -> None:
+        every = self.ping_interval or self.requested_poll_freq
+        if every:
+            self.scheduler.at(self.scheduler.now() + every, "liveness", self._liveness_round)
+
+    async def _liveness_round(self) -> None:
+        """Ping every registered VEN (bounded concurrency); a polling VEN that stopped polling is offline."""
+        slots = asyncio.Semaphore(64)
+
+        async def check(ven: VenRecord) -> None:
+            async with slots:
+                answered = await self.component.ping(ven.transport_address, timeout=self.push_timeout)
+            if answered:
+                self._alive(ven.ven_id)
+            else:
+                self._notify(ven.ven_id, self.liveness.ping_missed(ven.ven_id))
+        if self.ping_interval and self.component.connected:
+            await asyncio.gather(*(check(ven) for ven in self.store.vens()))
+        if self.requested_poll_freq:
+            for ven_id in self.liveness.overdue_pollers(self.scheduler.now(), self.requested_poll_freq):
+                self._notify(ven_id, "offline")
+        self._schedule_liveness()
 
     def vens(self) -> list[VenRecord]:
         """The registered VENs: venID, registration id, bare JID and the full JID pushes go to."""
@@ -476,7 +541,7 @@ class VTNComponent:
         ven = self.store.ven_by_jid(sender.split("/", 1)[0])
         if ven is None:
             return
-        self.courier.seen(ven.ven_id)
+        self._alive(ven.ven_id, polled=message_type == "oadrPoll")
         if message_type == "oadrCreatePartyRegistration":
             self.courier.wake(ven.ven_id)
             self._offer_vtn_reports(ven.ven_id)
