@@ -48,3 +48,45 @@ def test_manual_scheduler_runs_due_jobs_in_time_order_at_their_times():
 
     assert asyncio.run(scenario()) == T0 + 5 * MIN
     assert ran == [("a", T0 + MIN)]
+
+
+def _service(now):
+    from xmpp_vtn.services import Handlers
+    from xmpp_vtn.services.events import EventService
+    from xmpp_vtn.store import SQLiteStore
+    store = SQLiteStore(":memory:")
+    return store, EventService(store, Handlers(), "VTN-1", lambda: now[0])
+
+
+def _event(event_id, duration):
+    return {"event_descriptor": {"event_id": event_id, "modification_number": 0, "market_context": "http://mc",
+                                 "created_date_time": T0, "event_status": "far"},
+            "active_period": {"dtstart": T0, "duration": duration},
+            "event_signals": [{"intervals": [{"duration": duration, "signal_payload": 1.0, "uid": "0"}],
+                               "signal_name": "SIMPLE", "signal_type": "level", "signal_id": "s"}],
+            "targets": [{"ven_id": "v"}]}
+
+
+def test_acknowledgements_never_move_backwards():
+    now = [T0 - 10 * MIN]
+    store, events = _service(now)
+    events.add(_event("e", 10 * MIN), ["v"])
+    events.replace("e", _event("e", 10 * MIN))                     # modification 1
+    assert events.acknowledged("v", [("e", 1, "far")]) == ["e"]
+    assert events.acknowledged("v", [("e", 0, "far")]) == []          # a late ack of an older push
+    assert events.acknowledged("v", [("e", 1, "far")]) == []
+    delivery = store.deliveries("e", "v")[0]
+    assert (delivery.delivered_modification, delivery.delivered_status) == (1, "far")
+
+
+def test_cancelled_open_ended_event_leaves_the_list_once_the_ven_has_it():
+    now = [T0 + MIN]
+    store, events = _service(now)
+    events.add(_event("open", timedelta(0)), ["v"])
+    events.cancel("open")
+    payload, included = events.distribution("v")
+    assert [e["event_descriptor"]["event_status"] for e in payload["events"]] == ["cancelled"]
+    events.acknowledged("v", included)
+    now[0] = T0 + timedelta(days=365)
+    assert events.distribution("v") is None
+    assert events.distribution("v", only_if_owed=False)[0]["events"] == []

@@ -298,7 +298,7 @@ def test_add_event_arguments_are_checked(prosody):
 def test_wall_clock_transitions_are_pushed_by_apscheduler(prosody):
     async def scenario():
         async with scene(prosody, register=True) as (vtn, [ven]):           # the default, real-time scheduler
-            start = datetime.now(timezone.utc) + timedelta(seconds=0.5)
+            start = datetime.now(timezone.utc) + timedelta(seconds=1.5)     # the first push arrives "far"
             vtn.add_event(ven.ven_id, "SIMPLE", "level",          # OpenADR durations are whole seconds
                           [{"dtstart": start, "duration": timedelta(seconds=1), "signal_payload": 1.0}])
             seen = []
@@ -360,3 +360,55 @@ def test_raw_events_with_several_signals_are_added_and_modified_whole(prosody):
     [modified] = second.payload["events"]
     assert number == 1 and modified["event_descriptor"]["modification_number"] == 1
     assert modified["event_descriptor"]["priority"] == 3 and len(modified["event_signals"]) == 3
+
+
+def test_failing_callbacks_are_logged_and_failing_handlers_refuse(prosody, caplog):
+    calls = []
+
+    def callback(ven_id, event_id, opt_type):
+        calls.append(opt_type)
+        raise RuntimeError("callback broke")
+
+    async def scenario():
+        async with scene(prosody, register=True, scheduler=manual()) as (vtn, [ven]):
+            ven.opt = lambda event: None
+            event_id = vtn.add_event(ven.ven_id, "SIMPLE", "level", intervals(), callback=callback)
+            await ven.next_push("oadrDistributeEvent")
+            answer = [{"response_code": 200, "request_id": None, "event_id": event_id, "modification_number": 0,
+                       "opt_type": "optOut"}]
+            first = await ven.created_event(answer)
+            again = await ven.created_event(answer)
+            vtn.add_handler("on_created_event", lambda payload: 1 / 0)
+            refused = await ven.created_event([{**answer[0], "opt_type": "optIn"}])
+            return first, again, refused, vtn.events()[0].deliveries[ven.ven_id]
+
+    first, again, refused, delivery = run(scenario())
+    assert first[1]["response"]["response_code"] == 200 and again[1]["response"]["response_code"] == 200
+    assert calls == ["optOut"]                                   # logged once, not fired again on a resend
+    assert "callback of event" in caplog.text and "callback broke" in caplog.text
+    assert refused[1]["response"]["response_code"] == codes.DEPLOYMENT_ERROR_OR_OTHER
+    assert delivery.opt_type == "optOut"                          # the refused answer changed nothing
+
+
+def test_modify_event_changes_targets_and_other_arguments(prosody):
+    async def scenario():
+        async with scene(prosody, vens=2, register=True, scheduler=manual()) as (vtn, [first, second]):
+            event_id = vtn.add_event(first.ven_id, "SIMPLE", "level", intervals(), signal_target_mrid="Water_Heater")
+            await first.next_push("oadrDistributeEvent")
+            vtn.modify_event(event_id, ven_ids=[first.ven_id, second.ven_id], market_context="http://mc/2")
+            pushes = await asyncio.gather(first.next_push("oadrDistributeEvent"),
+                                          second.next_push("oadrDistributeEvent"))
+            with pytest.raises(ValueError, match="not registered"):
+                vtn.modify_event(event_id, ven_ids=["nobody"])
+            state = vtn.events()[0]
+            state.event["event_descriptor"]["priority"] = 99              # a copy: changes nothing stored
+            return pushes, state, vtn.events()[0]
+
+    pushes, state, fresh = run(scenario())
+    for push in pushes:
+        [event] = push.payload["events"]
+        assert event["event_descriptor"]["market_context"] == "http://mc/2"
+        assert event["event_descriptor"]["modification_number"] == 1
+        assert event["event_signals"][0]["targets"] == [{"end_device_asset": {"mrid": "Water_Heater"}}]
+    assert sorted(state.deliveries) == sorted(push.payload["events"][0]["targets"][0]["ven_id"] for push in pushes)
+    assert fresh.event["event_descriptor"].get("priority") is None

@@ -113,19 +113,24 @@ class OadrComponent:
             await self.stop()
             raise
 
-    async def stop(self) -> None:
-        """Disconnect, stop reconnecting and wait for in-flight requests; leaves no task behind."""
+    async def quiesce(self) -> None:
+        """Stop taking requests and finish (or, after 5 s, cancel) the ones in flight; stay connected
+        so that what the VTN does next can still go out."""
         self._stopping = True                   # from here on, requests are no longer taken
-        if self._reconnect is not None:
-            self._reconnect.cancel()
-            await asyncio.gather(self._reconnect, return_exceptions=True)
-            self._reconnect = None
-        self.xmpp.cancel_connection_attempt()
         if self._requests:
             _, unfinished = await asyncio.wait(set(self._requests), timeout=5)
             for task in unfinished:
                 task.cancel()
             await asyncio.gather(*unfinished, return_exceptions=True)
+
+    async def stop(self) -> None:
+        """Quiesce, disconnect and stop reconnecting; leaves no task behind."""
+        await self.quiesce()
+        if self._reconnect is not None:
+            self._reconnect.cancel()
+            await asyncio.gather(self._reconnect, return_exceptions=True)
+            self._reconnect = None
+        self.xmpp.cancel_connection_attempt()
         if self.xmpp.transport is not None:
             await self.xmpp.disconnect(wait=2.0)
         self.connected = False

@@ -45,6 +45,7 @@ class Courier:
         self._backoff: dict[str, Backoff] = {}          # VENs whose last delivery failed
         self._retries: dict[str, asyncio.TimerHandle] = {}
         self._waiting: dict[int, asyncio.Future] = {}    # outbox item id -> "acknowledged?" for send()
+        self._closed = False
 
     @property
     def unreachable(self) -> set[str]:
@@ -64,7 +65,7 @@ class Courier:
         it stays owed, is retried, and is delivered when the VEN shows up again.
         """
         item_id = self.store.enqueue(ven_id, to, push.message_type, codec.serialize(push.message_type, push.payload))
-        if not self.component.connected:
+        if not self.component.connected or self._closed:
             return False
         waiter = asyncio.get_running_loop().create_future()
         self._waiting[item_id] = waiter
@@ -77,7 +78,7 @@ class Courier:
     def wake(self, ven_id: str) -> None:
         """Deliver what ``ven_id`` is owed, soon. Does nothing while the component is offline:
         the next session start serves everyone."""
-        if self.component.connected:
+        if self.component.connected and not self._closed:
             self._loop.wake(ven_id)
 
     def seen(self, ven_id: str) -> None:
@@ -96,6 +97,8 @@ class Courier:
         await self._loop.idle()
 
     async def close(self) -> None:
+        """Stop delivering; what is owed stays in the store for the next start."""
+        self._closed = True
         for ven_id in list(self._retries):
             self._cancel_retry(ven_id)
         await self._loop.close()

@@ -3,6 +3,7 @@ XMPP component together; everything OpenADR happens in :mod:`xmpp_vtn.services`.
 from __future__ import annotations
 
 import asyncio
+import copy
 import inspect
 import logging
 import uuid
@@ -130,7 +131,9 @@ class VTNComponent:
         log.info("VTN %s serving as %s", self.vtn_id, self.jid)
 
     async def stop(self) -> None:
-        """Stop delivering, disconnect and release the store."""
+        """Stop taking requests, stop delivering, disconnect and release the store. What is still
+        owed stays in the store and goes out on the next start."""
+        await self.component.quiesce()
         await self.scheduler.shutdown()
         await self.courier.close()
         if self._notifications:
@@ -212,7 +215,7 @@ class VTNComponent:
         arguments = dict(
             ven_ids=list(current.ven_ids), signal_name=signal["signal_name"], signal_type=signal["signal_type"],
             intervals=intervals if intervals is not None else _with_starts(signal["intervals"], period["dtstart"]),
-            event_id=event_id, targets=current.event.get("targets"), targets_by_type=None,
+            event_id=event_id, targets=_own_targets(current), targets_by_type=None,
             market_context=descriptor["market_context"], priority=descriptor.get("priority"),
             response_required=current.event.get("response_required", "always"),
             notification_period=period.get("notification_period"), ramp_up_period=period.get("ramp_up_period"),
@@ -222,10 +225,14 @@ class VTNComponent:
         unknown = set(changes) - set(arguments) - {"signal_name", "signal_type"}
         if unknown:
             raise TypeError(f"modify_event got unknown arguments: {', '.join(sorted(unknown))}")
+        if "ven_ids" in changes:
+            changes["ven_ids"] = self._registered_ven_ids(changes["ven_ids"])
         arguments.update(changes)
         event = build_event(**arguments)
         event["event_signals"][0]["signal_id"] = signal["signal_id"]
-        record = self.event_service.replace(event_id, event, reason=reason)
+        if "signal_target_mrid" not in changes and signal.get("targets"):
+            event["event_signals"][0]["targets"] = signal["targets"]      # kept unless replaced
+        record = self.event_service.replace(event_id, event, ven_ids=arguments["ven_ids"], reason=reason)
         self._publish(record)
         return record.modification_number
 
@@ -246,8 +253,9 @@ class VTNComponent:
         states = []
         for record in self.store.events(ven_id):
             deliveries = {d.ven_id: d for d in self.store.deliveries(event_id=record.event_id)}
+            # A copy: the stored event is shared with every push that reads it.
             states.append(EventState(record.event_id, record.modification_number,
-                                     self.event_service.status(record), record.event, deliveries))
+                                     self.event_service.status(record), copy.deepcopy(record.event), deliveries))
         return states
 
     def _resolve_targets(self, targets: list | None, targets_by_type: dict | None) -> list[str]:
@@ -326,26 +334,26 @@ class VTNComponent:
         return r_id
 
     async def _registered_report(self, request: Request, ven: VenRecord):
-        outcome, accepted = await self.report_service.registered_report(request, ven)
-        for report_request in accepted:
-            self._schedule_vtn_report(report_request["report_request_id"])
+        outcome, keys = await self.report_service.registered_report(request, ven)
+        for key in keys:
+            self._schedule_vtn_report(key)
         return outcome
 
     async def _create_report(self, request: Request, ven: VenRecord):
-        outcome, accepted = await self.report_service.create_report(request, ven)
-        for report_request in accepted:
-            self._schedule_vtn_report(report_request["report_request_id"])
+        outcome, keys = await self.report_service.create_report(request, ven)
+        for key in keys:
+            self._schedule_vtn_report(key)
         return outcome
 
     async def _cancel_report(self, request: Request, ven: VenRecord):
         outcome, stopped = await self.report_service.cancel_report(request, ven)
-        for report_request_id in stopped:
-            self.scheduler.cancel(f"vtn-report:{report_request_id}")
+        for key in stopped:
+            self.scheduler.cancel(f"vtn-report:{key}")
         return outcome
 
-    def _schedule_vtn_report(self, report_request_id: str) -> None:
+    def _schedule_vtn_report(self, key: str) -> None:
         """Send the next update of a VEN's subscription to a VTN report at its report-back time."""
-        document = self.store.document("vtn_report_request", report_request_id)
+        document = self.store.document("vtn_report_request", key)
         if document is None:
             return
         specifier = document.payload["report_specifier"]
@@ -355,18 +363,20 @@ class VTNComponent:
         when = now + every if every > timedelta(0) else now
         if window and window.get("duration") and when > window["dtstart"] + window["duration"]:
             return
-        self.scheduler.at(when, f"vtn-report:{report_request_id}",
-                          lambda: self._send_vtn_report(report_request_id, repeat=every > timedelta(0)))
+        self.scheduler.at(when, f"vtn-report:{key}", lambda: self._send_vtn_report(key, repeat=every > timedelta(0)))
 
-    async def _send_vtn_report(self, report_request_id: str, repeat: bool) -> None:
-        push = await self.report_service.update_push(report_request_id)
-        if push is None:
-            return
-        ven = self.store.ven(push.ven_id)
-        if ven is not None:
-            self.courier.queue(ven.ven_id, ven.transport_address, push)
-        if repeat:
-            self._schedule_vtn_report(report_request_id)
+    async def _send_vtn_report(self, key: str, repeat: bool) -> None:
+        try:
+            push = await self.report_service.update_push(key)
+            ven = self.store.ven(push.ven_id) if push is not None else None
+            if ven is not None:
+                self.courier.queue(ven.ven_id, ven.transport_address, push)
+        except Exception:
+            log.exception("report update %s could not be produced; the next one is still scheduled", key)
+        finally:
+            # A failing value source costs one update, never the subscription.
+            if repeat:
+                self._schedule_vtn_report(key)
 
     def _offer_vtn_reports(self, ven_id: str) -> None:
         """After a registration: push the VTN's oadrRegisterReport (empty when it offers nothing)."""
@@ -504,7 +514,15 @@ class VTNComponent:
         Raises KeyError for a venID that is not registered.
         """
         ven, push = self.registration.cancel_by_vtn(ven_id)
+        self._forget_ven(ven_id)
         return await self._deliver(ven, push)
+
+    def _forget_ven(self, ven_id: str) -> None:
+        """A registration is gone: its reports (both ways), their schedules, opts and liveness go too."""
+        for key in self.report_service.forget(ven_id):
+            self.scheduler.cancel(f"vtn-report:{key}")
+        self.opt_service.forget(ven_id)
+        self.liveness.forget(ven_id)
 
     async def request_reregistration(self, ven_id: str) -> bool:
         """Ask ``ven_id`` to register again (oadrRequestReregistration). True once acknowledged;
@@ -538,6 +556,9 @@ class VTNComponent:
         """A VEN that speaks is reachable: deliver what it is owed (after a registration, too)."""
         if outcome.refused or not self.component.connected:
             return
+        if message_type == "oadrCancelPartyRegistration" and outcome.answer:
+            self._forget_ven(outcome.answer[1]["ven_id"])
+            return
         ven = self.store.ven_by_jid(sender.split("/", 1)[0])
         if ven is None:
             return
@@ -545,6 +566,16 @@ class VTNComponent:
         if message_type == "oadrCreatePartyRegistration":
             self.courier.wake(ven.ven_id)
             self._offer_vtn_reports(ven.ven_id)
+
+
+def _own_targets(record: EventRecord) -> list | None:
+    """An event's targets for modify_event: None when they are just its venIDs (add_event wrote
+    them), so that a change of ``ven_ids`` rewrites them too."""
+    targets = record.event.get("targets") or []
+    if all(set(target) == {"ven_id"} for target in targets) and \
+            {target["ven_id"] for target in targets} == set(record.ven_ids):
+        return None
+    return targets
 
 
 # The schema fixes each item base's description; these are what a user means by the name.

@@ -7,6 +7,7 @@ owed an oadrDistributeEvent whenever what it holds differs from what is true now
 from __future__ import annotations
 
 import copy
+import inspect
 import logging
 from dataclasses import replace
 from datetime import datetime
@@ -21,6 +22,15 @@ from .registration import new_request_id
 log = logging.getLogger("xmpp_vtn.events")
 
 Included = list[tuple[str, int, str]]          # (event_id, modification_number, status) sent to a VEN
+
+
+_STATUS_ORDER = {None: -1, lifecycle.FAR: 0, lifecycle.NEAR: 1, lifecycle.ACTIVE: 2, lifecycle.COMPLETED: 3,
+                 lifecycle.CANCELLED: 4}
+
+
+def _progress(modification: int | None, status: str | None) -> tuple[int, int]:
+    """How far along a (modification, status) a VEN holds is; statuses only move forward."""
+    return (-1 if modification is None else modification, _STATUS_ORDER.get(status, -1))
 
 
 class EventService:
@@ -100,7 +110,12 @@ class EventService:
             status = lifecycle.status_at(record.event["active_period"], now, record.cancelled)
             delivery = deliveries[record.event_id]
             _, end = lifecycle.bounds(record.event["active_period"])
-            if status in lifecycle.LIVE or (status == lifecycle.CANCELLED and (end is None or now < end)):
+            told = (delivery.delivered_modification, delivery.delivered_status) == (record.modification_number,
+                                                                                    status)
+            if status in lifecycle.LIVE:
+                listed.append((record, status, delivery))
+            elif status == lifecycle.CANCELLED and (now < end if end is not None else not told):
+                # Listed as cancelled until its scheduled end; an open-ended one until the VEN has it.
                 listed.append((record, status, delivery))
             elif delivery.delivered_modification is not None and delivery.delivered_status in lifecycle.LIVE:
                 # Completed (or cancelled and past): told once to a VEN that holds it as live, then dropped.
@@ -130,17 +145,37 @@ class EventService:
         event = dict(record.event)
         event["event_descriptor"] = {**record.event["event_descriptor"], "event_status": status}
         targets = event.get("targets") or []
-        if targets and all(set(target) == {"ven_id"} for target in targets):
-            # A VEN sees itself as the target, not the other VENs' ids.
-            event["targets"] = [{"ven_id": ven_id}]
-            event["targets_by_type"] = {"ven_id": [ven_id]}
+        if any(set(target) == {"ven_id"} for target in targets):
+            # A VEN sees itself among the targets, never the other VENs' ids.
+            event["targets"] = [target for target in targets
+                                if set(target) != {"ven_id"} or target["ven_id"] == ven_id]
+            event.pop("targets_by_type", None)
         return event
 
     def acknowledged(self, ven_id: str, included: Included) -> list[str]:
-        """``ven_id`` acknowledged a distribution; returns the events it now holds a new modification of."""
-        before = {d.event_id: d.delivered_modification for d in self.store.deliveries(ven_id=ven_id)}
-        self.store.mark_delivered(ven_id, included)
-        return [event_id for event_id, modification, _ in included if before.get(event_id) != modification]
+        """``ven_id`` acknowledged a distribution; returns the events it now holds a new modification of.
+
+        Never moves backwards: an older push acknowledged after a newer pull changes nothing.
+        """
+        before = {d.event_id: d for d in self.store.deliveries(ven_id=ven_id)}
+        newer = [(event_id, modification, status) for event_id, modification, status in included
+                 if event_id in before and _progress(modification, status) > _progress(
+                     before[event_id].delivered_modification, before[event_id].delivered_status)]
+        self.store.mark_delivered(ven_id, newer)
+        return [event_id for event_id, modification, _ in newer
+                if before[event_id].delivered_modification != modification]
+
+    async def run_callback(self, ven_id: str, event_id: str, opt_type: str | None) -> None:
+        """The event's ``callback(ven_id, event_id, opt_type)``, sync or async; a failure is logged."""
+        callback = self.callbacks.get(event_id)
+        if callback is None:
+            return
+        try:
+            result = callback(ven_id, event_id, opt_type)
+            if inspect.isawaitable(result):
+                await result
+        except Exception:
+            log.exception("callback of event %s failed for venID %s (%s)", event_id, ven_id, opt_type)
 
     # -- requests from VENs ----------------------------------------------------------------------
 
@@ -161,17 +196,17 @@ class EventService:
                 raise Refusal(codes.INVALID_ID, f"event {record.event_id} has no modification "
                               f"{answer['modification_number']}")
             checked.append((record, answer))
-        await self.handlers.call("on_created_event", request.payload)
+        await self.handlers.call("on_created_event", request.payload)   # raising here refuses (469)
         held = {d.event_id: d for d in self.store.deliveries(ven_id=ven.ven_id)}
-        for record, answer in checked:
-            delivery = held[record.event_id]
-            repeated = (delivery.opt_type, delivery.opt_modification) == (answer.get("opt_type"),
-                                                                          answer["modification_number"])
-            callback = self.callbacks.get(record.event_id)
-            if callback is not None and not repeated:   # a repeated answer does not fire twice
-                await _maybe_await(callback(ven.ven_id, record.event_id, answer.get("opt_type")))
+        fresh = [(record, answer) for record, answer in checked
+                 if (held[record.event_id].opt_type, held[record.event_id].opt_modification)
+                 != (answer.get("opt_type"), answer["modification_number"])]
+        # State first, then callbacks: a failing callback is logged and cannot make the VEN resend
+        # (which would fire the callbacks that did succeed a second time).
         self.store.set_opt(ven.ven_id, [(record.event_id, answer.get("opt_type"), answer["modification_number"])
                                         for record, answer in checked])
+        for record, answer in fresh:                   # a repeated answer does not fire twice
+            await self.run_callback(ven.ven_id, record.event_id, answer.get("opt_type"))
         return Outcome(("oadrResponse", {"response": response(codes.OK, request.request_id), "ven_id": ven.ven_id}))
 
     async def request_event(self, request: Request, ven: VenRecord) -> Outcome:
@@ -209,6 +244,3 @@ class EventService:
                                        "vtn_id": self.vtn_id, "events": events}
 
 
-async def _maybe_await(result: Any) -> None:
-    if hasattr(result, "__await__"):
-        await result

@@ -47,15 +47,11 @@ class OptService:
         elif not (payload.get("vavailability") or {}).get("components"):
             raise Refusal(codes.INVALID_DATA, "an opt needs an eventID or availability windows (vavailability)",
                           opt_id=opt_id)
-        await self.handlers.call("on_create_opt", payload)
+        await self.handlers.call("on_create_opt", payload)      # raising here refuses (469), nothing stored
         self.store.put_document(Document(OPT, opt_id, ven.ven_id, payload, "active"))
         if event_opt is not None:
             self.store.set_opt(ven.ven_id, [event_opt])
-            callback = self.events.callbacks.get(event_opt[0])
-            if callback is not None:
-                result = callback(ven.ven_id, event_opt[0], event_opt[1])
-                if hasattr(result, "__await__"):
-                    await result
+            await self.events.run_callback(ven.ven_id, event_opt[0], event_opt[1])
         log.info("venID %s %s: opt %s", ven.ven_id, payload["opt_type"], opt_id)
         return Outcome(("oadrCreatedOpt", {"response": response(codes.OK, request.request_id), "opt_id": opt_id}))
 
@@ -68,6 +64,11 @@ class OptService:
         await self.handlers.call("on_cancel_opt", request.payload)
         self.store.remove_document(OPT, opt_id)
         return Outcome(("oadrCanceledOpt", {"response": response(codes.OK, request.request_id), "opt_id": opt_id}))
+
+    def forget(self, ven_id: str) -> None:
+        """A VEN's registration is gone: so are its opt schedules."""
+        for document in self.store.documents(OPT, ven_id):
+            self.store.remove_document(OPT, document.key)
 
     def opts(self, ven_id: str | None = None) -> list[dict]:
         """The opt schedules in force (``ven_id``'s only, when given), as the VENs sent them."""

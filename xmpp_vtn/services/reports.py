@@ -99,6 +99,10 @@ class ReportService:
             picks = await self.handlers.call("on_register_report", report) or []
             choices = []
             for pick in picks:
+                if not isinstance(pick, (tuple, list)) or len(pick) not in (3, 4):
+                    log.warning("on_register_report (full form) must return [(callback, r_id, sampling_interval"
+                                "[, report_interval]), ...]; ignored %r for venID %s", pick, ven_id)
+                    continue
                 callback, r_id, sampling, *rest = pick
                 if r_id not in descriptions:
                     log.warning("on_register_report picked rID %s, which report %s of venID %s does not offer; "
@@ -119,9 +123,14 @@ class ReportService:
                              rate.get("min_period"), rate.get("max_period"))
                 picked = await self.handlers.call("on_register_report", *((ven_id,) + arguments if with_ven
                                                                           else arguments))
-                if picked:
-                    callback, sampling, *rest = picked
-                    choices.append((report, description, callback, sampling, rest[0] if rest else None))
+                if not picked:
+                    continue
+                if not isinstance(picked, (tuple, list)) or len(picked) not in (2, 3):
+                    log.warning("on_register_report must return (callback, sampling_interval[, report_interval]) "
+                                "or None; ignored %r for rID %s of venID %s", picked, description["r_id"], ven_id)
+                    continue
+                callback, sampling, *rest = picked
+                choices.append((report, description, callback, sampling, rest[0] if rest else None))
         else:
             return []
         return [choice for choice in choices if self._within_range(ven_id, *choice)]
@@ -198,6 +207,19 @@ class ReportService:
         """The VTN's report requests to VENs, with their state."""
         return self.store.documents(REQUEST, ven_id)
 
+    def forget(self, ven_id: str) -> list[str]:
+        """A VEN's registration is gone: drop its offers and subscriptions both ways; returns the
+        keys of its subscriptions to the VTN's reports (their schedules must stop)."""
+        stopped = []
+        for kind in (OFFER, REQUEST, VTN_REQUEST):
+            for document in self.store.documents(kind, ven_id):
+                self.store.remove_document(kind, document.key)
+                if kind == VTN_REQUEST:
+                    stopped.append(document.key)
+                for key in [key for key in self.callbacks if key[0] == document.key]:
+                    del self.callbacks[key]
+        return stopped
+
     def offers(self, ven_id: str | None = None) -> list[Document]:
         """The reports VENs offered."""
         return self.store.documents(OFFER, ven_id)
@@ -260,7 +282,7 @@ class ReportService:
                                                    "ven_id": ven_id, "report_request_id": "0"})
 
     def _accept_vtn_requests(self, ven_id: str, report_requests: list[dict]) -> list[dict]:
-        """Check a VEN's requests for the VTN's reports (all or none) and store them, active."""
+        """Check a VEN's requests for the VTN's reports: all are accepted, or a Refusal for the first bad one."""
         for report_request in report_requests:
             specifier = report_request["report_specifier"]
             offered = self.vtn_reports.get(specifier["report_specifier_id"])
@@ -271,54 +293,77 @@ class ReportService:
             if missing:
                 raise Refusal(codes.INVALID_ID, f"report {specifier['report_specifier_id']} has no rID "
                               f"{', '.join(missing)}")
-        for report_request in report_requests:
-            self.store.put_document(Document(VTN_REQUEST, report_request["report_request_id"], ven_id,
-                                             report_request, ACTIVE))
         return report_requests
 
-    async def registered_report(self, request: Request, ven: VenRecord) -> tuple[Outcome, list[dict]]:
-        """oadrRegisteredReport from a VEN (its answer to our offer): the requests it makes of us."""
-        accepted = self._accept_vtn_requests(ven.ven_id, request.payload.get("report_requests") or [])
-        return (Outcome(("oadrResponse", {"response": response(codes.OK, request.request_id),
-                                          "ven_id": ven.ven_id})), accepted)
+    def _store_vtn_requests(self, ven_id: str, report_requests: list[dict]) -> list[str]:
+        """Store accepted requests; returns their keys. Keyed per VEN: two VENs may pick the same id."""
+        keys = []
+        for report_request in report_requests:
+            key = subscription_key(ven_id, report_request["report_request_id"])
+            self.store.put_document(Document(VTN_REQUEST, key, ven_id, report_request, ACTIVE))
+            keys.append(key)
+        return keys
 
-    async def create_report(self, request: Request, ven: VenRecord) -> tuple[Outcome, list[dict]]:
-        """oadrCreateReport from a VEN: requests for the VTN's reports -> oadrCreatedReport."""
+    async def registered_report(self, request: Request, ven: VenRecord) -> tuple[Outcome, list[str]]:
+        """oadrRegisteredReport from a VEN (its answer to our offer): the requests it makes of us.
+
+        With requests, the answer is the ceremony's oadrCreatedReport (in the iq result, as every
+        answer); without, a plain oadrResponse.
+        """
         accepted = self._accept_vtn_requests(ven.ven_id, request.payload.get("report_requests") or [])
-        await self.handlers.call("on_create_report", request.payload)
+        keys = self._store_vtn_requests(ven.ven_id, accepted)
+        if not accepted:
+            return Outcome(("oadrResponse", {"response": response(codes.OK, request.request_id),
+                                             "ven_id": ven.ven_id})), keys
         return (Outcome(("oadrCreatedReport", {"response": response(codes.OK, request.request_id),
                                                "pending_reports": self._pending(ven.ven_id),
-                                               "ven_id": ven.ven_id})), accepted)
+                                               "ven_id": ven.ven_id})), keys)
+
+    async def create_report(self, request: Request, ven: VenRecord) -> tuple[Outcome, list[str]]:
+        """oadrCreateReport from a VEN: requests for the VTN's reports -> oadrCreatedReport."""
+        accepted = self._accept_vtn_requests(ven.ven_id, request.payload.get("report_requests") or [])
+        await self.handlers.call("on_create_report", request.payload)   # raising here refuses, nothing stored
+        keys = self._store_vtn_requests(ven.ven_id, accepted)
+        return (Outcome(("oadrCreatedReport", {"response": response(codes.OK, request.request_id),
+                                               "pending_reports": self._pending(ven.ven_id),
+                                               "ven_id": ven.ven_id})), keys)
 
     async def cancel_report(self, request: Request, ven: VenRecord) -> tuple[Outcome, list[str]]:
         """oadrCancelReport from a VEN: stop sending it the VTN's reports -> oadrCanceledReport."""
         ids = list(dict.fromkeys(request.payload.get("report_request_ids") or []))
-        for report_request_id in ids:
-            document = self.store.document(VTN_REQUEST, report_request_id)
-            if document is None or document.ven_id != ven.ven_id:
+        keys = [subscription_key(ven.ven_id, report_request_id) for report_request_id in ids]
+        for report_request_id, key in zip(ids, keys):
+            if self.store.document(VTN_REQUEST, key) is None:
                 raise Refusal(codes.INVALID_ID, f"no report request {report_request_id} from this VEN",
                               pending_reports=self._pending(ven.ven_id))
         await self.handlers.call("on_cancel_report", request.payload)
-        for report_request_id in ids:
-            self.store.remove_document(VTN_REQUEST, report_request_id)
+        for key in keys:
+            self.store.remove_document(VTN_REQUEST, key)
         return (Outcome(("oadrCanceledReport", {"response": response(codes.OK, request.request_id),
                                                 "pending_reports": self._pending(ven.ven_id),
-                                                "ven_id": ven.ven_id})), ids)
+                                                "ven_id": ven.ven_id})), keys)
 
     async def updated_report(self, request: Request, ven: VenRecord) -> Outcome:
         """oadrUpdatedReport: the VEN's answer to an update the VTN pushed."""
         return Outcome(("oadrResponse", {"response": response(codes.OK, request.request_id), "ven_id": ven.ven_id}))
 
     def _pending(self, ven_id: str) -> list[dict]:
-        return [{"report_request_id": document.key} for document in self.store.documents(VTN_REQUEST, ven_id)]
+        return [{"report_request_id": document.payload["report_request_id"]}
+                for document in self.store.documents(VTN_REQUEST, ven_id)]
 
-    async def update_push(self, report_request_id: str) -> Push | None:
-        """The oadrUpdateReport owed for a VEN's subscription now (None once it is cancelled)."""
-        document = self.store.document(VTN_REQUEST, report_request_id)
+    async def update_push(self, key: str) -> Push | None:
+        """The oadrUpdateReport owed for a VEN's subscription now (None once it is cancelled, or
+        when the application no longer offers that report)."""
+        document = self.store.document(VTN_REQUEST, key)
         if document is None:
             return None
+        report_request_id = document.payload["report_request_id"]
         specifier = document.payload["report_specifier"]
-        offered = self.vtn_reports[specifier["report_specifier_id"]]
+        offered = self.vtn_reports.get(specifier["report_specifier_id"])
+        if offered is None:
+            log.warning("venID %s subscribes to report %s, which this VTN no longer offers (add_report): "
+                        "no update sent", document.ven_id, specifier["report_specifier_id"])
+            return None
         now = self.now()
         granularity = specifier.get("granularity") or timedelta(0)
         intervals = []
@@ -336,6 +381,11 @@ class ReportService:
                   "created_date_time": now, "intervals": intervals, "report_descriptions": []}
         return Push(document.ven_id, "oadrUpdateReport", {"request_id": new_request_id(), "reports": [report],
                                                           "ven_id": document.ven_id})
+
+
+def subscription_key(ven_id: str, report_request_id: str) -> str:
+    """Where a VEN's request for a VTN report is kept: report request ids are the VEN's to choose."""
+    return f"{ven_id}\x1f{report_request_id}"
 
 
 def _grouped(choices: list[tuple]) -> list[tuple]:
