@@ -144,3 +144,16 @@ def test_stop_after_a_failed_run_leaves_no_task(prosody):
         return {task for task in asyncio.all_tasks() if task is not asyncio.current_task()}
 
     assert asyncio.run(scenario()) == set()
+
+
+def test_a_push_queued_behind_an_undeliverable_one_reports_failure_at_once(prosody):
+    async def scenario():
+        async with scene(prosody, register=True) as (vtn, [ven]):
+            await vtn.courier.idle()                     # the oadrRegisterReport offer has been delivered
+            await ven.stop()
+            first = asyncio.ensure_future(vtn.request_reregistration(ven.ven_id))
+            second = asyncio.ensure_future(vtn.request_reregistration(ven.ven_id))
+            return await asyncio.wait_for(asyncio.gather(first, second), 10), len(vtn.store.outbox(ven.ven_id))
+
+    results, owed = run(scenario())
+    assert results == [False, False] and owed == 2

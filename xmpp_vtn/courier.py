@@ -114,7 +114,6 @@ class Courier:
                 await self.component.push(item.to, item.document, self.push_timeout)
             except PushFailed as failure:
                 self.store.attempted(item.item_id)
-                self._resolve(item.item_id, False)
                 self._failed(ven_id, f"{item.message_type}: {failure.reason}")
                 return
             self.store.dequeue(item.item_id)
@@ -139,6 +138,10 @@ class Courier:
             waiter.set_result(acknowledged)
 
     def _failed(self, ven_id: str, reason: str) -> None:
+        # Whoever waits on a push queued behind the one that failed learns now that the VEN is
+        # unreachable, not after every retry.
+        for item in self.store.outbox(ven_id):
+            self._resolve(item.item_id, False)
         backoff = self._backoff.setdefault(ven_id, self._new_backoff())
         delay = backoff.next()
         log.info("venID %s did not take %s; retrying in %.1f s or when it shows up", ven_id, reason, delay)

@@ -279,7 +279,21 @@ class SimulatedVEN:
                             "request_id": item.payload.get("request_id"), "event_id": event_id,
                             "modification_number": modification, "opt_type": opt_type})
         if answers:
-            await self.created_event(answers)
+            await self._with_retries(lambda: self.created_event(answers))
+
+    async def _with_retries(self, send: Callable[[], Any], attempts: int = 6) -> Any:
+        """Send an answer, retrying (0.5 s doubling) while the VTN is unreachable or silent, as a
+        VEN must: the answer is owed even if the VTN restarts meanwhile."""
+        delay = 0.5
+        for attempt in range(attempts):
+            try:
+                return await send()
+            except (VTNError, IqTimeout) as error:
+                if attempt == attempts - 1 or self._stopping:
+                    raise
+                log.info("%s: answer not taken (%s); retrying in %.1f s", self.jid, error, delay)
+                await asyncio.sleep(delay)               # backoff before the retry, not a wait for an event
+                delay = min(delay * 2, 8)
 
     async def created_event(self, answers: list[dict]) -> tuple[str, dict] | None:
         """Send oadrCreatedEvent with these event responses; remembers them when the VTN accepts."""

@@ -61,7 +61,8 @@ class VTNComponent:
                  store: Store | str | Path = DEFAULT_STORE, *, push_timeout: float = 10.0,
                  requested_poll_freq: timedelta | None = None, reconnect_backoff: Backoff | None = None,
                  scheduler: Scheduler | None = None, push_concurrency: int = 64,
-                 ping_interval: timedelta | None = timedelta(seconds=60), offline_after: int = 3):
+                 ping_interval: timedelta | None = timedelta(seconds=60), offline_after: int = 3,
+                 max_requests_in_flight: int = 16):
         if not vtn_id:
             raise ValueError("vtn_id must be a non-empty string")
         self.vtn_id = vtn_id
@@ -96,6 +97,8 @@ class VTNComponent:
         self.ping_interval = ping_interval
         self.requested_poll_freq = requested_poll_freq
         self.liveness = Liveness(offline_after)
+        self.max_requests_in_flight = max_requests_in_flight
+        self._in_flight: dict[str, int] = {}
         self._notifications: set[asyncio.Task] = set()
 
     @property
@@ -535,7 +538,23 @@ class VTNComponent:
         return await self.courier.send(ven.ven_id, ven.transport_address, push)
 
     async def _on_request(self, sender: str, addressed: str, data: bytes) -> bytes | None:
-        """One inbound iq: decode, dispatch, encode the answer. Schema errors become bad-request."""
+        """One inbound iq: decode, dispatch, encode the answer. Schema errors become bad-request;
+        an account with too many requests in flight is told to wait, so it cannot starve others."""
+        account = sender.split("/", 1)[0]
+        if self._in_flight.get(account, 0) >= self.max_requests_in_flight:
+            raise IqRefused("resource-constraint", f"more than {self.max_requests_in_flight} requests in flight "
+                            "from this account; wait for answers", "wait")
+        self._in_flight[account] = self._in_flight.get(account, 0) + 1
+        try:
+            return await self._answer(sender, addressed, data)
+        finally:
+            left = self._in_flight[account] - 1
+            if left:
+                self._in_flight[account] = left
+            else:
+                del self._in_flight[account]
+
+    async def _answer(self, sender: str, addressed: str, data: bytes) -> bytes | None:
         try:
             message_type, payload = codec.parse(data)
         except SchemaError as error:

@@ -196,11 +196,13 @@ class EventService:
                 raise Refusal(codes.INVALID_ID, f"event {record.event_id} has no modification "
                               f"{answer['modification_number']}")
             checked.append((record, answer))
-        await self.handlers.call("on_created_event", request.payload)   # raising here refuses (469)
         held = {d.event_id: d for d in self.store.deliveries(ven_id=ven.ven_id)}
         fresh = [(record, answer) for record, answer in checked
                  if (held[record.event_id].opt_type, held[record.event_id].opt_modification)
                  != (answer.get("opt_type"), answer["modification_number"])]
+        if fresh or not checked:
+            # A resend of answers already recorded (the VEN got no reply) is not news to the application.
+            await self.handlers.call("on_created_event", request.payload)   # raising here refuses (469)
         # State first, then callbacks: a failing callback is logged and cannot make the VEN resend
         # (which would fire the callbacks that did succeed a second time).
         self.store.set_opt(ven.ven_id, [(record.event_id, answer.get("opt_type"), answer["modification_number"])

@@ -17,6 +17,7 @@ from __future__ import annotations
 import inspect
 import logging
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Callable, Iterable
@@ -71,6 +72,9 @@ class ReportService:
         # Python callables live as long as the process: (report_request_id, r_id) -> callback.
         self.callbacks: dict[tuple[str, str], ReadingCallback] = {}
         self.vtn_reports: dict[str, VTNReport] = {}
+        # reportIDs already delivered to callbacks, newest last: a VEN resending an update it got
+        # no answer to must not make a callback fire twice. Bounded; lost on restart.
+        self._delivered_reports: OrderedDict[tuple[str, str], None] = OrderedDict()
 
     # -- VEN -> VTN: offers and the application's choice -----------------------------------------
 
@@ -250,16 +254,25 @@ class ReportService:
             if unknown:
                 raise Refusal(codes.INVALID_ID, f"rID {', '.join(unknown)} was not requested in {report_request_id}")
             deliveries.append((document, readings))
+        fresh = [(document, readings, report_id) for (document, readings), report_id in
+                 zip(deliveries, [report.get("report_id") for report in request.payload.get("reports") or []])
+                 if report_id is None or (ven.ven_id, report_id) not in self._delivered_reports]
         if "on_update_report" in self.handlers:
-            await self.handlers.call("on_update_report", request.payload)
+            if fresh:
+                await self.handlers.call("on_update_report", request.payload)
         else:
-            for document, readings in deliveries:
+            for document, readings, _ in fresh:
                 for r_id, data in readings.items():
                     callback = self.callbacks.get((document.key, r_id))
                     if callback is not None:
                         result = callback(data)
                         if inspect.isawaitable(result):
                             await result
+        for _, _, report_id in fresh:
+            if report_id is not None:
+                self._delivered_reports[(ven.ven_id, report_id)] = None
+                while len(self._delivered_reports) > 4096:
+                    self._delivered_reports.popitem(last=False)
         for document, _ in deliveries:                 # readings arriving means the request is live
             if document.state != ACTIVE:
                 self.store.put_document(replace(document, state=ACTIVE))
