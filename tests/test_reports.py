@@ -330,3 +330,41 @@ def test_cancelled_registration_takes_its_reports_and_opts_along(prosody):
 
     reads, offers, requests, opts, subscriptions = run(scenario())
     assert reads == [] and offers == [] and requests == [] and opts == [] and subscriptions == []
+
+
+def test_report_subscriptions_and_schedules_survive_a_vtn_restart(prosody, tmp_path):
+    from xmpp_scene import make_vtn
+    store = str(tmp_path / "vtn.sqlite3")
+    clock = ManualScheduler(T0)
+
+    def wants(report):
+        return [{"report_request_id": "keep-me", "report_specifier": {
+            "report_specifier_id": "vtn-load", "granularity": 10 * SECOND, "report_back_duration": 10 * SECOND,
+            "specifier_payloads": [{"r_id": "load", "reading_type": "Direct Read"}]}}]
+
+    async def scenario():
+        async with scene(prosody, vens=0, scheduler=clock, store=store) as (vtn, _):
+            vtn.add_report(lambda: 1.0, "vtn-load", r_id="load")
+            from xmpp_scene import make_ven
+            ven = await make_ven(prosody)
+            ven.wants_vtn_reports = wants
+            await ven.register()
+            await ven.next_push("oadrRegisterReport")
+        # Same store, new process state: registrations and the subscription come back.
+        again = make_vtn(prosody, store=store, scheduler=clock)
+        again.add_report(lambda: 2.0, "vtn-load", r_id="load")     # the application configures its reports again
+        await again.run()
+        try:
+            back = await make_ven(prosody, ven.jid.split("/")[0], ven_id=ven.ven_id,
+                                  registration_id=ven.registration_id)
+            await clock.advance(10 * SECOND)
+            update = await back.next_push("oadrUpdateReport")
+            await back.stop()
+            return again.vens(), update
+        finally:
+            await again.stop()
+
+    vens, update = run(scenario())
+    assert len(vens) == 1
+    report = update.payload["reports"][0]
+    assert report["report_request_id"] == "keep-me" and report["intervals"][0]["report_payload"]["value"] == 2.0
