@@ -30,7 +30,7 @@ from slixmpp.xmlstream.matcher import StanzaPath  # noqa: E402
 
 from xmpp_vtn import VTNComponent, codec  # noqa: E402
 from xmpp_vtn.prosody import LOOPBACK, ProsodyServer  # noqa: E402
-from xmpp_vtn.streams import attach_payload, plain_client, wait_for_session  # noqa: E402
+from xmpp_vtn.streams import attach_payload, plain_client, send_payloads_raw, wait_for_session  # noqa: E402
 from xmpp_vtn.ven import SimulatedVEN  # noqa: E402
 
 PASSWORD = "bench"
@@ -56,6 +56,7 @@ def sample_documents(ven_id: str) -> tuple[bytes, bytes]:
 async def baseline_round(server: ProsodyServer, accounts: list[str]) -> float:
     distribute, created = sample_documents("ven-0")
     component = ComponentXMPP(server.component, server.secret, LOOPBACK, server.component_port)
+    send_payloads_raw(component)          # the same bytes-out path the VTN uses
     answers = asyncio.Event()
     count = 0
 

@@ -18,7 +18,7 @@ from slixmpp.xmlstream.matcher import StanzaPath
 
 from .backoff import Backoff
 from .streams import (OADR_FEATURE, SERVICE_NODE_PREFIX, SERVICES, SERVICES_NODE, StreamFailed, attach_payload,
-                      guard_depth, payload_bytes, wait_for_session)
+                      guard_depth, payload_bytes, send_payloads_raw, wait_for_session)
 
 log = logging.getLogger("xmpp_vtn.component")
 
@@ -72,6 +72,7 @@ class OadrComponent:
         self._requests: set[asyncio.Task] = set()
         self.xmpp = ComponentXMPP(jid, secret, host, port)
         guard_depth(self.xmpp)
+        send_payloads_raw(self.xmpp)
         self.xmpp.register_plugin("xep_0030")
         self.xmpp.register_plugin("xep_0199")
         self._advertise()
