@@ -104,8 +104,9 @@ def test_prosody_restart_in_the_middle_of_a_100_ven_fan_out(server):
 def test_vtn_sigkilled_in_the_middle_of_a_100_ven_fan_out_and_started_again(server, tmp_path):
     names = accounts(server, "kill")
     store, log = tmp_path / "vtn.sqlite3", tmp_path / "answers.jsonl"
-    command = [sys.executable, str(HERE / "vtn_process.py"), "--jid", server.component, "--secret", server.secret,
-               "--port", str(server.component_port), "--store", str(store), "--log", str(log)]
+    command = [sys.executable, str(HERE.parent / "bench" / "vtn_process.py"), "--jid", server.component,
+               "--secret", server.secret, "--port", str(server.component_port), "--store", str(store),
+               "--log", str(log), "--fsync"]
 
     def launch(*extra: str) -> subprocess.Popen:
         process = subprocess.Popen([*command, *extra], stdout=subprocess.PIPE, text=True)

@@ -121,6 +121,18 @@ class ProsodyServer:
                        check=True, capture_output=True, timeout=30)
         return f"{user}@{self.domain}"
 
+    def register_many(self, users: list[str], password: str) -> list[str]:
+        """Create many accounts at once by writing Prosody's account files directly (prosodyctl
+        takes about 30 ms per account; this, about 50 µs). Returns the bare JIDs."""
+        directory = self.directory / "data" / _encode_host(self.domain) / "accounts"
+        directory.mkdir(parents=True, exist_ok=True)
+        quoted = password.replace("\\", "\\\\").replace('"', '\\"')
+        for user in users:
+            if not user or any(c in user for c in '@/"\\ ') or user != user.lower():
+                raise ValueError(f"account name {user!r}: use lower-case letters, digits, '-' and '_'")
+            (directory / f"{_encode_host(user)}.dat").write_text(f'return {{\n\t["password"] = "{quoted}";\n}};\n')
+        return [f"{user}@{self.domain}" for user in users]
+
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM the process we started and wait for it; SIGKILL if it does not go."""
         process, self.process = self.process, None
@@ -150,6 +162,11 @@ class ProsodyServer:
     @property
     def pid(self) -> int | None:
         return self.process.pid if self.process else None
+
+
+def _encode_host(name: str) -> str:
+    """Prosody's file-name encoding for hosts and users: anything but letters and digits as %xx."""
+    return "".join(c if c.isalnum() and c.isascii() else f"%{ord(c):02x}" for c in name)
 
 
 def _die_with_parent() -> None:

@@ -89,6 +89,10 @@ class SQLiteStore(Store):
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._migrate()
+        self._vens: dict[str, VenRecord] | None = None
+        self._by_jid: dict[str, VenRecord] = {}
+        self._by_registration: dict[str, VenRecord] = {}
+        self._events: dict[str, tuple[EventRecord, frozenset[str]]] | None = None
 
     @property
     def schema_version(self) -> int:
@@ -115,7 +119,19 @@ class SQLiteStore(Store):
             raise
         self._db.execute("COMMIT")
 
+    # Registrations are read on every request (who is speaking) and every push (where to): they
+    # are kept in memory as well, loaded once. This store is the only writer of its file.
+
+    def _registrations(self) -> dict[str, VenRecord]:
+        if self._vens is None:
+            rows = self._db.execute(f"SELECT {_VEN_COLUMNS} FROM vens").fetchall()
+            self._vens = {row[0]: _ven_from_row(row) for row in rows}
+            self._by_jid = {ven.bare_jid: ven for ven in self._vens.values()}
+            self._by_registration = {ven.registration_id: ven for ven in self._vens.values()}
+        return self._vens
+
     def put_ven(self, ven: VenRecord) -> None:
+        registrations = self._registrations()
         with self._transaction():
             self._db.execute("DELETE FROM vens WHERE bare_jid = ? AND ven_id <> ?", (ven.bare_jid, ven.ven_id))
             self._db.execute(
@@ -124,31 +140,61 @@ class SQLiteStore(Store):
                  ven.profile_name, int(ven.report_only), int(ven.xml_signature),
                  None if ven.http_pull_model is None else int(ven.http_pull_model),
                  ven.registered_at.isoformat()))
+        for replaced in {registrations.get(ven.ven_id), self._by_jid.get(ven.bare_jid)} - {None}:
+            self._forget(replaced)
+        registrations[ven.ven_id] = ven
+        self._by_jid[ven.bare_jid] = ven
+        self._by_registration[ven.registration_id] = ven
 
-    def _one(self, where: str, value: str) -> VenRecord | None:
-        row = self._db.execute(f"SELECT {_VEN_COLUMNS} FROM vens WHERE {where} = ?", (value,)).fetchone()
-        return _ven_from_row(row) if row else None
+    def _forget(self, ven: VenRecord) -> None:
+        self._vens.pop(ven.ven_id, None)
+        if self._by_jid.get(ven.bare_jid) is ven:
+            del self._by_jid[ven.bare_jid]
+        if self._by_registration.get(ven.registration_id) is ven:
+            del self._by_registration[ven.registration_id]
 
     def ven(self, ven_id: str) -> VenRecord | None:
-        return self._one("ven_id", ven_id)
+        return self._registrations().get(ven_id)
 
     def ven_by_jid(self, bare_jid: str) -> VenRecord | None:
-        return self._one("bare_jid", bare_jid)
+        self._registrations()
+        return self._by_jid.get(bare_jid)
 
     def ven_by_registration(self, registration_id: str) -> VenRecord | None:
-        return self._one("registration_id", registration_id)
+        self._registrations()
+        return self._by_registration.get(registration_id)
 
     def remove_ven(self, ven_id: str) -> bool:
+        ven = self._registrations().get(ven_id)
         with self._transaction():
-            return self._db.execute("DELETE FROM vens WHERE ven_id = ?", (ven_id,)).rowcount > 0
+            self._db.execute("DELETE FROM vens WHERE ven_id = ?", (ven_id,))
+        if ven is not None:
+            self._forget(ven)
+        return ven is not None
 
     def vens(self) -> list[VenRecord]:
-        rows = self._db.execute(f"SELECT {_VEN_COLUMNS} FROM vens ORDER BY ven_id").fetchall()
-        return [_ven_from_row(row) for row in rows]
+        return sorted(self._registrations().values(), key=lambda ven: ven.ven_id)
 
     # -- events ------------------------------------------------------------------------------------
 
+    # Events are read for every push and every answer; like registrations, they are also kept in
+    # memory (the decoded dicts, shared: callers copy before changing one).
+
+    def _event_cache(self) -> dict[str, tuple[EventRecord, frozenset[str]]]:
+        if self._events is None:
+            rows = self._db.execute(
+                "SELECT e.event_id, e.modification_number, e.cancelled, e.document, "
+                "(SELECT group_concat(ven_id, char(31)) FROM event_vens v WHERE v.event_id = e.event_id) "
+                "FROM events e ORDER BY e.position").fetchall()
+            self._events = {}
+            for event_id, modification, cancelled, document, vens in rows:
+                ven_ids = tuple(sorted(vens.split(chr(31)))) if vens else ()
+                self._events[event_id] = (EventRecord(event_id, modification, decode_event(document), ven_ids,
+                                                      bool(cancelled)), frozenset(ven_ids))
+        return self._events
+
     def put_event(self, record: EventRecord) -> None:
+        cache = self._event_cache()
         document = encode_event(record.event)
         with self._transaction():
             row = self._db.execute("SELECT position FROM events WHERE event_id = ?", (record.event_id,)).fetchone()
@@ -160,24 +206,16 @@ class SQLiteStore(Store):
                              f"({','.join('?' * len(record.ven_ids))})", (record.event_id, *record.ven_ids))
             self._db.executemany("INSERT OR IGNORE INTO event_vens (event_id, ven_id) VALUES (?, ?)",
                                  [(record.event_id, ven_id) for ven_id in record.ven_ids])
-
-    def _events(self, where: str = "", args: tuple = ()) -> list[EventRecord]:
-        rows = self._db.execute(
-            "SELECT e.event_id, e.modification_number, e.cancelled, e.document, "
-            "(SELECT group_concat(ven_id, char(31)) FROM event_vens v WHERE v.event_id = e.event_id) "
-            f"FROM events e {where} ORDER BY e.position", args).fetchall()
-        return [EventRecord(event_id, modification, decode_event(document), tuple(sorted(vens.split(chr(31))))
-                            if vens else (), bool(cancelled))
-                for event_id, modification, cancelled, document, vens in rows]
+        ven_ids = tuple(sorted(record.ven_ids))
+        cache[record.event_id] = (EventRecord(record.event_id, record.modification_number, decode_event(document),
+                                              ven_ids, record.cancelled), frozenset(ven_ids))
 
     def event(self, event_id: str) -> EventRecord | None:
-        found = self._events("WHERE e.event_id = ?", (event_id,))
+        found = self._event_cache().get(event_id)
         return found[0] if found else None
 
     def events(self, ven_id: str | None = None) -> list[EventRecord]:
-        if ven_id is None:
-            return self._events()
-        return self._events("WHERE e.event_id IN (SELECT event_id FROM event_vens WHERE ven_id = ?)", (ven_id,))
+        return [record for record, ven_ids in self._event_cache().values() if ven_id is None or ven_id in ven_ids]
 
     def deliveries(self, event_id: str | None = None, ven_id: str | None = None) -> list[Delivery]:
         conditions = [(column, value) for column, value in (("event_id", event_id), ("ven_id", ven_id))

@@ -1,8 +1,10 @@
-"""A VTN in its own process, for fault tests that kill it: ``python tests/vtn_process.py --help``.
+"""A VTN in its own process, for the fan-out benchmark and for fault tests that kill it:
+``python bench/vtn_process.py --help``.
 
 Every oadrCreatedEvent answer the application sees is appended to ``--log`` as a JSON line, so a
 test can count callbacks across processes. With ``--event-when N`` it adds one event for all VENs
-as soon as N are registered and prints ``event-added``.
+as soon as N are registered and prints ``event-added``; once all N have answered it prints
+``fanout-ms <milliseconds from add_event to the last answer handled>``.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import json
 import os
 import signal
 import sys
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -21,14 +24,21 @@ from xmpp_vtn import VTNComponent  # noqa: E402
 
 
 async def serve(args: argparse.Namespace) -> None:
-    vtn = VTNComponent("VTN-1", args.jid, args.secret, port=args.port, store=args.store, ping_interval=None)
+    vtn = VTNComponent("VTN-1", args.jid, args.secret, port=args.port, store=args.store, ping_interval=None,
+                       push_concurrency=args.push_concurrency)
     log = open(args.log, "a", buffering=1)
+    answered: set[str] = set()
+    timing = {"start": 0.0}
 
     def on_created_event(payload: dict) -> None:
         for answer in payload.get("event_responses") or []:
             log.write(json.dumps({"pid": os.getpid(), "ven_id": payload["ven_id"], "event_id": answer["event_id"],
                                   "opt": answer["opt_type"]}) + "\n")
-        os.fsync(log.fileno())
+            answered.add(payload["ven_id"])
+        if args.fsync:
+            os.fsync(log.fileno())
+        if args.event_when and len(answered) == args.event_when and timing["start"]:
+            print(f"fanout-ms {(time.perf_counter() - timing['start']) * 1000:.1f}", flush=True)
     vtn.add_handler("on_create_party_registration", lambda payload: (payload["ven_id"], "reg-" + payload["ven_id"]))
     vtn.add_handler("on_created_event", on_created_event)
     stopping = asyncio.Event()
@@ -39,6 +49,7 @@ async def serve(args: argparse.Namespace) -> None:
         while len(vtn.vens()) < args.event_when:
             await asyncio.sleep(0.02)                   # polling a count the test drives; no event to await
         start = datetime.now(timezone.utc) + timedelta(hours=1)
+        timing["start"] = time.perf_counter()
         vtn.add_event([ven.ven_id for ven in vtn.vens()], "SIMPLE", "level",
                       [{"dtstart": start, "duration": timedelta(minutes=30), "signal_payload": 1.0}],
                       event_id="fault-event")
@@ -53,7 +64,15 @@ def main() -> None:
         parser.add_argument(name, required=True)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--event-when", type=int, default=0)
-    asyncio.run(serve(parser.parse_args()))
+    parser.add_argument("--fsync", action="store_true", help="fsync the answer log after every answer")
+    parser.add_argument("--push-concurrency", type=int, default=64)
+    parser.add_argument("--profile", help="write a cProfile of the whole run to this file")
+    args = parser.parse_args()
+    if args.profile:
+        import cProfile
+        cProfile.runctx("asyncio.run(serve(args))", globals(), {"args": args, "serve": serve}, args.profile)
+    else:
+        asyncio.run(serve(args))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,195 @@
+"""``xmpp-vtn ven-sim``: many simulated VENs, spread over processes, against a VTN.
+
+Each VEN logs in, registers, answers every event (opting in or out at the configured ratio,
+after the configured delay) and every report request, the way :class:`~xmpp_vtn.ven.SimulatedVEN`
+does. The parent process prints a progress line while they connect and a summary at the end.
+
+Accounts come from a file (``jid password`` per line, for a real server) or are made up as
+``<prefix><n>@<domain>`` with one password (for a test server that has them, e.g. created with
+:meth:`xmpp_vtn.prosody.ProsodyServer.register_many`).
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import multiprocessing
+import queue
+import signal
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from .ven import SimulatedVEN
+
+
+@dataclass
+class Options:
+    vtn_jid: str
+    host: str
+    port: int
+    opt_in_ratio: float = 1.0
+    answer_delay: float = 0.0
+    request_timeout: float = 30.0
+
+
+@dataclass
+class Counts:
+    """What one worker's VENs did; summed over workers for the summary."""
+
+    connected: int = 0
+    registered: int = 0
+    failed: int = 0
+    events_received: int = 0
+    answers_sent: int = 0
+    #: seconds from an event's createdDateTime (the VTN's add_event) to its first arrival at a VEN
+    latencies: list[float] = field(default_factory=list)
+
+    def add(self, other: "Counts") -> None:
+        self.connected += other.connected
+        self.registered += other.registered
+        self.failed += other.failed
+        self.events_received += other.events_received
+        self.answers_sent += other.answers_sent
+        self.latencies.extend(other.latencies)
+
+
+def _opts_in(jid: str, ratio: float) -> bool:
+    """A stable choice per VEN, so a run can be repeated: the same VENs opt in every time."""
+    return int(hashlib.sha256(jid.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF < ratio
+
+
+async def _run_worker(accounts: list[tuple[str, str]], options: Options, progress, stop) -> Counts:
+    counts = Counts()
+    seen: set[tuple[str, str, int]] = set()
+
+    def make(jid: str, password: str) -> SimulatedVEN:
+        ven = SimulatedVEN(jid if "/" in jid else f"{jid}/oadr", password, options.vtn_jid, host=options.host,
+                           port=options.port, ven_id=jid.split("@")[0], request_timeout=options.request_timeout,
+                           opt="optIn" if _opts_in(jid, options.opt_in_ratio) else "optOut")
+        original = ven._answer_events
+
+        async def answer_events(item):
+            arrived = datetime.now(timezone.utc)
+            for event in item.payload["events"]:
+                descriptor = event["event_descriptor"]
+                key = (ven.ven_id, descriptor["event_id"], descriptor["modification_number"])
+                if key not in seen:
+                    seen.add(key)
+                    counts.events_received += 1
+                    counts.latencies.append((arrived - descriptor["created_date_time"]).total_seconds())
+            if options.answer_delay:
+                await asyncio.sleep(options.answer_delay)       # a VEN that thinks before it answers
+            before = len(ven.answered)
+            await original(item)
+            if len(ven.answered) > before:
+                counts.answers_sent += len(ven.answered) - before
+                progress.put(("answers_sent", len(ven.answered) - before))
+        ven._answers["oadrDistributeEvent"] = answer_events
+        return ven
+
+    vens = [make(jid, password) for jid, password in accounts]
+
+    async def bring_up(ven: SimulatedVEN) -> None:
+        try:
+            await ven.start(timeout=60)
+            counts.connected += 1
+            progress.put(("connected", 1))
+            await ven.register()
+            counts.registered += 1
+            progress.put(("registered", 1))
+        except Exception as error:                              # counted and reported, not fatal
+            counts.failed += 1
+            progress.put(("failed", str(error)[:200]))
+    slots = asyncio.Semaphore(50)                               # logins in flight per process
+
+    async def limited(ven):
+        async with slots:
+            await bring_up(ven)
+    await asyncio.gather(*(limited(ven) for ven in vens))
+    while not stop.is_set():
+        await asyncio.sleep(0.1)                                # the parent says when; no event crosses processes
+    await asyncio.gather(*(ven.stop() for ven in vens), return_exceptions=True)
+    return counts
+
+
+def _worker(accounts, options, progress, stop, results) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)                # the parent decides when to stop
+    results.put(asyncio.run(_run_worker(accounts, options, progress, stop)))
+
+
+def run_simulation(accounts: list[tuple[str, str]], options: Options, processes: int = 1,
+                   duration: float | None = None, until=None, out=sys.stdout) -> Counts:
+    """Run the VENs in ``processes`` worker processes until ``duration`` seconds after all are up,
+    ``until(counts)`` is true, or Ctrl-C; returns the summed :class:`Counts`."""
+    context = multiprocessing.get_context("spawn")
+    progress, results, stop = context.Queue(), context.Queue(), context.Event()
+    shares = [accounts[i::processes] for i in range(processes)]
+    workers = [context.Process(target=_worker, args=(share, options, progress, stop, results), daemon=True)
+               for share in shares if share]
+    for worker in workers:
+        worker.start()
+    live = Counts()
+    errors: list[str] = []
+    up_since = None
+    try:
+        while True:
+            try:
+                kind, value = progress.get(timeout=0.2)
+                if kind == "failed":
+                    live.failed += 1
+                    errors.append(value)
+                else:
+                    setattr(live, kind, getattr(live, kind) + value)
+                if kind != "answers_sent":
+                    print(f"\rconnected {live.connected}/{len(accounts)}  registered {live.registered}  "
+                          f"failed {live.failed}", end="", file=out, flush=True)
+            except queue.Empty:
+                pass
+            if up_since is None and live.registered + live.failed >= len(accounts):
+                up_since = time.monotonic()
+                print(file=out, flush=True)
+            if up_since is not None and ((duration is not None and time.monotonic() - up_since >= duration)
+                                         or (until is not None and until(live))):
+                break
+    except KeyboardInterrupt:
+        print(file=out)
+    stop.set()
+    total = Counts()
+    for _ in workers:
+        total.add(results.get(timeout=120))
+    for worker in workers:
+        worker.join(30)
+    total.failed = max(total.failed, live.failed)
+    if errors:
+        print(f"first failure: {errors[0]}", file=out)
+    return total
+
+
+def summary(counts: Counts, total: int) -> str:
+    """The end-of-run report, one line per figure."""
+    lines = [f"VENs: {total}, connected {counts.connected}, registered {counts.registered}, failed {counts.failed}",
+             f"events received {counts.events_received}, answers sent {counts.answers_sent}"]
+    if counts.latencies:
+        ordered = sorted(counts.latencies)
+        p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+        lines.append(f"add_event -> VEN receipt: p50 {statistics.median(ordered) * 1000:.0f} ms, "
+                     f"p99 {p99 * 1000:.0f} ms, max {ordered[-1] * 1000:.0f} ms")
+    return "\n".join(lines)
+
+
+def load_accounts(path: str | None, prefix: str, domain: str, count: int, password: str) -> list[tuple[str, str]]:
+    """``jid password`` lines from ``path``, or ``count`` made-up accounts."""
+    if path:
+        accounts = []
+        with open(path, encoding="utf-8") as lines:
+            for number, line in enumerate(lines, start=1):
+                if not line.strip() or line.lstrip().startswith("#"):
+                    continue
+                parts = line.split()
+                if len(parts) != 2 or "@" not in parts[0]:
+                    raise ValueError(f"{path}:{number}: expected 'jid password', got {line.strip()!r}")
+                accounts.append((parts[0], parts[1]))
+        return accounts[:count] if count else accounts
+    return [(f"{prefix}{n}@{domain}", password) for n in range(count)]
