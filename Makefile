@@ -34,7 +34,8 @@ demo: setup prosody
 bench: setup prosody
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[bench]'
 	$(BIN)/python bench/codec.py
-	$(BIN)/python bench/fanout.py
+	$(BIN)/python bench/fanout.py --vens 100,1000
+	$(BIN)/python bench/footprint.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info
