@@ -87,6 +87,8 @@ def test_prosody_restart_in_the_middle_of_a_100_ven_fan_out(server):
                 new.answered.update(old.answered)
                 new.events.update(old.events)
             vens = reborn
+            # A VEN whose answer died with the old connection answers again once back.
+            await asyncio.gather(*(ven.answer_pending() for ven in vens))
             await answered_by_all(vens, "fan-out")
             await vtn.courier.idle()
             return before, vtn.events()[0].deliveries

@@ -295,6 +295,13 @@ class SimulatedVEN:
                 await asyncio.sleep(delay)               # backoff before the retry, not a wait for an event
                 delay = min(delay * 2, 8)
 
+    async def answer_pending(self) -> None:
+        """Answer the events it holds but has not answered yet, as a VEN does after a reconnect
+        (its answer may have been lost with the connection it was sent on)."""
+        if self.events:
+            await self._answer_events(Received("oadrDistributeEvent", {
+                "events": list(self.events.values()), "request_id": None}, self.vtn_jid))
+
     async def created_event(self, answers: list[dict]) -> tuple[str, dict] | None:
         """Send oadrCreatedEvent with these event responses; remembers them when the VTN accepts."""
         answer = await self.request("oadrCreatedEvent", {
