@@ -44,7 +44,7 @@ async def serve(args: argparse.Namespace) -> None:
     stopping = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopping.set)
     await vtn.run()
-    print(f"serving {len(vtn.vens())} vens {len(vtn.events())} events", flush=True)
+    print(f"serving {len(vtn.vens())} vens {len(vtn.events())} events {vtn.replayed_answers} replayed", flush=True)
     if args.event_when:
         while len(vtn.vens()) < args.event_when:
             await asyncio.sleep(0.02)                   # polling a count the test drives; no event to await
@@ -65,7 +65,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--event-when", type=int, default=0)
     parser.add_argument("--fsync", action="store_true", help="fsync the answer log after every answer")
-    parser.add_argument("--push-concurrency", type=int, default=64)
+    parser.add_argument("--push-concurrency", type=int, default=256)
     parser.add_argument("--profile", help="write a cProfile of the whole run to this file")
     args = parser.parse_args()
     if args.profile:

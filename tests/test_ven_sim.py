@@ -24,7 +24,7 @@ def test_ven_sim_registers_answers_events_at_the_opt_in_ratio_and_summarises(pro
             sim = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "xmpp_vtn", "ven-sim", "--vtn", prosody.component, "--port",
                 str(prosody.c2s_port), "--accounts", str(accounts), "--processes", "2", "--opt-in", "0.5",
-                "--duration", "1.5", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+                "--duration", "4", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
                 env={**os.environ, "PYTHONPATH": os.getcwd()})
             while len(vtn.vens()) < len(names):
                 await asyncio.sleep(0.05)        # the simulator's VENs register in their own processes

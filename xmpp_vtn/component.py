@@ -34,11 +34,15 @@ class IqRefused(Exception):
 
 
 class PushFailed(Exception):
-    """A push was not acknowledged: the VEN answered with an error, timed out, or we are offline."""
+    """A push was not acknowledged: the VEN answered with an error, timed out, or we are offline.
 
-    def __init__(self, to: str, reason: str):
+    ``refused`` is True when the recipient itself answered with a permanent error (``cancel`` or
+    ``modify``, other than "nobody is there"): sending the same bytes again cannot succeed.
+    """
+
+    def __init__(self, to: str, reason: str, refused: bool = False):
         super().__init__(f"push to {to} failed: {reason}")
-        self.to, self.reason = to, reason
+        self.to, self.reason, self.refused = to, reason, refused
 
 
 # Error conditions meaning "nobody at that JID" when they answer a ping.
@@ -156,6 +160,10 @@ class OadrComponent:
 
     def _on_disconnected(self, reason: object) -> None:
         was_connected, self.connected = self.connected, False
+        # Pushes in flight will not be answered on a dead stream: fail them now, not at timeout.
+        for _, answer in self._pending.values():
+            if not answer.done():
+                answer.set_exception(PushFailed("(pending)", "the connection to the server was lost"))
         if not self._stopping:
             if was_connected:
                 log.warning("component %s lost its server connection (%s)", self.jid, reason or "closed")
@@ -264,11 +272,16 @@ class OadrComponent:
             result = await asyncio.wait_for(answer, timeout)
         except asyncio.TimeoutError:
             raise PushFailed(to, f"no acknowledgement within {timeout} s") from None
+        except PushFailed as lost:
+            raise PushFailed(to, lost.reason) from None
         finally:
             self._pending.pop(iq["id"], None)
         if result["type"] == "error":
             condition, text = error_condition(result)
-            raise PushFailed(to, f"{condition}: {text}" if text else condition)
+            error_type = next((child.get("type") for child in result.xml
+                               if child.tag.rsplit("}", 1)[-1] == "error"), "cancel")
+            raise PushFailed(to, f"{condition}: {text}" if text else condition,
+                             refused=error_type in ("cancel", "modify") and condition not in _GONE)
 
     def _on_push_answer(self, iq: Iq) -> None:
         pending = self._pending.get(iq["id"])

@@ -110,9 +110,19 @@ class Courier:
 
     async def _deliver(self, ven_id: str) -> None:
         for item in self.store.outbox(ven_id):
+            # Where the VEN is now: it may have re-registered from another resource since.
+            current = self.store.ven(ven_id)
+            to = current.transport_address if current is not None else item.to
             try:
-                await self.component.push(item.to, item.document, self.push_timeout)
+                await self.component.push(to, item.document, self.push_timeout)
             except PushFailed as failure:
+                if failure.refused:
+                    # The VEN itself rejects these bytes for good: retrying would block the rest.
+                    log.warning("venID %s refused %s (%s); dropped from the outbox", ven_id, item.message_type,
+                                failure.reason)
+                    self.store.dequeue(item.item_id)
+                    self._resolve(item.item_id, False)
+                    continue
                 self.store.attempted(item.item_id)
                 self._failed(ven_id, f"{item.message_type}: {failure.reason}")
                 return
@@ -120,12 +130,11 @@ class Courier:
             self._resolve(item.item_id, True)
             log.info("%s acknowledged by venID %s", item.message_type, ven_id)
         ven = self.store.ven(ven_id)
-        found = self.events.distribution(ven_id) if ven is not None else None
+        found = self.events.distribution_document(ven_id) if ven is not None else None
         if found is not None:
-            payload, included = found
+            document, included = found
             try:
-                await self.component.push(ven.transport_address, codec.serialize("oadrDistributeEvent", payload),
-                                          self.push_timeout)
+                await self.component.push(ven.transport_address, document, self.push_timeout)
             except PushFailed as failure:
                 self._failed(ven_id, f"oadrDistributeEvent: {failure.reason}")
                 return

@@ -60,7 +60,7 @@ class VTNComponent:
     def __init__(self, vtn_id: str, jid: str, secret: str, host: str = "127.0.0.1", port: int = 5347,
                  store: Store | str | Path = DEFAULT_STORE, *, push_timeout: float = 10.0,
                  requested_poll_freq: timedelta | None = None, reconnect_backoff: Backoff | None = None,
-                 scheduler: Scheduler | None = None, push_concurrency: int = 64,
+                 scheduler: Scheduler | None = None, push_concurrency: int = 256,
                  ping_interval: timedelta | None = timedelta(seconds=60), offline_after: int = 3,
                  max_requests_in_flight: int = 16):
         if not vtn_id:
@@ -99,6 +99,9 @@ class VTNComponent:
         self.liveness = Liveness(offline_after)
         self.max_requests_in_flight = max_requests_in_flight
         self._in_flight: dict[str, int] = {}
+        #: Answers a killed predecessor had recorded but not finished handing to the handlers,
+        #: handed over by run(). They are the only ones a handler can see twice.
+        self.replayed_answers = 0
         self._notifications: set[asyncio.Task] = set()
 
     @property
@@ -130,6 +133,9 @@ class VTNComponent:
         for document in self.store.documents("vtn_report_request"):
             self._schedule_vtn_report(document.key)
         self._schedule_liveness()
+        self.replayed_answers = await self.event_service.replay_journal()
+        if self.replayed_answers:
+            log.info("handed %d answers recorded before a restart to the application", self.replayed_answers)
         await self.component.start(timeout)
         log.info("VTN %s serving as %s", self.vtn_id, self.jid)
 
@@ -448,7 +454,9 @@ class VTNComponent:
 
     def _on_presence(self, sender: str, available: bool) -> None:
         ven = self.store.ven_by_jid(sender.split("/", 1)[0])
-        if ven is None:
+        # Only the resource pushes go to speaks for the VEN: another session of the same account
+        # logging out says nothing about it.
+        if ven is None or (not available and sender != ven.transport_address):
             return
         if available:
             self._alive(ven.ven_id)
@@ -499,11 +507,15 @@ class VTNComponent:
             else:
                 self._notify(ven.ven_id, self.liveness.ping_missed(ven.ven_id))
         if self.ping_interval and self.component.connected:
-            await asyncio.gather(*(check(ven) for ven in self.store.vens()))
-        if self.requested_poll_freq:
-            for ven_id in self.liveness.overdue_pollers(self.scheduler.now(), self.requested_poll_freq):
-                self._notify(ven_id, "offline")
-        self._schedule_liveness()
+            results = await asyncio.gather(*(check(ven) for ven in self.store.vens()), return_exceptions=True)
+            for failure in [result for result in results if isinstance(result, Exception)][:1]:
+                log.error("liveness check failed: %r", failure)
+        try:
+            if self.requested_poll_freq:
+                for ven_id in self.liveness.overdue_pollers(self.scheduler.now(), self.requested_poll_freq):
+                    self._notify(ven_id, "offline")
+        finally:
+            self._schedule_liveness()               # one bad round must not end liveness checks
 
     def vens(self) -> list[VenRecord]:
         """The registered VENs: venID, registration id, bare JID and the full JID pushes go to."""

@@ -9,10 +9,13 @@ from __future__ import annotations
 import copy
 import inspect
 import logging
+import uuid
+from xml.sax.saxutils import escape as xml_escape
 from dataclasses import replace
 from datetime import datetime
 from typing import Any, Callable
 
+from .. import codec
 from ..store import Delivery, EventRecord, Store, VenRecord
 from . import codes, lifecycle
 from .handlers import Handlers
@@ -23,6 +26,10 @@ log = logging.getLogger("xmpp_vtn.events")
 
 Included = list[tuple[str, int, str]]          # (event_id, modification_number, status) sent to a VEN
 
+
+# Stand-ins for the per-VEN parts of a distribution template: random, so no event text has them.
+_REQUEST_STAND_IN = "req" + uuid.uuid4().hex
+_VEN_STAND_IN = "ven" + uuid.uuid4().hex
 
 _STATUS_ORDER = {None: -1, lifecycle.FAR: 0, lifecycle.NEAR: 1, lifecycle.ACTIVE: 2, lifecycle.COMPLETED: 3,
                  lifecycle.CANCELLED: 4}
@@ -42,6 +49,7 @@ class EventService:
         self.callbacks: dict[str, Callable[..., Any]] = {}
         self.delivery_callbacks: dict[str, Callable[..., Any]] = {}
         self._targets: dict[tuple, tuple[list[dict], frozenset[str]]] = {}
+        self._templates: dict[tuple, bytes] = {}
 
     # -- the application's side ------------------------------------------------------------------
 
@@ -141,13 +149,40 @@ class EventService:
         payload = {"request_id": new_request_id(), "vtn_id": self.vtn_id, "events": events}
         return payload, [(r.event_id, r.modification_number, s) for r, s, _ in listed]
 
-    def _as_sent(self, record: EventRecord, status: str, ven_id: str) -> dict:
+    def distribution_document(self, ven_id: str) -> tuple[bytes, Included] | None:
+        """:meth:`distribution` for a push, serialized: the bytes to send and what they include.
+
+        In a fan-out every VEN gets the same events, differing only in the requestID and its own
+        venID target. The document is built and validated once per event state, with stand-ins
+        for those two, and each VEN's copy is a byte substitution: building and validating per
+        VEN was the largest OpenADR cost of a fan-out.
+        """
+        listed = self._listed(ven_id)
+        if not any((d.delivered_modification, d.delivered_status) != (r.modification_number, s)
+                   for r, s, d in listed):
+            return None
+        key = tuple((r.event_id, r.modification_number, s, id(r.event), ven_id in self._split_targets(r)[1])
+                    for r, s, _ in listed)
+        template = self._templates.get(key)
+        if template is None:
+            events = [self._as_sent(record, status, ven_id, shown_as=_VEN_STAND_IN) for record, status, _ in listed]
+            template = codec.serialize("oadrDistributeEvent", {"request_id": _REQUEST_STAND_IN,
+                                                               "vtn_id": self.vtn_id, "events": events})
+            if len(self._templates) > 256:
+                self._templates.clear()
+            self._templates[key] = template
+        document = template.replace(_REQUEST_STAND_IN.encode(), new_request_id().encode()).replace(
+            _VEN_STAND_IN.encode(), xml_escape(ven_id).encode("utf-8"))
+        return document, [(r.event_id, r.modification_number, s) for r, s, _ in listed]
+
+    def _as_sent(self, record: EventRecord, status: str, ven_id: str, shown_as: str | None = None) -> dict:
+        """The event as ``ven_id`` receives it (its own id written as ``shown_as`` when given)."""
         event = dict(record.event)
         event["event_descriptor"] = {**record.event["event_descriptor"], "event_status": status}
         others, addressed = self._split_targets(record)
         if addressed:
             # A VEN sees itself among the targets, never the other VENs' ids.
-            event["targets"] = others + ([{"ven_id": ven_id}] if ven_id in addressed else [])
+            event["targets"] = others + ([{"ven_id": shown_as or ven_id}] if ven_id in addressed else [])
             event.pop("targets_by_type", None)
         return event
 
@@ -213,16 +248,45 @@ class EventService:
         fresh = [(record, answer) for record, answer in checked
                  if (held[record.event_id].opt_type, held[record.event_id].opt_modification)
                  != (answer.get("opt_type"), answer["modification_number"])]
-        if fresh or not checked:
-            # A resend of answers already recorded (the VEN got no reply) is not news to the application.
-            await self.handlers.call("on_created_event", request.payload)   # raising here refuses (469)
-        # State first, then callbacks: a failing callback is logged and cannot make the VEN resend
-        # (which would fire the callbacks that did succeed a second time).
-        self.store.set_opt(ven.ven_id, [(record.event_id, answer.get("opt_type"), answer["modification_number"])
-                                        for record, answer in checked])
+        answered = [(record.event_id, answer.get("opt_type"), answer["modification_number"])
+                    for record, answer in checked]
+        if not fresh and checked:
+            # A resend of answers already recorded (the VEN got no reply): not news to anyone.
+            return self._acknowledge(request, ven)
+        # Recorded first, with a journal entry in the same transaction, so that a VTN killed while
+        # the handlers run calls them on its next start instead of losing the answer.
+        entry = self.store.set_opt(ven.ven_id, answered, journal=codec.serialize("oadrCreatedEvent", request.payload))
+        try:
+            await self.handlers.call("on_created_event", request.payload)
+        except Exception:
+            # The application refused it (469): put the opt state back as it was.
+            self.store.set_opt(ven.ven_id, [(event_id, held[event_id].opt_type, held[event_id].opt_modification)
+                                            for event_id, _, _ in answered])
+            self.store.journal_done(entry)
+            raise
         for record, answer in fresh:                   # a repeated answer does not fire twice
             await self.run_callback(ven.ven_id, record.event_id, answer.get("opt_type"))
+        self.store.journal_done(entry)
+        return self._acknowledge(request, ven)
+
+    @staticmethod
+    def _acknowledge(request: Request, ven: VenRecord) -> Outcome:
         return Outcome(("oadrResponse", {"response": response(codes.OK, request.request_id), "ven_id": ven.ven_id}))
+
+    async def replay_journal(self) -> int:
+        """On start: run the handlers for answers a previous process recorded but did not finish
+        handing to the application (it was killed). Returns how many."""
+        entries = self.store.journal()
+        for entry_id, ven_id, document in entries:
+            payload = codec.parse(document)[1]
+            try:
+                await self.handlers.call("on_created_event", payload)
+            except Exception:
+                log.exception("on_created_event failed replaying an answer from venID %s", ven_id)
+            for answer in payload.get("event_responses") or []:
+                await self.run_callback(ven_id, answer["event_id"], answer.get("opt_type"))
+            self.store.journal_done(entry_id)
+        return len(entries)
 
     async def request_event(self, request: Request, ven: VenRecord) -> Outcome:
         """oadrRequestEvent: the application's ``on_request_event`` answer, or the VTN's events."""

@@ -74,7 +74,7 @@ class ReportService:
         self.vtn_reports: dict[str, VTNReport] = {}
         # reportIDs already delivered to callbacks, newest last: a VEN resending an update it got
         # no answer to must not make a callback fire twice. Bounded; lost on restart.
-        self._delivered_reports: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._delivered_reports: dict[str, OrderedDict[str, None]] = {}
 
     # -- VEN -> VTN: offers and the application's choice -----------------------------------------
 
@@ -256,7 +256,14 @@ class ReportService:
             deliveries.append((document, readings))
         fresh = [(document, readings, report_id) for (document, readings), report_id in
                  zip(deliveries, [report.get("report_id") for report in request.payload.get("reports") or []])
-                 if report_id is None or (ven.ven_id, report_id) not in self._delivered_reports]
+                 if report_id is None or report_id not in self._delivered_reports.get(ven.ven_id, {})]
+        # Noted before any handler awaits: a resend arriving meanwhile must not be delivered too.
+        seen = self._delivered_reports.setdefault(ven.ven_id, OrderedDict())
+        for _, _, report_id in fresh:
+            if report_id is not None:
+                seen[report_id] = None
+                while len(seen) > 256:                 # per VEN: one VEN cannot push out the others'
+                    seen.popitem(last=False)
         if "on_update_report" in self.handlers:
             if fresh:
                 await self.handlers.call("on_update_report", request.payload)
@@ -268,11 +275,6 @@ class ReportService:
                         result = callback(data)
                         if inspect.isawaitable(result):
                             await result
-        for _, _, report_id in fresh:
-            if report_id is not None:
-                self._delivered_reports[(ven.ven_id, report_id)] = None
-                while len(self._delivered_reports) > 4096:
-                    self._delivered_reports.popitem(last=False)
         for document, _ in deliveries:                 # readings arriving means the request is live
             if document.state != ACTIVE:
                 self.store.put_document(replace(document, state=ACTIVE))

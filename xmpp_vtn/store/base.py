@@ -136,8 +136,20 @@ class Store(abc.ABC):
         """Record that ``ven_id`` acknowledged these (event_id, modification_number, status)."""
 
     @abc.abstractmethod
-    def set_opt(self, ven_id: str, opts: list[tuple[str, str, int]]) -> None:
-        """Record ``ven_id``'s (event_id, opt_type, modification_number) answers, all or none."""
+    def set_opt(self, ven_id: str, opts: list[tuple[str, str, int]], journal: bytes | None = None) -> int | None:
+        """Record ``ven_id``'s (event_id, opt_type, modification_number) answers, all or none.
+
+        With ``journal`` (the answer as received), also note in the same transaction that the
+        application's handlers still have to see it; returns that note's id (see :meth:`journal`).
+        """
+
+    @abc.abstractmethod
+    def journal(self) -> list[tuple[int, str, bytes]]:
+        """Answers whose handlers have not run yet, oldest first: (id, ven_id, document)."""
+
+    @abc.abstractmethod
+    def journal_done(self, entry_id: int) -> None:
+        """The handlers have seen that answer."""
 
     # -- other documents (reports, opts) -----------------------------------------------------------
 

@@ -68,6 +68,13 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX outbox_by_ven ON outbox (ven_id, item_id);
     """,
+    """
+    CREATE TABLE journal (
+        entry_id INTEGER PRIMARY KEY AUTOINCREMENT,
+        ven_id   TEXT NOT NULL,
+        document BLOB NOT NULL
+    );
+    """,
 ]
 
 _VEN_COLUMNS = ("ven_id, registration_id, bare_jid, transport_address, ven_name, profile_name, "
@@ -134,8 +141,15 @@ class SQLiteStore(Store):
         registrations = self._registrations()
         with self._transaction():
             self._db.execute("DELETE FROM vens WHERE bare_jid = ? AND ven_id <> ?", (ven.bare_jid, ven.ven_id))
+            # Upsert on the venID only: a clash on registration id or JID must raise, not silently
+            # delete another VEN's row (which the in-memory copy would not know about).
             self._db.execute(
-                f"INSERT OR REPLACE INTO vens ({_VEN_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                f"INSERT INTO vens ({_VEN_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(ven_id) DO UPDATE SET "
+                "registration_id = excluded.registration_id, bare_jid = excluded.bare_jid, "
+                "transport_address = excluded.transport_address, ven_name = excluded.ven_name, "
+                "profile_name = excluded.profile_name, report_only = excluded.report_only, "
+                "xml_signature = excluded.xml_signature, http_pull_model = excluded.http_pull_model, "
+                "registered_at = excluded.registered_at",
                 (ven.ven_id, ven.registration_id, ven.bare_jid, ven.transport_address, ven.ven_name,
                  ven.profile_name, int(ven.report_only), int(ven.xml_signature),
                  None if ven.http_pull_model is None else int(ven.http_pull_model),
@@ -233,11 +247,22 @@ class SQLiteStore(Store):
                 "WHERE event_id = ? AND ven_id = ?",
                 [(modification, status, event_id, ven_id) for event_id, modification, status in delivered])
 
-    def set_opt(self, ven_id: str, opts: list[tuple[str, str, int]]) -> None:
+    def set_opt(self, ven_id: str, opts: list[tuple[str, str, int]], journal: bytes | None = None) -> int | None:
         with self._transaction():
             self._db.executemany(
                 "UPDATE event_vens SET opt_type = ?, opt_modification = ? WHERE event_id = ? AND ven_id = ?",
                 [(opt_type, modification, event_id, ven_id) for event_id, opt_type, modification in opts])
+            if journal is None:
+                return None
+            return self._db.execute("INSERT INTO journal (ven_id, document) VALUES (?, ?)",
+                                    (ven_id, journal)).lastrowid
+
+    def journal(self) -> list[tuple[int, str, bytes]]:
+        return self._db.execute("SELECT entry_id, ven_id, document FROM journal ORDER BY entry_id").fetchall()
+
+    def journal_done(self, entry_id: int) -> None:
+        with self._transaction():
+            self._db.execute("DELETE FROM journal WHERE entry_id = ?", (entry_id,))
 
     # -- other documents -----------------------------------------------------------------------------
 
