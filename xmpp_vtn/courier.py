@@ -64,12 +64,11 @@ class Courier:
         Returns True once acknowledged, False if that attempt failed (or the component is offline):
         it stays owed, is retried, and is delivered when the VEN shows up again.
         """
-        item_id = self.store.enqueue(ven_id, to, push.message_type, codec.serialize(push.message_type, push.payload))
+        item_id = self.queue(ven_id, to, push)     # the delivery task it wakes runs after we wait below
         if not self.component.connected or self._closed:
             return False
         waiter = asyncio.get_running_loop().create_future()
         self._waiting[item_id] = waiter
-        self.wake(ven_id)
         try:
             return await waiter
         finally:

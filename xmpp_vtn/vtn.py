@@ -573,7 +573,7 @@ class VTNComponent:
             log.info("bad-request to %s from %s: %s", addressed, sender, error)
             raise IqRefused("bad-request", str(error)) from None
         try:
-            outcome = await self.dispatcher.handle(Request(sender, message_type, payload))
+            outcome = await self.dispatcher.handle(Request(sender, message_type, payload, data))
         except NotImplementedService as error:
             raise IqRefused("feature-not-implemented", str(error), "cancel") from None
         if outcome.acknowledged is not None:

@@ -35,6 +35,12 @@ _STATUS_ORDER = {None: -1, lifecycle.FAR: 0, lifecycle.NEAR: 1, lifecycle.ACTIVE
                  lifecycle.CANCELLED: 4}
 
 
+def _stale(listed: list[tuple[EventRecord, str, Delivery]]) -> bool:
+    """Whether any listed event differs from what the VEN acknowledged of it."""
+    return any((delivery.delivered_modification, delivery.delivered_status) != (record.modification_number, status)
+               for record, status, delivery in listed)
+
+
 def _progress(modification: int | None, status: str | None) -> tuple[int, int]:
     """How far along a (modification, status) a VEN holds is; statuses only move forward."""
     return (-1 if modification is None else modification, _STATUS_ORDER.get(status, -1))
@@ -133,16 +139,14 @@ class EventService:
 
     def owed(self, ven_id: str) -> bool:
         """Whether ``ven_id`` holds a stale view of any of its events."""
-        return any((d.delivered_modification, d.delivered_status) != (r.modification_number, s)
-                   for r, s, d in self._listed(ven_id))
+        return _stale(self._listed(ven_id))
 
     def distribution(self, ven_id: str, only_if_owed: bool = True, limit: int | None = None
                      ) -> tuple[dict, Included] | None:
         """The oadrDistributeEvent for ``ven_id`` (all its listed events, statuses as of now) and
         what it includes; None when ``only_if_owed`` and the VEN is up to date."""
         listed = self._listed(ven_id)
-        if only_if_owed and not any((d.delivered_modification, d.delivered_status) != (r.modification_number, s)
-                                    for r, s, d in listed):
+        if only_if_owed and not _stale(listed):
             return None
         listed = listed[:limit] if limit else listed
         events = [self._as_sent(record, status, ven_id) for record, status, _ in listed]
@@ -158,8 +162,7 @@ class EventService:
         VEN was the largest OpenADR cost of a fan-out.
         """
         listed = self._listed(ven_id)
-        if not any((d.delivered_modification, d.delivered_status) != (r.modification_number, s)
-                   for r, s, d in listed):
+        if not _stale(listed):
             return None
         key = tuple((r.event_id, r.modification_number, s, id(r.event), ven_id in self._split_targets(r)[1])
                     for r, s, _ in listed)
@@ -255,7 +258,8 @@ class EventService:
             return self._acknowledge(request, ven)
         # Recorded first, with a journal entry in the same transaction, so that a VTN killed while
         # the handlers run calls them on its next start instead of losing the answer.
-        entry = self.store.set_opt(ven.ven_id, answered, journal=codec.serialize("oadrCreatedEvent", request.payload))
+        entry = self.store.set_opt(ven.ven_id, answered,
+                                   journal=request.document or codec.serialize("oadrCreatedEvent", request.payload))
         try:
             await self.handlers.call("on_created_event", request.payload)
         except Exception:

@@ -14,6 +14,9 @@ class Request:
     sender: str
     message_type: str
     payload: dict
+    #: The validated oadrPayload as received, when the transport has it (kept as is, e.g. in the
+    #: answer journal, instead of being serialized again).
+    document: bytes | None = None
 
     @property
     def bare_jid(self) -> str:
