@@ -35,6 +35,16 @@ class Inbox:
         return list(self.calls)
 
 
+def asks_for(report_request_id: str, r_id: str, specifier_id: str | None = None):
+    """A VEN's ``wants_vtn_reports``: one 10-second subscription to ``r_id`` of the offered report."""
+    def wants(report):
+        return [{"report_request_id": report_request_id, "report_specifier": {
+            "report_specifier_id": specifier_id or report["report_specifier_id"], "granularity": 10 * SECOND,
+            "report_back_duration": 10 * SECOND,
+            "specifier_payloads": [{"r_id": r_id, "reading_type": "Direct Read"}]}}]
+    return wants
+
+
 def offer_telemetry(ven) -> None:
     ven.offer_report("meter", "volt", lambda: 230.5, VOLTAGE, resource_id="dev1",
                      min_period=10 * SECOND, max_period=60 * SECOND)
@@ -169,11 +179,7 @@ def test_vtn_reports_are_offered_at_registration_and_sent_on_schedule_until_canc
     clock = ManualScheduler(T0)
     prices = iter([0.21, 0.25, 0.30])
 
-    def wants(report):
-        return [{"report_request_id": "ven-wants-price", "report_specifier": {
-            "report_specifier_id": report["report_specifier_id"], "granularity": 10 * SECOND,
-            "report_back_duration": 10 * SECOND,
-            "specifier_payloads": [{"r_id": "price", "reading_type": "Direct Read"}]}}]
+    wants = asks_for("ven-wants-price", "price")
 
     async def scenario():
         async with scene(prosody, scheduler=clock) as (vtn, [ven]):
@@ -283,10 +289,7 @@ def test_opt_schedules_and_event_opt_outs(prosody):
 def test_two_vens_may_choose_the_same_report_request_id(prosody):
     clock = ManualScheduler(T0)
 
-    def wants(report):
-        return [{"report_request_id": "same-id", "report_specifier": {
-            "report_specifier_id": "vtn-load", "granularity": 10 * SECOND, "report_back_duration": 10 * SECOND,
-            "specifier_payloads": [{"r_id": "load", "reading_type": "Direct Read"}]}}]
+    wants = asks_for("same-id", "load", "vtn-load")
 
     async def scenario():
         async with scene(prosody, vens=2, scheduler=clock) as (vtn, vens):
@@ -306,10 +309,7 @@ def test_cancelled_registration_takes_its_reports_and_opts_along(prosody):
     clock = ManualScheduler(T0)
     reads = []
 
-    def wants(report):
-        return [{"report_request_id": "mine", "report_specifier": {
-            "report_specifier_id": "vtn-load", "granularity": 10 * SECOND, "report_back_duration": 10 * SECOND,
-            "specifier_payloads": [{"r_id": "load", "reading_type": "Direct Read"}]}}]
+    wants = asks_for("mine", "load", "vtn-load")
 
     async def scenario():
         async with scene(prosody, scheduler=clock) as (vtn, [ven]):
@@ -337,10 +337,7 @@ def test_report_subscriptions_and_schedules_survive_a_vtn_restart(prosody, tmp_p
     store = str(tmp_path / "vtn.sqlite3")
     clock = ManualScheduler(T0)
 
-    def wants(report):
-        return [{"report_request_id": "keep-me", "report_specifier": {
-            "report_specifier_id": "vtn-load", "granularity": 10 * SECOND, "report_back_duration": 10 * SECOND,
-            "specifier_payloads": [{"r_id": "load", "reading_type": "Direct Read"}]}}]
+    wants = asks_for("keep-me", "load", "vtn-load")
 
     async def scenario():
         async with scene(prosody, vens=0, scheduler=clock, store=store) as (vtn, _):
