@@ -281,7 +281,7 @@ class EventService:
         """On start: run the handlers for answers a previous process recorded but did not finish
         handing to the application (it was killed). Returns how many."""
         entries = self.store.journal()
-        for entry_id, ven_id, document in entries:
+        for entry_id, ven_id, document, _owner in entries:
             payload = codec.parse(document)[1]
             try:
                 await self.handlers.call("on_created_event", payload)

@@ -6,8 +6,10 @@ Services never see SQL: they read and write records through these methods, so a 
 from __future__ import annotations
 
 import abc
+import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import Callable
 
 
 def _now() -> datetime:
@@ -136,16 +138,18 @@ class Store(abc.ABC):
         """Record that ``ven_id`` acknowledged these (event_id, modification_number, status)."""
 
     @abc.abstractmethod
-    def set_opt(self, ven_id: str, opts: list[tuple[str, str, int]], journal: bytes | None = None) -> int | None:
+    def set_opt(self, ven_id: str, opts: list[tuple[str, str, int]], journal: bytes | None = None,
+                owner: str = "") -> int | None:
         """Record ``ven_id``'s (event_id, opt_type, modification_number) answers, all or none.
 
         With ``journal`` (the answer as received), also note in the same transaction that the
         application's handlers still have to see it; returns that note's id (see :meth:`journal`).
+        ``owner`` names the instance that will hand it over, so that only a dead one's notes are replayed.
         """
 
     @abc.abstractmethod
-    def journal(self) -> list[tuple[int, str, bytes]]:
-        """Answers whose handlers have not run yet, oldest first: (id, ven_id, document)."""
+    def journal(self) -> list[tuple[int, str, bytes, str]]:
+        """Answers whose handlers have not run yet, oldest first: (id, ven_id, document, owner)."""
 
     @abc.abstractmethod
     def journal_done(self, entry_id: int) -> None:
@@ -186,6 +190,49 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def dequeue(self, item_id: int) -> None:
         """Forget an owed push: it was acknowledged."""
+
+    @abc.abstractmethod
+    def owed_ven_ids(self) -> set[str]:
+        """VENs that may be owed a push: queued outbox items, or an event they hold at an older
+        modification or a status that can still change. A superset; the courier decides."""
+
+    # -- liveness, as the last instance to know wrote it (for operators) ---------------------------
+
+    @abc.abstractmethod
+    def set_liveness(self, ven_id: str, state: str, last_seen: datetime | None) -> None:
+        """Record that ``ven_id`` is ``state`` ("online"/"offline"), last heard from at ``last_seen``."""
+
+    @abc.abstractmethod
+    def liveness(self) -> dict[str, tuple[str, datetime | None]]:
+        """venID -> (state, last seen) for every VEN whose liveness was recorded."""
+
+    # -- coordination between instances sharing one store ------------------------------------------
+
+    #: Whether other processes may write this store while we do (one PostgreSQL database behind
+    #: several instances). An unshared store grants every lease: its one process does all the work.
+    shared: bool = False
+
+    def claim(self, name: str, owner: str, seconds: float) -> bool:
+        """Take or renew the lease ``name`` for ``owner`` for ``seconds``; False while another
+        owner holds it. Work that must run once across instances runs under its lease."""
+        return True
+
+    def release(self, name: str, owner: str) -> None:
+        """Give up the lease ``name``, if ``owner`` holds it."""
+
+    def lease_holder(self, name: str) -> str | None:
+        """Who holds the lease ``name`` now (None: nobody, or it expired)."""
+        return None
+
+    def publish(self, channel: str, message: str) -> None:
+        """Tell every instance listening on ``channel`` (ourselves included). Unshared: nobody to tell."""
+
+    async def listen(self, channel: str, receive: Callable[[str], None]) -> None:
+        """Call ``receive(message)`` for each message published on ``channel`` until cancelled.
+
+        Returns only by cancellation; an unshared store has nothing to deliver and just waits.
+        """
+        await asyncio.get_running_loop().create_future()
 
     @abc.abstractmethod
     def close(self) -> None:

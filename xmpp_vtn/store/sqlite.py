@@ -75,6 +75,14 @@ MIGRATIONS: list[str] = [
         document BLOB NOT NULL
     );
     """,
+    """
+    ALTER TABLE journal ADD COLUMN owner TEXT NOT NULL DEFAULT '';
+    CREATE TABLE liveness (
+        ven_id    TEXT PRIMARY KEY,
+        state     TEXT NOT NULL,
+        last_seen TEXT
+    );
+    """,
 ]
 
 _VEN_COLUMNS = ("ven_id, registration_id, bare_jid, transport_address, ven_name, profile_name, "
@@ -182,6 +190,7 @@ class SQLiteStore(Store):
         ven = self._registrations().get(ven_id)
         with self._transaction():
             self._db.execute("DELETE FROM vens WHERE ven_id = ?", (ven_id,))
+            self._db.execute("DELETE FROM liveness WHERE ven_id = ?", (ven_id,))
         if ven is not None:
             self._forget(ven)
         return ven is not None
@@ -247,18 +256,19 @@ class SQLiteStore(Store):
                 "WHERE event_id = ? AND ven_id = ?",
                 [(modification, status, event_id, ven_id) for event_id, modification, status in delivered])
 
-    def set_opt(self, ven_id: str, opts: list[tuple[str, str, int]], journal: bytes | None = None) -> int | None:
+    def set_opt(self, ven_id: str, opts: list[tuple[str, str, int]], journal: bytes | None = None,
+                owner: str = "") -> int | None:
         with self._transaction():
             self._db.executemany(
                 "UPDATE event_vens SET opt_type = ?, opt_modification = ? WHERE event_id = ? AND ven_id = ?",
                 [(opt_type, modification, event_id, ven_id) for event_id, opt_type, modification in opts])
             if journal is None:
                 return None
-            return self._db.execute("INSERT INTO journal (ven_id, document) VALUES (?, ?)",
-                                    (ven_id, journal)).lastrowid
+            return self._db.execute("INSERT INTO journal (ven_id, document, owner) VALUES (?, ?, ?)",
+                                    (ven_id, journal, owner)).lastrowid
 
-    def journal(self) -> list[tuple[int, str, bytes]]:
-        return self._db.execute("SELECT entry_id, ven_id, document FROM journal ORDER BY entry_id").fetchall()
+    def journal(self) -> list[tuple[int, str, bytes, str]]:
+        return self._db.execute("SELECT entry_id, ven_id, document, owner FROM journal ORDER BY entry_id").fetchall()
 
     def journal_done(self, entry_id: int) -> None:
         with self._transaction():
@@ -316,8 +326,33 @@ class SQLiteStore(Store):
         with self._transaction():
             self._db.execute("DELETE FROM outbox WHERE item_id = ?", (item_id,))
 
+    def owed_ven_ids(self) -> set[str]:
+        rows = self._db.execute(_OWED_VEN_IDS).fetchall()
+        return {row[0] for row in rows}
+
+    # -- liveness ----------------------------------------------------------------------------------
+
+    def set_liveness(self, ven_id: str, state: str, last_seen: datetime | None) -> None:
+        with self._transaction():
+            self._db.execute("INSERT OR REPLACE INTO liveness VALUES (?, ?, ?)",
+                             (ven_id, state, last_seen.isoformat() if last_seen else None))
+
+    def liveness(self) -> dict[str, tuple[str, datetime | None]]:
+        rows = self._db.execute("SELECT ven_id, state, last_seen FROM liveness").fetchall()
+        return {ven_id: (state, datetime.fromisoformat(seen) if seen else None) for ven_id, state, seen in rows}
+
     def close(self) -> None:
         self._db.close()
+
+
+# Statuses after which an event never changes again unless modified (which bumps its modification).
+_OWED_VEN_IDS = """
+    SELECT ven_id FROM outbox
+    UNION
+    SELECT v.ven_id FROM event_vens v JOIN events e ON e.event_id = v.event_id
+    WHERE v.delivered_modification IS NULL OR v.delivered_modification <> e.modification_number
+       OR v.delivered_status IS NULL OR v.delivered_status NOT IN ('completed', 'cancelled')
+"""
 
 
 def _ven_from_row(row: tuple) -> VenRecord:
