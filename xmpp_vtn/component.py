@@ -8,11 +8,12 @@ component also answers disco and ping, and reconnects by itself when the server 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+from dataclasses import dataclass
 from typing import Awaitable, Callable
 
 from slixmpp import JID, ComponentXMPP, Iq, InvalidJID
-from slixmpp.exceptions import IqError, IqTimeout
 from slixmpp.xmlstream.handler import Callback, CoroutineCallback
 from slixmpp.xmlstream.matcher import StanzaPath
 
@@ -62,13 +63,17 @@ class OadrComponent:
 
     def __init__(self, jid: str, secret: str, host: str, port: int, on_request: RequestHandler,
                  backoff: Backoff | None = None, on_session_start: Callable[[], object] | None = None,
-                 on_presence: Callable[[str, bool], object] | None = None):
+                 on_presence: Callable[[str, bool], object] | None = None,
+                 on_foreign_answer: Callable[["Answer"], object] | None = None):
         self.jid = JID(jid)
         if self.jid.resource or self.jid.user:
             raise ValueError(f"a component JID is a bare domain such as 'vtn.example.com', not {jid!r}")
         self.on_request = on_request
         self.on_session_start = on_session_start
         self.on_presence = on_presence
+        #: Called with answers to iqs this connection did not send: with several instances behind
+        #: one component domain, the server may hand a VEN's answer to any of them.
+        self.on_foreign_answer = on_foreign_answer
         self.backoff = backoff or Backoff()
         self.connected = False
         self._stopping = False
@@ -241,12 +246,15 @@ class OadrComponent:
         if not self.connected:
             return False
         try:
-            await self.xmpp.plugin["xep_0199"].ping(jid=JID(to), ifrom=self.jid.bare, timeout=timeout)
-        except IqError as error:
-            return error_condition(error.iq)[0] not in _GONE
-        except (IqTimeout, InvalidJID):
+            iq = self.xmpp.make_iq_get(ito=JID(to), ifrom=self.jid.bare)
+        except InvalidJID:
             return False
-        return True
+        iq.enable("ping")
+        try:
+            answer = await self._exchange(iq, timeout)
+        except PushFailed:
+            return False
+        return answer.type == "result" or answer.condition not in _GONE
 
     # -- pushes to VENs --------------------------------------------------------------------------
 
@@ -265,29 +273,70 @@ class OadrComponent:
         except InvalidJID as error:
             raise PushFailed(to, f"invalid JID: {error}") from None
         attach_payload(iq, document)
-        answer: asyncio.Future = asyncio.get_running_loop().create_future()
-        self._pending[iq["id"]] = (str(iq["to"]), answer)
+        try:
+            answer = await self._exchange(iq, timeout)
+        except PushFailed as failure:
+            raise PushFailed(to, failure.reason) from None
+        if answer.type == "error":
+            raise PushFailed(to, f"{answer.condition}: {answer.text}" if answer.text else answer.condition,
+                             refused=answer.error_type in ("cancel", "modify") and answer.condition not in _GONE)
+
+    async def _exchange(self, iq: Iq, timeout: float) -> "Answer":
+        """Send ``iq`` and wait for its answer (result or error); PushFailed on timeout or disconnect."""
+        to = str(iq["to"])
+        waiter: asyncio.Future = asyncio.get_running_loop().create_future()
+        self._pending[iq["id"]] = (to, waiter)
         try:
             self.xmpp.send(iq)
-            result = await asyncio.wait_for(answer, timeout)
+            return await asyncio.wait_for(waiter, timeout)
         except asyncio.TimeoutError:
-            raise PushFailed(to, f"no acknowledgement within {timeout} s") from None
-        except PushFailed as lost:
-            raise PushFailed(to, lost.reason) from None
+            raise PushFailed(to, f"no answer within {timeout} s") from None
         finally:
             self._pending.pop(iq["id"], None)
-        if result["type"] == "error":
-            condition, text = error_condition(result)
-            error_type = next((child.get("type") for child in result.xml
-                               if child.tag.rsplit("}", 1)[-1] == "error"), "cancel")
-            raise PushFailed(to, f"{condition}: {text}" if text else condition,
-                             refused=error_type in ("cancel", "modify") and condition not in _GONE)
 
     def _on_push_answer(self, iq: Iq) -> None:
-        pending = self._pending.get(iq["id"])
-        # Only the JID we pushed to may answer: an id guessed by someone else settles nothing.
-        if pending is not None and str(iq["from"]) == pending[0] and not pending[1].done():
-            pending[1].set_result(iq)
+        condition, text, error_type = ("", "", "")
+        if iq["type"] == "error":
+            condition, text = error_condition(iq)
+            error_type = next((child.get("type") for child in iq.xml
+                               if child.tag.rsplit("}", 1)[-1] == "error"), None) or "cancel"
+        answer = Answer(iq["id"], str(iq["from"]), iq["type"], condition, text, error_type)
+        if not self.settle(answer) and self.on_foreign_answer is not None:
+            self.on_foreign_answer(answer)
+
+    def settle(self, answer: "Answer") -> bool:
+        """Hand ``answer`` to the push or ping waiting for it; False if none here waits for it.
+
+        Only the JID we sent to may answer: an id guessed by someone else settles nothing.
+        """
+        pending = self._pending.get(answer.iq_id)
+        if pending is None or answer.sender != pending[0]:
+            return False
+        if not pending[1].done():
+            pending[1].set_result(answer)
+        return True
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A VEN's answer to an iq the VTN sent: ``type`` is "result" or "error" (with its condition)."""
+
+    iq_id: str
+    sender: str
+    type: str
+    condition: str = ""
+    text: str = ""
+    error_type: str = ""
+
+    def encode(self) -> str:
+        """One line, to pass the answer to another instance."""
+        return json.dumps([self.iq_id, self.sender, self.type, self.condition, self.text[:MAX_ERROR_TEXT],
+                           self.error_type])
+
+    @classmethod
+    def decode(cls, line: str) -> "Answer":
+        """The answer :meth:`encode` wrote."""
+        return cls(*json.loads(line))
 
 
 _STANZA_ERRORS = "{urn:ietf:params:xml:ns:xmpp-stanzas}"

@@ -5,6 +5,7 @@ default. :func:`open_store` turns what a user passes as ``store=`` into a store:
 
 >>> store = open_store(":memory:")          # tests
 >>> store = open_store("/var/lib/vtn.db")   # doctest: +SKIP
+>>> store = open_store("postgresql://vtn@db.internal/vtn")   # doctest: +SKIP  (shared by instances)
 """
 from __future__ import annotations
 
@@ -17,15 +18,23 @@ __all__ = ["Delivery", "Document", "EventRecord", "OutboxItem", "Store", "VenRec
 
 
 def open_store(store: "Store | str | Path") -> Store:
-    """A ready store from a :class:`Store`, a file path, ``sqlite:///path`` or ``:memory:``."""
+    """A ready store from a :class:`Store`, a file path, ``sqlite:///path``, ``:memory:`` or a
+    ``postgresql://`` URL (the shared backend; needs the ``postgresql`` extra: psycopg 3)."""
     if isinstance(store, Store):
         return store
     text = str(store)
+    if text.startswith(("postgresql://", "postgres://")):
+        try:
+            from .postgresql import PostgreSQLStore
+        except ImportError as error:
+            raise ValueError(f"store: {text.split('@')[-1]!r} needs psycopg 3: pip install 'xmpp-vtn[postgresql]' "
+                             f"({error})") from None
+        return PostgreSQLStore(text)
     # URL form as SQLAlchemy writes it: sqlite:///relative.db, sqlite:////absolute.db
     if text.startswith("sqlite:///"):
         text = text[len("sqlite:///"):]
     elif "://" in text:
-        raise ValueError(f"store: unsupported URL {text!r}; give a file path, 'sqlite:///path' or ':memory:'")
+        raise ValueError(f"store: unsupported URL scheme {text.split('://')[0]!r}; give a file path, 'sqlite:///path', ':memory:' or 'postgresql://...'")
     if not text:
         raise ValueError("store: give a file path, 'sqlite:///path' or ':memory:'")
     return SQLiteStore(text)

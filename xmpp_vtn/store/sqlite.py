@@ -327,7 +327,7 @@ class SQLiteStore(Store):
             self._db.execute("DELETE FROM outbox WHERE item_id = ?", (item_id,))
 
     def owed_ven_ids(self) -> set[str]:
-        rows = self._db.execute(_OWED_VEN_IDS).fetchall()
+        rows = self._db.execute(OWED_VEN_IDS).fetchall()
         return {row[0] for row in rows}
 
     # -- liveness ----------------------------------------------------------------------------------
@@ -345,8 +345,9 @@ class SQLiteStore(Store):
         self._db.close()
 
 
-# Statuses after which an event never changes again unless modified (which bumps its modification).
-_OWED_VEN_IDS = """
+# VENs possibly owed a push. Standard SQL: the PostgreSQL store runs it too. "completed" and
+# "cancelled" are the statuses an event never leaves unless modified (a new modification number).
+OWED_VEN_IDS = """
     SELECT ven_id FROM outbox
     UNION
     SELECT v.ven_id FROM event_vens v JOIN events e ON e.event_id = v.event_id

@@ -1,0 +1,383 @@
+"""The shared store: one PostgreSQL database behind one or several VTN instances.
+
+Chosen with a ``postgresql://`` URL. Unlike the embedded store it keeps nothing in memory but
+decoded event documents (keyed by their bytes, so a newer modification is never served stale):
+other instances write the same tables. Work that must run once across instances runs under a
+lease row (:meth:`claim`), and instances tell each other things with ``NOTIFY`` (:meth:`publish`).
+
+Reads and writes use a synchronous psycopg connection, like the SQLite store, because the
+:class:`~xmpp_vtn.store.base.Store` interface is synchronous: each call is one round trip to the
+server (about 100 µs on loopback) during which the event loop waits. ``listen`` is the one
+asynchronous part: it holds its own connection and awaits notifications.
+"""
+from __future__ import annotations
+
+import logging
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any, Callable, Iterator
+
+import psycopg
+from psycopg import sql
+
+from .base import Delivery, Document, EventRecord, OutboxItem, Store, VenRecord
+from .documents import decode_document, decode_event, encode_document, encode_event
+from .sqlite import OWED_VEN_IDS
+
+log = logging.getLogger("xmpp_vtn.store")
+
+# Each entry upgrades the schema by one version; never edit one that has shipped, append instead.
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE vens (
+        ven_id            TEXT PRIMARY KEY,
+        registration_id   TEXT NOT NULL UNIQUE,
+        bare_jid          TEXT NOT NULL UNIQUE,
+        transport_address TEXT NOT NULL,
+        ven_name          TEXT,
+        profile_name      TEXT NOT NULL,
+        report_only       BOOLEAN NOT NULL,
+        xml_signature     BOOLEAN NOT NULL,
+        http_pull_model   BOOLEAN,
+        registered_at     TIMESTAMPTZ NOT NULL
+    );
+    CREATE TABLE events (
+        event_id            TEXT PRIMARY KEY,
+        position            BIGINT GENERATED ALWAYS AS IDENTITY,
+        modification_number INTEGER NOT NULL,
+        cancelled           BOOLEAN NOT NULL,
+        document            BYTEA NOT NULL
+    );
+    CREATE TABLE event_vens (
+        event_id                TEXT NOT NULL REFERENCES events(event_id) ON DELETE CASCADE,
+        ven_id                  TEXT NOT NULL,
+        delivered_modification  INTEGER,
+        delivered_status        TEXT,
+        opt_type                TEXT,
+        opt_modification        INTEGER,
+        PRIMARY KEY (event_id, ven_id)
+    );
+    CREATE INDEX event_vens_by_ven ON event_vens (ven_id);
+    CREATE TABLE documents (
+        kind     TEXT NOT NULL,
+        key      TEXT NOT NULL,
+        ven_id   TEXT NOT NULL,
+        state    TEXT NOT NULL,
+        position BIGINT GENERATED ALWAYS AS IDENTITY,
+        document BYTEA NOT NULL,
+        PRIMARY KEY (kind, key)
+    );
+    CREATE INDEX documents_by_ven ON documents (kind, ven_id);
+    CREATE TABLE outbox (
+        item_id      BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        ven_id       TEXT NOT NULL,
+        destination  TEXT NOT NULL,
+        message_type TEXT NOT NULL,
+        document     BYTEA NOT NULL,
+        attempts     INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX outbox_by_ven ON outbox (ven_id, item_id);
+    CREATE TABLE journal (
+        entry_id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        ven_id   TEXT NOT NULL,
+        document BYTEA NOT NULL,
+        owner    TEXT NOT NULL
+    );
+    CREATE TABLE liveness (
+        ven_id    TEXT PRIMARY KEY,
+        state     TEXT NOT NULL,
+        last_seen TIMESTAMPTZ
+    );
+    CREATE TABLE leases (
+        name    TEXT PRIMARY KEY,
+        owner   TEXT NOT NULL,
+        expires TIMESTAMPTZ NOT NULL
+    );
+    """,
+]
+
+_VEN_COLUMNS = ("ven_id, registration_id, bare_jid, transport_address, ven_name, profile_name, "
+                "report_only, xml_signature, http_pull_model, registered_at")
+# Instances of one VTN share the database; notification channels are namespaced to us.
+_CHANNEL_PREFIX = "xmpp_vtn_"
+# Two instances starting on an empty database must not both create the tables.
+_MIGRATION_LOCK = 0x786D7070   # "xmpp"
+
+
+class PostgreSQLStore(Store):
+    """A :class:`Store` in a PostgreSQL database, safe to share between VTN instances.
+
+    >>> store = PostgreSQLStore("postgresql://vtn@127.0.0.1:5432/vtn")   # doctest: +SKIP
+    """
+
+    shared = True
+
+    def __init__(self, url: str, connect_timeout: float = 10.0):
+        self.url = url
+        self.connect_timeout = connect_timeout
+        self._db = self._connect()
+        self._migrate()
+
+    def _connect(self) -> psycopg.Connection:
+        # autocommit: a statement outside _transaction() commits at once, as in the SQLite store.
+        return psycopg.connect(self.url, autocommit=True, connect_timeout=max(1, int(self.connect_timeout)))
+
+    @property
+    def schema_version(self) -> int:
+        return self._version(self._db)
+
+    @staticmethod
+    def _version(db: psycopg.Connection) -> int:
+        db.execute("CREATE TABLE IF NOT EXISTS xmpp_vtn_schema (version INTEGER NOT NULL)")
+        row = db.execute("SELECT version FROM xmpp_vtn_schema").fetchone()
+        return row[0] if row else 0
+
+    def _migrate(self) -> None:
+        with self._db.transaction():
+            self._db.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+            version = self._version(self._db)
+            if version > len(MIGRATIONS):
+                raise RuntimeError(f"the database has store schema version {version}; this xmpp-vtn knows "
+                                   f"{len(MIGRATIONS)}: upgrade xmpp-vtn")
+            for script in MIGRATIONS[version:]:
+                self._db.execute(script)
+            if version == 0:
+                self._db.execute("INSERT INTO xmpp_vtn_schema VALUES (%s)", (len(MIGRATIONS),))
+            else:
+                self._db.execute("UPDATE xmpp_vtn_schema SET version = %s", (len(MIGRATIONS),))
+
+    def _reconnect_if_broken(self) -> bool:
+        """After an error: if the connection itself is gone (the server restarted), open a new one."""
+        if not self._db.closed and not self._db.broken:
+            return False
+        log.warning("connection to PostgreSQL lost; reconnecting")
+        self._db = self._connect()
+        return True
+
+    def _execute(self, query: str, args: Any = ()) -> psycopg.Cursor:
+        """One statement; retried once on a fresh connection if the server went away in between."""
+        try:
+            return self._db.execute(query, args)
+        except psycopg.OperationalError:
+            if not self._reconnect_if_broken():
+                raise
+            return self._db.execute(query, args)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[psycopg.Connection]:
+        try:
+            self._db.execute("SELECT 1")     # a dead connection is found before work starts, not midway
+        except psycopg.OperationalError:
+            if not self._reconnect_if_broken():
+                raise
+        with self._db.transaction():
+            yield self._db
+
+    # -- registrations -------------------------------------------------------------------------------
+
+    def put_ven(self, ven: VenRecord) -> None:
+        with self._transaction() as db:
+            db.execute("DELETE FROM vens WHERE bare_jid = %s AND ven_id <> %s", (ven.bare_jid, ven.ven_id))
+            # Upsert on the venID only: a clash on registration id or JID must raise.
+            db.execute(
+                f"INSERT INTO vens ({_VEN_COLUMNS}) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) "
+                "ON CONFLICT (ven_id) DO UPDATE SET "
+                "registration_id = excluded.registration_id, bare_jid = excluded.bare_jid, "
+                "transport_address = excluded.transport_address, ven_name = excluded.ven_name, "
+                "profile_name = excluded.profile_name, report_only = excluded.report_only, "
+                "xml_signature = excluded.xml_signature, http_pull_model = excluded.http_pull_model, "
+                "registered_at = excluded.registered_at",
+                (ven.ven_id, ven.registration_id, ven.bare_jid, ven.transport_address, ven.ven_name,
+                 ven.profile_name, ven.report_only, ven.xml_signature, ven.http_pull_model, ven.registered_at))
+
+    def _vens(self, where: str = "TRUE", args: tuple = ()) -> list[VenRecord]:
+        rows = self._execute(f"SELECT {_VEN_COLUMNS} FROM vens WHERE {where} ORDER BY ven_id", args).fetchall()
+        return [VenRecord(*row) for row in rows]
+
+    def _one_ven(self, column: str, value: str) -> VenRecord | None:
+        found = self._vens(f"{column} = %s", (value,))
+        return found[0] if found else None
+
+    def ven(self, ven_id: str) -> VenRecord | None:
+        return self._one_ven("ven_id", ven_id)
+
+    def ven_by_jid(self, bare_jid: str) -> VenRecord | None:
+        return self._one_ven("bare_jid", bare_jid)
+
+    def ven_by_registration(self, registration_id: str) -> VenRecord | None:
+        return self._one_ven("registration_id", registration_id)
+
+    def remove_ven(self, ven_id: str) -> bool:
+        with self._transaction() as db:
+            db.execute("DELETE FROM liveness WHERE ven_id = %s", (ven_id,))
+            return db.execute("DELETE FROM vens WHERE ven_id = %s", (ven_id,)).rowcount > 0
+
+    def vens(self) -> list[VenRecord]:
+        return self._vens()
+
+    # -- events ------------------------------------------------------------------------------------
+
+    def put_event(self, record: EventRecord) -> None:
+        document = encode_event(record.event)
+        with self._transaction() as db:
+            db.execute("INSERT INTO events (event_id, modification_number, cancelled, document) "
+                       "VALUES (%s, %s, %s, %s) ON CONFLICT (event_id) DO UPDATE SET "
+                       "modification_number = excluded.modification_number, cancelled = excluded.cancelled, "
+                       "document = excluded.document",
+                       (record.event_id, record.modification_number, record.cancelled, document))
+            db.execute("DELETE FROM event_vens WHERE event_id = %s AND NOT ven_id = ANY(%s)",
+                       (record.event_id, list(record.ven_ids)))
+            with db.cursor() as cursor:
+                cursor.executemany("INSERT INTO event_vens (event_id, ven_id) VALUES (%s, %s) "
+                                   "ON CONFLICT DO NOTHING", [(record.event_id, ven_id) for ven_id in record.ven_ids])
+
+    def _events(self, where: str, args: tuple) -> list[EventRecord]:
+        rows = self._execute(
+            "SELECT e.event_id, e.modification_number, e.cancelled, e.document, "
+            "ARRAY(SELECT v.ven_id FROM event_vens v WHERE v.event_id = e.event_id ORDER BY v.ven_id) "
+            f"FROM events e WHERE {where} ORDER BY e.position", args).fetchall()
+        # decode_event is cached by the document's bytes: a newer modification is new bytes.
+        return [EventRecord(event_id, modification, decode_event(bytes(document)), tuple(ven_ids), cancelled)
+                for event_id, modification, cancelled, document, ven_ids in rows]
+
+    def event(self, event_id: str) -> EventRecord | None:
+        found = self._events("e.event_id = %s", (event_id,))
+        return found[0] if found else None
+
+    def events(self, ven_id: str | None = None) -> list[EventRecord]:
+        if ven_id is None:
+            return self._events("TRUE", ())
+        return self._events("EXISTS (SELECT 1 FROM event_vens v WHERE v.event_id = e.event_id AND v.ven_id = %s)",
+                            (ven_id,))
+
+    def deliveries(self, event_id: str | None = None, ven_id: str | None = None) -> list[Delivery]:
+        conditions = [(column, value) for column, value in (("event_id", event_id), ("ven_id", ven_id))
+                      if value is not None]
+        where = " AND ".join(f"{column} = %s" for column, _ in conditions) or "TRUE"
+        rows = self._execute(
+            "SELECT event_id, ven_id, delivered_modification, delivered_status, opt_type, opt_modification "
+            f"FROM event_vens WHERE {where} ORDER BY event_id, ven_id", [value for _, value in conditions])
+        return [Delivery(*row) for row in rows]
+
+    def mark_delivered(self, ven_id: str, delivered: list[tuple[str, int, str]]) -> None:
+        with self._transaction() as db, db.cursor() as cursor:
+            cursor.executemany(
+                "UPDATE event_vens SET delivered_modification = %s, delivered_status = %s "
+                "WHERE event_id = %s AND ven_id = %s",
+                [(modification, status, event_id, ven_id) for event_id, modification, status in delivered])
+
+    def set_opt(self, ven_id: str, opts: list[tuple[str, str, int]], journal: bytes | None = None,
+                owner: str = "") -> int | None:
+        with self._transaction() as db:
+            with db.cursor() as cursor:
+                cursor.executemany(
+                    "UPDATE event_vens SET opt_type = %s, opt_modification = %s WHERE event_id = %s AND ven_id = %s",
+                    [(opt_type, modification, event_id, ven_id) for event_id, opt_type, modification in opts])
+            if journal is None:
+                return None
+            return db.execute("INSERT INTO journal (ven_id, document, owner) VALUES (%s, %s, %s) RETURNING entry_id",
+                              (ven_id, journal, owner)).fetchone()[0]
+
+    def journal(self) -> list[tuple[int, str, bytes, str]]:
+        rows = self._execute("SELECT entry_id, ven_id, document, owner FROM journal ORDER BY entry_id").fetchall()
+        return [(entry_id, ven_id, bytes(document), owner) for entry_id, ven_id, document, owner in rows]
+
+    def journal_done(self, entry_id: int) -> None:
+        self._execute("DELETE FROM journal WHERE entry_id = %s", (entry_id,))
+
+    # -- other documents -----------------------------------------------------------------------------
+
+    def put_document(self, document: Document) -> None:
+        data = encode_document(document.kind, document.payload)
+        self._execute("INSERT INTO documents (kind, key, ven_id, state, document) VALUES (%s, %s, %s, %s, %s) "
+                      "ON CONFLICT (kind, key) DO UPDATE SET ven_id = excluded.ven_id, state = excluded.state, "
+                      "document = excluded.document",
+                      (document.kind, document.key, document.ven_id, document.state, data))
+
+    def _documents(self, where: str, args: tuple) -> list[Document]:
+        rows = self._execute(f"SELECT kind, key, ven_id, state, document FROM documents WHERE {where} "
+                             "ORDER BY position", args).fetchall()
+        return [Document(kind, key, ven_id, decode_document(kind, bytes(data)), state)
+                for kind, key, ven_id, state, data in rows]
+
+    def document(self, kind: str, key: str) -> Document | None:
+        found = self._documents("kind = %s AND key = %s", (kind, key))
+        return found[0] if found else None
+
+    def documents(self, kind: str, ven_id: str | None = None) -> list[Document]:
+        if ven_id is None:
+            return self._documents("kind = %s", (kind,))
+        return self._documents("kind = %s AND ven_id = %s", (kind, ven_id))
+
+    def remove_document(self, kind: str, key: str) -> bool:
+        return self._execute("DELETE FROM documents WHERE kind = %s AND key = %s", (kind, key)).rowcount > 0
+
+    # -- outbox ------------------------------------------------------------------------------------
+
+    def enqueue(self, ven_id: str, to: str, message_type: str, document: bytes) -> int:
+        return self._execute("INSERT INTO outbox (ven_id, destination, message_type, document) "
+                             "VALUES (%s, %s, %s, %s) RETURNING item_id",
+                             (ven_id, to, message_type, document)).fetchone()[0]
+
+    def outbox(self, ven_id: str | None = None) -> list[OutboxItem]:
+        where, args = ("WHERE ven_id = %s", (ven_id,)) if ven_id is not None else ("", ())
+        rows = self._execute("SELECT item_id, ven_id, destination, message_type, document, attempts "
+                             f"FROM outbox {where} ORDER BY item_id", args).fetchall()
+        return [OutboxItem(item_id, ven, to, message_type, bytes(document), attempts)
+                for item_id, ven, to, message_type, document, attempts in rows]
+
+    def attempted(self, item_id: int) -> None:
+        self._execute("UPDATE outbox SET attempts = attempts + 1 WHERE item_id = %s", (item_id,))
+
+    def dequeue(self, item_id: int) -> None:
+        self._execute("DELETE FROM outbox WHERE item_id = %s", (item_id,))
+
+    def owed_ven_ids(self) -> set[str]:
+        return {row[0] for row in self._execute(OWED_VEN_IDS).fetchall()}
+
+    # -- liveness ----------------------------------------------------------------------------------
+
+    def set_liveness(self, ven_id: str, state: str, last_seen: datetime | None) -> None:
+        self._execute("INSERT INTO liveness VALUES (%s, %s, %s) ON CONFLICT (ven_id) DO UPDATE SET "
+                      "state = excluded.state, last_seen = excluded.last_seen", (ven_id, state, last_seen))
+
+    def liveness(self) -> dict[str, tuple[str, datetime | None]]:
+        rows = self._execute("SELECT ven_id, state, last_seen FROM liveness").fetchall()
+        return {ven_id: (state, last_seen) for ven_id, state, last_seen in rows}
+
+    # -- coordination ------------------------------------------------------------------------------
+
+    def claim(self, name: str, owner: str, seconds: float) -> bool:
+        # The database's clock decides expiry, so instances with skewed clocks still agree.
+        row = self._execute(
+            "INSERT INTO leases (name, owner, expires) VALUES (%s, %s, clock_timestamp() + make_interval(secs => %s)) "
+            "ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires = excluded.expires "
+            "WHERE leases.owner = excluded.owner OR leases.expires < clock_timestamp() RETURNING owner",
+            (name, owner, seconds)).fetchone()
+        return row is not None
+
+    def release(self, name: str, owner: str) -> None:
+        self._execute("DELETE FROM leases WHERE name = %s AND owner = %s", (name, owner))
+
+    def lease_holder(self, name: str) -> str | None:
+        row = self._execute("SELECT owner FROM leases WHERE name = %s AND expires > clock_timestamp()",
+                            (name,)).fetchone()
+        return row[0] if row else None
+
+    def forget_expired_leases(self, older_than: float = 3600.0) -> int:
+        """Drop leases that expired more than ``older_than`` seconds ago (they only take room)."""
+        return self._execute("DELETE FROM leases WHERE expires < clock_timestamp() - make_interval(secs => %s)",
+                             (older_than,)).rowcount
+
+    def publish(self, channel: str, message: str) -> None:
+        self._execute("SELECT pg_notify(%s, %s)", (_CHANNEL_PREFIX + channel, message))
+
+    async def listen(self, channel: str, receive: Callable[[str], None]) -> None:
+        async with await psycopg.AsyncConnection.connect(self.url, autocommit=True,
+                                                         connect_timeout=max(1, int(self.connect_timeout))) as db:
+            await db.execute(sql.SQL("LISTEN {}").format(sql.Identifier(_CHANNEL_PREFIX + channel)))
+            async for notification in db.notifies():
+                receive(notification.payload)
+
+    def close(self) -> None:
+        self._db.close()
