@@ -206,10 +206,18 @@ def test_store_from_a_newer_version_is_refused(tmp_path):
         open_store(path)
 
 
-@pytest.mark.parametrize("bad", ["", "postgresql://host/db"])
+@pytest.mark.parametrize("bad", ["", "mysql://vtn:secret@host/db"])
 def test_store_argument_errors_are_clear(bad):
-    with pytest.raises(ValueError, match="store"):
+    with pytest.raises(ValueError, match="store") as raised:
         open_store(bad)
+    assert "secret" not in str(raised.value)
+
+
+def test_an_unreachable_database_is_named_without_its_password():
+    # Port 1 on loopback: nothing listens there.
+    with pytest.raises(ConnectionError, match="127.0.0.1:1/vtn") as raised:
+        open_store("postgresql://vtn:hunter2@127.0.0.1:1/vtn")
+    assert "hunter2" not in str(raised.value)
 
 
 def test_unknown_handler_name_warns_with_a_suggestion():

@@ -11,6 +11,9 @@ Two kinds of debt, one delivery per VEN (:class:`~xmpp_vtn.delivery.DeliveryLoop
 
 A failed delivery leaves everything owed and retries with capped, jittered backoff; a VEN that
 shows life (presence, any request) is served at once; a VTN that starts serves everyone owed.
+
+With several instances (:mod:`~xmpp_vtn.cluster`) a delivery to one VEN runs under that VEN's lease,
+so one instance at a time pushes to it; the others try again shortly, and take over if it dies.
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ from typing import Awaitable, Callable
 
 from . import codec
 from .backoff import Backoff
+from .cluster import Cluster
 from .component import OadrComponent, PushFailed
 from .delivery import DeliveryLoop
 from .services import Push
@@ -36,8 +40,10 @@ class Courier:
 
     def __init__(self, store: Store, component: OadrComponent, events: EventService, push_timeout: float,
                  concurrency: int, on_events_acknowledged: EventsAcknowledged,
-                 retry: Callable[[], Backoff] = lambda: Backoff(initial=1.0, cap=60.0)):
+                 retry: Callable[[], Backoff] = lambda: Backoff(initial=1.0, cap=60.0),
+                 cluster: Cluster | None = None):
         self.store, self.component, self.events = store, component, events
+        self.cluster = cluster or Cluster(store)
         self.push_timeout = push_timeout
         self.on_events_acknowledged = on_events_acknowledged
         self._new_backoff = retry
@@ -108,7 +114,24 @@ class Courier:
     # -- one VEN's delivery -------------------------------------------------------------------------
 
     async def _deliver(self, ven_id: str) -> None:
+        lease = f"ven:{ven_id}"
+        # Long enough for one push to be answered; renewed before each one.
+        lease_seconds = self.push_timeout + self.cluster.lease_seconds
+        if not self.cluster.hold(lease, lease_seconds):
+            # Another instance is delivering to this VEN; look again shortly (it may die, or
+            # something may be owed that it did not see).
+            self._retry_in(ven_id, min(1.0, self.cluster.sweep_interval))
+            return
+        try:
+            await self._deliver_held(ven_id, lambda: self.cluster.hold(lease, lease_seconds))
+        finally:
+            if self.cluster.shared:
+                self.cluster.let_go(lease)
+
+    async def _deliver_held(self, ven_id: str, still_held: Callable[[], bool]) -> None:
         for item in self.store.outbox(ven_id):
+            if not still_held():
+                return
             # Where the VEN is now: it may have re-registered from another resource since.
             current = self.store.ven(ven_id)
             to = current.transport_address if current is not None else item.to
@@ -130,7 +153,7 @@ class Courier:
             log.info("%s acknowledged by venID %s", item.message_type, ven_id)
         ven = self.store.ven(ven_id)
         found = self.events.distribution_document(ven_id) if ven is not None else None
-        if found is not None:
+        if found is not None and still_held():
             document, included = found
             try:
                 await self.component.push(ven.transport_address, document, self.push_timeout)
@@ -153,6 +176,9 @@ class Courier:
         backoff = self._backoff.setdefault(ven_id, self._new_backoff())
         delay = backoff.next()
         log.info("venID %s did not take %s; retrying in %.1f s or when it shows up", ven_id, reason, delay)
+        self._retry_in(ven_id, delay)
+
+    def _retry_in(self, ven_id: str, delay: float) -> None:
         self._cancel_retry(ven_id)
         self._retries[ven_id] = asyncio.get_running_loop().call_later(delay, self._retry, ven_id)
 

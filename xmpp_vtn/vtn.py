@@ -14,7 +14,8 @@ from typing import Any, Callable, Iterable
 
 from . import codec
 from .backoff import Backoff
-from .component import IqRefused, OadrComponent, PushFailed
+from .cluster import Cluster
+from .component import Answer, IqRefused, OadrComponent, PushFailed
 from .courier import Courier
 from .errors import SchemaError
 from .scheduler import RealTimeScheduler, Scheduler
@@ -55,6 +56,11 @@ class VTNComponent:
     ``":memory:"``, or a :class:`~xmpp_vtn.store.Store`. ``push_timeout`` is how long a VEN has to
     acknowledge a push. ``requested_poll_freq``, when set, is offered to VENs at registration
     (only polling VENs need it; XMPP VENs are pushed to).
+
+    Several instances can serve one VTN: connect each to the same component domain (ejabberd
+    accepts several connections for it) with one shared ``postgresql://`` store. ``instance_id``
+    names this one (default: random per start); ``lease_seconds`` bounds how long a dead instance's
+    work waits before the others take it over. See :mod:`xmpp_vtn.cluster`.
     """
 
     def __init__(self, vtn_id: str, jid: str, secret: str, host: str = "127.0.0.1", port: int = 5347,
@@ -62,16 +68,18 @@ class VTNComponent:
                  requested_poll_freq: timedelta | None = None, reconnect_backoff: Backoff | None = None,
                  scheduler: Scheduler | None = None, push_concurrency: int = 256,
                  ping_interval: timedelta | None = timedelta(seconds=60), offline_after: int = 3,
-                 max_requests_in_flight: int = 16):
+                 max_requests_in_flight: int = 16, instance_id: str | None = None, lease_seconds: float = 15.0):
         if not vtn_id:
             raise ValueError("vtn_id must be a non-empty string")
         self.vtn_id = vtn_id
         self.push_timeout = push_timeout
         self.store = open_store(store)
+        self.cluster = Cluster(self.store, instance_id, lease_seconds)
         self._handlers = Handlers()
         self.registration = RegistrationService(self.store, self._handlers, vtn_id, requested_poll_freq)
         self.scheduler = scheduler or RealTimeScheduler()
-        self.event_service = EventService(self.store, self._handlers, vtn_id, self.scheduler.now)
+        self.event_service = EventService(self.store, self._handlers, vtn_id, self.scheduler.now,
+                                          journal_owner=self.cluster.instance_id)
         self.dispatcher = Dispatcher(self.store, self.registration)
         self.dispatcher.route("oadrCreatedEvent", self.event_service.created_event)
         self.dispatcher.route("oadrRequestEvent", self.event_service.request_event)
@@ -91,9 +99,10 @@ class VTNComponent:
         self.dispatcher.route("oadrCreateOpt", self.opt_service.create)
         self.dispatcher.route("oadrCancelOpt", self.opt_service.cancel)
         self.component = OadrComponent(jid, secret, host, port, self._on_request, backoff=reconnect_backoff,
-                                       on_session_start=self._on_session_start, on_presence=self._on_presence)
+                                       on_session_start=self._on_session_start, on_presence=self._on_presence,
+                                       on_foreign_answer=self._forward_answer)
         self.courier = Courier(self.store, self.component, self.event_service, push_timeout, push_concurrency,
-                               self._acknowledged)
+                               self._acknowledged, cluster=self.cluster)
         self.ping_interval = ping_interval
         self.requested_poll_freq = requested_poll_freq
         self.liveness = Liveness(offline_after)
@@ -103,6 +112,9 @@ class VTNComponent:
         #: handed over by run(). They are the only ones a handler can see twice.
         self.replayed_answers = 0
         self._notifications: set[asyncio.Task] = set()
+        # What this instance has scheduled, so the cluster sweep only adds what others created.
+        self._scheduled_events: dict[str, tuple[int, bool]] = {}
+        self._scheduled_reports: set[str] = set()
 
     @property
     def jid(self) -> str:
@@ -128,16 +140,18 @@ class VTNComponent:
         :class:`~xmpp_vtn.streams.StreamFailed` if the server refuses the component.
         """
         self.scheduler.start()
-        for record in self.store.events():
-            self._schedule_transition(record)
-        for document in self.store.documents("vtn_report_request"):
-            self._schedule_vtn_report(document.key)
+        self._schedule_stored_work()
         self._schedule_liveness()
-        self.replayed_answers = await self.event_service.replay_journal()
+        # Answers recorded by this instance before a restart, or by instances no longer running.
+        self.replayed_answers = await self.event_service.replay_journal(
+            lambda entry_id, owner: (owner == self.cluster.instance_id or not self.cluster.is_alive(owner))
+            and self.cluster.once(f"journal:{entry_id}"))
         if self.replayed_answers:
             log.info("handed %d answers recorded before a restart to the application", self.replayed_answers)
+        self.cluster.start(self._sweep, self._settle_forwarded_answer)
         await self.component.start(timeout)
-        log.info("VTN %s serving as %s", self.vtn_id, self.jid)
+        log.info("VTN %s serving as %s%s", self.vtn_id, self.jid,
+                 f" (instance {self.cluster.instance_id})" if self.cluster.shared else "")
 
     async def stop(self) -> None:
         """Stop taking requests, stop delivering, disconnect and release the store. What is still
@@ -152,6 +166,7 @@ class VTNComponent:
         await asyncio.gather(*self._notifications, return_exceptions=True)
 
         await self.component.stop()
+        await self.cluster.stop()
         self.store.close()
 
     # -- events ------------------------------------------------------------------------------------
@@ -364,7 +379,9 @@ class VTNComponent:
         """Send the next update of a VEN's subscription to a VTN report at its report-back time."""
         document = self.store.document("vtn_report_request", key)
         if document is None:
+            self._scheduled_reports.discard(key)
             return
+        self._scheduled_reports.add(key)
         specifier = document.payload["report_specifier"]
         every = specifier.get("report_back_duration") or specifier.get("granularity") or timedelta(0)
         window = specifier.get("report_interval")
@@ -372,9 +389,18 @@ class VTNComponent:
         when = now + every if every > timedelta(0) else now
         if window and window.get("duration") and when > window["dtstart"] + window["duration"]:
             return
-        self.scheduler.at(when, f"vtn-report:{key}", lambda: self._send_vtn_report(key, repeat=every > timedelta(0)))
+        self.scheduler.at(when, f"vtn-report:{key}", lambda: self._send_vtn_report(key, every))
 
-    async def _send_vtn_report(self, key: str, repeat: bool) -> None:
+    async def _send_vtn_report(self, key: str, every: timedelta) -> None:
+        repeat = every > timedelta(0)
+        # One instance serves a subscription; it holds the lease across two periods, so the others
+        # (whose timers keep running) take over only if it stops sending.
+        lease = f"vtn-report:{key}"
+        if not (self.cluster.hold(lease, 2 * every.total_seconds() + self.cluster.lease_seconds) if repeat
+                else self.cluster.once(lease)):
+            if repeat:
+                self._schedule_vtn_report(key)
+            return
         try:
             push = await self.report_service.update_push(key)
             ven = self.store.ven(push.ven_id) if push is not None else None
@@ -424,16 +450,22 @@ class VTNComponent:
 
     def _schedule_transition(self, record: EventRecord) -> None:
         key = f"event:{record.event_id}"
+        self._scheduled_events[record.event_id] = (record.modification_number, record.cancelled)
         when = None if record.cancelled else lifecycle.next_transition(record.event["active_period"],
                                                                          self.scheduler.now())
         if when is None:
             self.scheduler.cancel(key)
         else:
-            self.scheduler.at(when, key, lambda: self._on_transition(record.event_id))
+            # Every instance that knows the event schedules the same instant; one of them acts.
+            once = f"transition:{record.event_id}:{record.modification_number}:{when.isoformat()}"
+            self.scheduler.at(when, key, lambda: self._on_transition(record.event_id, once))
 
-    def _on_transition(self, event_id: str) -> None:
+    def _on_transition(self, event_id: str, once: str) -> None:
         record = self.store.event(event_id)
         if record is None:
+            return
+        if not self.cluster.once(once):
+            self._schedule_transition(record)        # another instance acted; the next one may be ours
             return
         log.info("event %s is now %s", event_id, self.event_service.status(record))
         self._publish(record)
@@ -451,6 +483,41 @@ class VTNComponent:
 
     def _on_session_start(self) -> None:
         self.courier.wake_everyone()
+
+    # -- several instances ---------------------------------------------------------------------------
+
+    def _schedule_stored_work(self) -> None:
+        """Schedule transitions and report cadences found in the store that this instance has not
+        scheduled yet (at start; and, with other instances, the ones they created)."""
+        for record in self.store.events():
+            if self._scheduled_events.get(record.event_id) != (record.modification_number, record.cancelled):
+                self._schedule_transition(record)
+        for document in self.store.documents("vtn_report_request"):
+            if document.key not in self._scheduled_reports:
+                self._schedule_vtn_report(document.key)
+
+    async def _sweep(self) -> None:
+        """Every few seconds with a shared store: take over what instances that died left behind."""
+        self._schedule_stored_work()
+        replayed = await self.event_service.replay_journal(
+            lambda entry_id, owner: not self.cluster.is_alive(owner) and self.cluster.once(f"journal:{entry_id}"))
+        if replayed:
+            log.info("handed %d answers recorded by a stopped instance to the application", replayed)
+        if self.component.connected:
+            for ven_id in self.store.owed_ven_ids():
+                self.courier.wake(ven_id)
+        self.store.forget_expired_leases()
+
+    def _forward_answer(self, answer: Answer) -> None:
+        """A VEN's answer to an iq another instance sent (the server chose us): pass it on."""
+        if self.cluster.shared:
+            self.store.publish("answers", answer.encode())
+
+    def _settle_forwarded_answer(self, line: str) -> None:
+        try:
+            self.component.settle(Answer.decode(line))
+        except (ValueError, TypeError):
+            log.warning("ignored a malformed forwarded answer: %.200r", line)
 
     def _on_presence(self, sender: str, available: bool) -> None:
         ven = self.store.ven_by_jid(sender.split("/", 1)[0])
@@ -480,6 +547,7 @@ class VTNComponent:
         if transition is None:
             return
         log.info("venID %s is %s", ven_id, transition)
+        self.store.set_liveness(ven_id, transition, self.liveness.last_seen.get(ven_id))     # for operators
 
         async def call() -> None:
             try:
@@ -506,7 +574,10 @@ class VTNComponent:
                 self._alive(ven.ven_id)
             else:
                 self._notify(ven.ven_id, self.liveness.ping_missed(ven.ven_id))
-        if self.ping_interval and self.component.connected:
+        # One instance pings (it holds the lease until a round after the next is due).
+        leader = self.cluster.hold("liveness", 2 * (self.ping_interval or timedelta(0)).total_seconds()
+                                   + self.cluster.lease_seconds)
+        if self.ping_interval and self.component.connected and leader:
             results = await asyncio.gather(*(check(ven) for ven in self.store.vens()), return_exceptions=True)
             for failure in [result for result in results if isinstance(result, Exception)][:1]:
                 log.error("liveness check failed: %r", failure)

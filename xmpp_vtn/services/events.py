@@ -49,8 +49,11 @@ def _progress(modification: int | None, status: str | None) -> tuple[int, int]:
 class EventService:
     """Events and their per-VEN delivery and opt state, free of I/O."""
 
-    def __init__(self, store: Store, handlers: Handlers, vtn_id: str, now: Callable[[], datetime]):
+    def __init__(self, store: Store, handlers: Handlers, vtn_id: str, now: Callable[[], datetime],
+                 journal_owner: str = ""):
         self.store, self.handlers, self.vtn_id, self.now = store, handlers, vtn_id, now
+        #: Written on journal entries: who hands them to the handlers (the instance's id).
+        self.journal_owner = journal_owner
         # Python callables cannot be stored; they live as long as the process.
         self.callbacks: dict[str, Callable[..., Any]] = {}
         self.delivery_callbacks: dict[str, Callable[..., Any]] = {}
@@ -259,7 +262,8 @@ class EventService:
         # Recorded first, with a journal entry in the same transaction, so that a VTN killed while
         # the handlers run calls them on its next start instead of losing the answer.
         entry = self.store.set_opt(ven.ven_id, answered,
-                                   journal=request.document or codec.serialize("oadrCreatedEvent", request.payload))
+                                   journal=request.document or codec.serialize("oadrCreatedEvent", request.payload),
+                                   owner=self.journal_owner)
         try:
             await self.handlers.call("on_created_event", request.payload)
         except Exception:
@@ -277,10 +281,10 @@ class EventService:
     def _acknowledge(request: Request, ven: VenRecord) -> Outcome:
         return Outcome(("oadrResponse", {"response": response(codes.OK, request.request_id), "ven_id": ven.ven_id}))
 
-    async def replay_journal(self) -> int:
-        """On start: run the handlers for answers a previous process recorded but did not finish
-        handing to the application (it was killed). Returns how many."""
-        entries = self.store.journal()
+    async def replay_journal(self, take: Callable[[int, str], bool] = lambda entry_id, owner: True) -> int:
+        """Run the handlers for answers a process recorded but did not finish handing to the
+        application (it was killed); ``take(entry_id, owner)`` picks which. Returns how many."""
+        entries = [entry for entry in self.store.journal() if take(entry[0], entry[3])]
         for entry_id, ven_id, document, _owner in entries:
             payload = codec.parse(document)[1]
             try:

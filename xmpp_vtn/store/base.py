@@ -224,6 +224,10 @@ class Store(abc.ABC):
         """Who holds the lease ``name`` now (None: nobody, or it expired)."""
         return None
 
+    def forget_expired_leases(self, older_than: float = 3600.0) -> int:
+        """Drop leases expired more than ``older_than`` seconds ago; returns how many."""
+        return 0
+
     def publish(self, channel: str, message: str) -> None:
         """Tell every instance listening on ``channel`` (ourselves included). Unshared: nobody to tell."""
 

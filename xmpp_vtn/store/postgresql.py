@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterator
 
 import psycopg
 from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
 
 from .base import Delivery, Document, EventRecord, OutboxItem, Store, VenRecord
 from .documents import decode_document, decode_event, encode_document, encode_event
@@ -120,7 +121,17 @@ class PostgreSQLStore(Store):
 
     def _connect(self) -> psycopg.Connection:
         # autocommit: a statement outside _transaction() commits at once, as in the SQLite store.
-        return psycopg.connect(self.url, autocommit=True, connect_timeout=max(1, int(self.connect_timeout)))
+        try:
+            return psycopg.connect(self.url, autocommit=True, connect_timeout=max(1, int(self.connect_timeout)))
+        except psycopg.OperationalError as error:
+            reason = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
+            raise ConnectionError(f"store: cannot connect to PostgreSQL at {self.where}: {reason}") from None
+
+    @property
+    def where(self) -> str:
+        """host:port/dbname of the database, without credentials (for messages and logs)."""
+        parts = conninfo_to_dict(self.url)
+        return f"{parts.get('host', 'localhost')}:{parts.get('port', 5432)}/{parts.get('dbname', '')}"
 
     @property
     def schema_version(self) -> int:

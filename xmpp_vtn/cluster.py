@@ -1,0 +1,115 @@
+"""Several VTN instances, one VTN: what each instance does so that work runs once across them.
+
+The XMPP server spreads the component's traffic over the instances connected under its domain,
+and a shared store (PostgreSQL) holds the state. No instance is special and there is no home-made
+consensus: work that must run once (a delivery to one VEN, a scheduled transition, a report
+cadence, a liveness round) runs under a lease row in the store, and an instance that dies stops
+renewing its leases, so the others take its work over when they expire.
+
+With an unshared store (the embedded SQLite file) every lease is granted at once and nothing runs
+in the background: one process does everything, as before.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from typing import Awaitable, Callable
+
+from .backoff import Backoff
+from .store import Store
+
+log = logging.getLogger("xmpp_vtn.cluster")
+
+# A scheduled transition or a one-off job is claimed once and never released; the row only has to
+# outlive every instance's copy of the schedule.
+ONCE_SECONDS = 24 * 3600.0
+
+
+class Cluster:
+    """This instance's part in a VTN shared by several instances over ``store``.
+
+    ``lease_seconds`` bounds how long the work of a dead instance waits before another takes it over.
+    """
+
+    def __init__(self, store: Store, instance_id: str | None = None, lease_seconds: float = 15.0):
+        if lease_seconds <= 0:
+            raise ValueError("lease_seconds must be positive")
+        self.store = store
+        self.instance_id = instance_id or uuid.uuid4().hex[:12]
+        self.lease_seconds = lease_seconds
+        self._tasks: set[asyncio.Task] = set()
+
+    @property
+    def shared(self) -> bool:
+        """Whether other instances share the store (and so the work)."""
+        return self.store.shared
+
+    @property
+    def sweep_interval(self) -> float:
+        """How often the background sweep renews leases and picks up orphaned work."""
+        return self.lease_seconds / 3
+
+    def hold(self, name: str, seconds: float | None = None) -> bool:
+        """Take or renew the lease ``name``; False while another instance holds it."""
+        return self.store.claim(name, self.instance_id, seconds or self.lease_seconds)
+
+    def let_go(self, name: str) -> None:
+        """Release the lease ``name`` (another instance may take the work at once)."""
+        self.store.release(name, self.instance_id)
+
+    def once(self, name: str) -> bool:
+        """True for exactly one instance that asks (for a day): run-once work such as a transition."""
+        return self.store.claim(name, self.instance_id, ONCE_SECONDS)
+
+    def is_alive(self, instance_id: str) -> bool:
+        """Whether the instance ``instance_id`` is running (holds its instance lease)."""
+        return instance_id == self.instance_id or self.store.lease_holder(f"instance:{instance_id}") == instance_id
+
+    def start(self, sweep: Callable[[], Awaitable[None]], on_answer: Callable[[str], None]) -> None:
+        """With a shared store: announce this instance, and run ``sweep`` every :attr:`sweep_interval`
+        and ``on_answer(line)`` for answers other instances received for our iqs."""
+        if not self.shared:
+            return
+        if self.store.lease_holder(f"instance:{self.instance_id}") is not None:
+            log.warning("instance id %s is held by a running instance, or by this one before a restart: "
+                        "give every instance its own id", self.instance_id)
+        self.hold(f"instance:{self.instance_id}")
+        loop = asyncio.get_running_loop()
+        for job in (self._sweeping(sweep), self._listening("answers", on_answer)):
+            task = loop.create_task(job)
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _sweeping(self, sweep: Callable[[], Awaitable[None]]) -> None:
+        while True:
+            await asyncio.sleep(self.sweep_interval)
+            try:
+                self.hold(f"instance:{self.instance_id}")
+                await sweep()
+            except Exception:
+                # One bad round (the database restarting, say) must not end the sweeps.
+                log.exception("cluster sweep failed; trying again in %.1f s", self.sweep_interval)
+
+    async def _listening(self, channel: str, receive: Callable[[str], None]) -> None:
+        backoff = Backoff(initial=0.5, cap=10.0)
+        while True:
+            try:
+                await self.store.listen(channel, receive)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                delay = backoff.next()
+                log.warning("listening for %s failed (%s); again in %.1f s", channel, error, delay)
+                await asyncio.sleep(delay)
+
+    async def stop(self) -> None:
+        """Stop the background work and give up this instance's lease: others take over at once."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.shared:
+            try:
+                self.let_go(f"instance:{self.instance_id}")
+            except Exception:
+                log.warning("could not release the instance lease; it expires in %.0f s", self.lease_seconds)
