@@ -5,6 +5,9 @@ Every oadrCreatedEvent answer the application sees is appended to ``--log`` as a
 test can count callbacks across processes. With ``--event-when N`` it adds one event for all VENs
 as soon as N are registered and prints ``event-added``; once all N have answered it prints
 ``fanout-ms <milliseconds from add_event to the last answer handled>``.
+
+Several of these can serve one VTN: the same ``--jid`` on ejabberd, the same ``postgresql://``
+``--store``, each its own ``--instance-id``; only one of them is given ``--event-when``.
 """
 from __future__ import annotations
 
@@ -25,7 +28,8 @@ from xmpp_vtn import VTNComponent  # noqa: E402
 
 async def serve(args: argparse.Namespace) -> None:
     vtn = VTNComponent("VTN-1", args.jid, args.secret, port=args.port, store=args.store, ping_interval=None,
-                       push_concurrency=args.push_concurrency)
+                       push_concurrency=args.push_concurrency, push_timeout=args.push_timeout,
+                       instance_id=args.instance_id, lease_seconds=args.lease_seconds)
     log = open(args.log, "a", buffering=1)
     answered: set[str] = set()
     timing = {"start": 0.0}
@@ -48,14 +52,15 @@ async def serve(args: argparse.Namespace) -> None:
     if args.event_when:
         while len(vtn.vens()) < args.event_when:
             await asyncio.sleep(0.02)                   # polling a count the test drives; no event to await
-        start = datetime.now(timezone.utc) + timedelta(hours=1)
+        start = datetime.now(timezone.utc) + timedelta(seconds=args.event_start_in)
         timing["start"] = time.perf_counter()
         vtn.add_event([ven.ven_id for ven in vtn.vens()], "SIMPLE", "level",
-                      [{"dtstart": start, "duration": timedelta(minutes=30), "signal_payload": 1.0}],
+                      [{"dtstart": start, "duration": timedelta(seconds=args.event_duration), "signal_payload": 1.0}],
                       event_id="fault-event")
         print("event-added", flush=True)
     await stopping.wait()
     await vtn.stop()
+    print(f"stopped {vtn.replayed_answers} replayed", flush=True)
 
 
 def main() -> None:
@@ -66,6 +71,11 @@ def main() -> None:
     parser.add_argument("--event-when", type=int, default=0)
     parser.add_argument("--fsync", action="store_true", help="fsync the answer log after every answer")
     parser.add_argument("--push-concurrency", type=int, default=256)
+    parser.add_argument("--push-timeout", type=float, default=10.0)
+    parser.add_argument("--event-start-in", type=float, default=3600.0, help="seconds from add_event to its start")
+    parser.add_argument("--event-duration", type=float, default=1800.0, help="seconds")
+    parser.add_argument("--instance-id", help="this instance's id, when several share a postgresql:// store")
+    parser.add_argument("--lease-seconds", type=float, default=15.0)
     parser.add_argument("--profile", help="write a cProfile of the whole run to this file")
     args = parser.parse_args()
     if args.profile:

@@ -21,7 +21,7 @@ import asyncio
 import logging
 from typing import Awaitable, Callable
 
-from . import codec
+from . import codec, exchange_log
 from .backoff import Backoff
 from .cluster import Cluster
 from .component import OadrComponent, PushFailed
@@ -138,6 +138,7 @@ class Courier:
             try:
                 await self.component.push(to, item.document, self.push_timeout)
             except PushFailed as failure:
+                exchange_log.outbound(item.message_type, to, ven_id, f"failed: {failure.reason}", item.document)
                 if failure.refused:
                     # The VEN itself rejects these bytes for good: retrying would block the rest.
                     log.warning("venID %s refused %s (%s); dropped from the outbox", ven_id, item.message_type,
@@ -150,7 +151,7 @@ class Courier:
                 return
             self.store.dequeue(item.item_id)
             self._resolve(item.item_id, True)
-            log.info("%s acknowledged by venID %s", item.message_type, ven_id)
+            exchange_log.outbound(item.message_type, to, ven_id, "acknowledged", item.document)
         ven = self.store.ven(ven_id)
         found = self.events.distribution_document(ven_id) if ven is not None else None
         if found is not None and still_held():
@@ -158,8 +159,11 @@ class Courier:
             try:
                 await self.component.push(ven.transport_address, document, self.push_timeout)
             except PushFailed as failure:
+                exchange_log.outbound("oadrDistributeEvent", ven.transport_address, ven_id,
+                                      f"failed: {failure.reason}", document)
                 self._failed(ven_id, f"oadrDistributeEvent: {failure.reason}")
                 return
+            exchange_log.outbound("oadrDistributeEvent", ven.transport_address, ven_id, "acknowledged", document)
             await self.on_events_acknowledged(ven_id, included)
         self._succeeded(ven_id)
 

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from . import codec
+from . import codec, exchange_log
 from .backoff import Backoff
 from .cluster import Cluster
 from .component import Answer, IqRefused, OadrComponent, PushFailed
@@ -108,8 +108,8 @@ class VTNComponent:
         self.liveness = Liveness(offline_after)
         self.max_requests_in_flight = max_requests_in_flight
         self._in_flight: dict[str, int] = {}
-        #: Answers a killed predecessor had recorded but not finished handing to the handlers,
-        #: handed over by run(). They are the only ones a handler can see twice.
+        #: Answers a killed predecessor (or, with several instances, a dead peer) had recorded but
+        #: not finished handing to the handlers, handed over since. The only ones a handler can see twice.
         self.replayed_answers = 0
         self._notifications: set[asyncio.Task] = set()
         # What this instance has scheduled, so the cluster sweep only adds what others created.
@@ -502,6 +502,7 @@ class VTNComponent:
         replayed = await self.event_service.replay_journal(
             lambda entry_id, owner: not self.cluster.is_alive(owner) and self.cluster.once(f"journal:{entry_id}"))
         if replayed:
+            self.replayed_answers += replayed
             log.info("handed %d answers recorded by a stopped instance to the application", replayed)
         if self.component.connected:
             for ven_id in self.store.owed_ven_ids():
@@ -641,18 +642,25 @@ class VTNComponent:
         try:
             message_type, payload = codec.parse(data)
         except SchemaError as error:
-            log.info("bad-request to %s from %s: %s", addressed, sender, error)
+            exchange_log.inbound("(invalid)", sender, None, f"bad-request: {str(error).splitlines()[0]}", data)
             raise IqRefused("bad-request", str(error)) from None
+        ven_id = payload.get("ven_id")
         try:
             outcome = await self.dispatcher.handle(Request(sender, message_type, payload, data))
         except NotImplementedService as error:
+            exchange_log.inbound(message_type, sender, ven_id, "feature-not-implemented", data)
             raise IqRefused("feature-not-implemented", str(error), "cancel") from None
         if outcome.acknowledged is not None:
             await self._acknowledged(*outcome.acknowledged)
         self._after_request(sender, message_type, outcome)
         if outcome.answer is None:
+            exchange_log.inbound(message_type, sender, ven_id, "empty result", data)
             return None
-        return codec.serialize(*outcome.answer)
+        answer_type, answer = outcome.answer
+        code = (answer.get("response") or {}).get("response_code")
+        exchange_log.inbound(message_type, sender, ven_id or answer.get("ven_id"),
+                             f"{answer_type} {code}" if code is not None else answer_type, data)
+        return codec.serialize(answer_type, answer)
 
     def _after_request(self, sender: str, message_type: str, outcome: Any) -> None:
         """A VEN that speaks is reachable: deliver what it is owed (after a registration, too)."""
