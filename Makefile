@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup prosody test demo bench clean
+.PHONY: setup servers test demo bench clean
 
 setup: $(VENV)/.installed
 
@@ -15,23 +15,36 @@ $(VENV)/.installed: setup.cfg pyproject.toml schemas/manifest.json
 	$(BIN)/xmpp-vtn schemas install
 	touch $@
 
-test: setup prosody
+test: setup servers
 	$(BIN)/python -m pytest
 
-# The demo and the integration tests start their own Prosody on loopback; they need the program.
-prosody:
-	@command -v prosody >/dev/null && command -v prosodyctl >/dev/null || { \
+# The demo and the integration tests start their own servers on loopback; they need the programs.
+# Prosody for the demo and most tests; ejabberd and PostgreSQL for the several-instance tests.
+# Installed with a policy-rc.d that forbids starting their system services: the tests run their
+# own private servers on loopback and nothing else should listen.
+SERVER_PACKAGES := prosody:prosody prosodyctl:prosody ejabberdctl:ejabberd initdb:postgresql
+servers:
+	@missing=""; for pair in $(SERVER_PACKAGES); do \
+	    program=$${pair%%:*}; package=$${pair##*:}; \
+	    command -v $$program >/dev/null || ls /usr/lib/postgresql/*/bin/$$program >/dev/null 2>&1 || \
+	        case " $$missing " in *" $$package "*) ;; *) missing="$$missing $$package";; esac; \
+	done; \
+	if [ -n "$$missing" ]; then \
 	    if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prosody >/dev/null || \
-	        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prosody >/dev/null; }; \
+	        guard=""; [ -e /usr/sbin/policy-rc.d ] || { guard=/usr/sbin/policy-rc.d; \
+	            printf '#!/bin/sh\nexit 101\n' > $$guard; chmod +x $$guard; }; \
+	        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null || \
+	        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; }; \
+	        status=$$?; [ -z "$$guard" ] || rm -f $$guard; [ $$status = 0 ] || exit $$status; \
 	    else \
-	        echo "Prosody is not installed. Install it with:  sudo apt-get install -y prosody" >&2; exit 1; \
-	    fi; }
+	        echo "Missing:$$missing. Install with:  sudo apt-get install -y$$missing" >&2; exit 1; \
+	    fi; \
+	fi
 
-demo: setup prosody
+demo: setup servers
 	$(BIN)/python examples/demo.py
 
-bench: setup prosody
+bench: setup servers
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[bench]'
 	$(BIN)/python bench/codec.py
 	$(BIN)/python bench/fanout.py --vens 100,1000

@@ -7,6 +7,8 @@ import sys
 # The catalogue of payloads lives beside the tests.
 sys.path.insert(0, os.path.dirname(__file__))
 
+pytest_plugins = ["fixtures_postgres"]
+
 import pytest  # noqa: E402
 
 from xmpp_vtn.prosody import ProsodyServer  # noqa: E402

@@ -223,7 +223,11 @@ class SQLiteStore(Store):
             row = self._db.execute("SELECT position FROM events WHERE event_id = ?", (record.event_id,)).fetchone()
             position = row[0] if row else self._db.execute(
                 "SELECT COALESCE(MAX(position), 0) + 1 FROM events").fetchone()[0]
-            self._db.execute("INSERT OR REPLACE INTO events VALUES (?,?,?,?,?)",
+            # An upsert, not INSERT OR REPLACE: SQLite's REPLACE deletes the row first, and the
+            # foreign key cascade would take every VEN's delivery and opt state with it.
+            self._db.execute("INSERT INTO events VALUES (?,?,?,?,?) ON CONFLICT(event_id) DO UPDATE SET "
+                             "modification_number = excluded.modification_number, cancelled = excluded.cancelled, "
+                             "document = excluded.document",
                              (record.event_id, position, record.modification_number, int(record.cancelled), document))
             self._db.execute(f"DELETE FROM event_vens WHERE event_id = ? AND ven_id NOT IN "
                              f"({','.join('?' * len(record.ven_ids))})", (record.event_id, *record.ven_ids))

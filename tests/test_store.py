@@ -1,0 +1,732 @@
+"""The Store contract: every backend answers the services' calls the same way.
+
+Each contract test runs twice, through the ``backend`` fixture: against SQLite (a file in the
+test's tmp_path) and against PostgreSQL (an empty database of its own on the session's throwaway
+server, see fixtures_postgres.py). Tests of coordination between instances follow at the end: an
+unshared store (SQLite) grants everything and tells nobody; a shared one (PostgreSQL) arbitrates.
+"""
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+from typing import Callable, Iterator
+
+import pytest
+
+from payloads import CATALOGUE, REPORT_REQUEST_FULL, REPORT_REQUEST_MIN
+from xmpp_vtn import codec
+from xmpp_vtn.services.event_args import build_event
+from xmpp_vtn.store import Delivery, Document, EventRecord, OutboxItem, SQLiteStore, Store, VenRecord, open_store
+from xmpp_vtn.store.postgresql import PostgreSQLStore
+
+T0 = datetime(2026, 11, 23, 12, tzinfo=timezone.utc)
+MIN = timedelta(minutes=1)
+
+
+# -- backends --------------------------------------------------------------------------------------
+
+class Opener:
+    """Opens stores on one test's own database; the fixture closes whatever is still open."""
+
+    def __init__(self, name: str, make: Callable[[], Store], location: str):
+        self.name, self._make, self.location = name, make, location
+        self.open_stores: list[Store] = []
+
+    def __call__(self) -> Store:
+        """A new store object on the same database (for SQLite: only after closing the last one)."""
+        store = self._make()
+        self.open_stores.append(store)
+        return store
+
+    def close(self, store: Store) -> None:
+        """Close ``store`` now (as a process stopping would)."""
+        self.open_stores.remove(store)
+        store.close()
+
+
+def _opener(kind: str, request: pytest.FixtureRequest, tmp_path) -> Opener:
+    if kind == "sqlite":
+        # A file rather than :memory:, so that closing and opening again finds the same data.
+        path = str(tmp_path / "vtn.db")
+        return Opener(kind, lambda: SQLiteStore(path), path)
+    # Asked for only now: a SQLite-only run (-k sqlite) never starts a PostgreSQL server.
+    url = request.getfixturevalue("postgres_database")
+    return Opener(kind, lambda: PostgreSQLStore(url), url)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest, tmp_path) -> Iterator[Opener]:
+    """Opens stores of one backend on this test's own empty database."""
+    opener = _opener(request.param, request, tmp_path)
+    yield opener
+    for store in list(opener.open_stores):
+        opener.close(store)
+
+
+@pytest.fixture
+def store(backend: Opener) -> Store:
+    """An empty store of each backend in turn."""
+    return backend()
+
+
+@pytest.fixture
+def shared(request: pytest.FixtureRequest, tmp_path) -> Iterator[Opener]:
+    """Opens PostgreSQL stores (each one as another VTN instance would) on one shared database."""
+    opener = _opener("postgresql", request, tmp_path)
+    yield opener
+    for store in list(opener.open_stores):
+        opener.close(store)
+
+
+# -- records ----------------------------------------------------------------------------------------
+
+def ven(ven_id: str, jid: str | None = None, registration: str | None = None, **fields) -> VenRecord:
+    """A registration with every field set to something a backend could get wrong."""
+    jid = jid or f"{ven_id}@grid.example"
+    defaults = dict(transport_address=f"{jid}/oadr", ven_name=f"VEN {ven_id}", profile_name="2.0b",
+                    report_only=False, xml_signature=False, http_pull_model=None,
+                    # microseconds and a UTC offset: both must come back
+                    registered_at=T0 + timedelta(seconds=1, microseconds=123456))
+    return VenRecord(ven_id=ven_id, registration_id=registration or f"reg-{ven_id}", bare_jid=jid,
+                     **{**defaults, **fields})
+
+
+def event(event_id: str, ven_ids: list[str], modification: int = 0, price: float = 0.21) -> dict:
+    """An event as add_event builds it: two price intervals for ``ven_ids``."""
+    body = build_event(
+        ven_ids=ven_ids, signal_name="ELECTRICITY_PRICE", signal_type="price",
+        intervals=[{"dtstart": T0, "duration": 15 * MIN, "signal_payload": price},
+                   {"duration": 15 * MIN, "signal_payload": price * 2}],
+        event_id=event_id, targets=None, targets_by_type=None, market_context="http://mc.example/prices",
+        priority=1, response_required="always", notification_period=timedelta(hours=1), ramp_up_period=5 * MIN,
+        recovery_period=None, signal_target_mrid=None, current_value=None, test_event=False,
+        vtn_comment="peak 'é' <&>", created=T0 - timedelta(hours=2))
+    body["event_descriptor"]["modification_number"] = modification
+    # build_event draws a random signal id; a fixed one lets a test build the same event twice.
+    body["event_signals"][0]["signal_id"] = f"{event_id}-price"
+    # The store keeps an event as the codec reads it back, which lists the targets by type as
+    # well; with that added, what comes back must equal what went in.
+    body["targets_by_type"] = {"ven_id": list(ven_ids)}
+    return body
+
+
+def record(event_id: str, ven_ids: list[str], modification: int = 0, cancelled: bool = False,
+           price: float = 0.21) -> EventRecord:
+    return EventRecord(event_id, modification, event(event_id, ven_ids, modification, price), tuple(ven_ids),
+                       cancelled)
+
+
+def assert_same_event(found: EventRecord | None, expected: EventRecord) -> None:
+    """``found`` is ``expected``; its venIDs in any order (the interface promises none)."""
+    assert found is not None
+    assert (found.event_id, found.modification_number, found.cancelled) == (
+        expected.event_id, expected.modification_number, expected.cancelled)
+    assert found.event == expected.event
+    assert isinstance(found.ven_ids, tuple)
+    assert sorted(found.ven_ids) == sorted(expected.ven_ids)
+
+
+def rows(deliveries: list[Delivery]) -> list[Delivery]:
+    """Delivery rows in a fixed order (the interface promises none)."""
+    return sorted(deliveries, key=lambda row: (row.event_id, row.ven_id))
+
+
+def answer(ven_id: str, *opts: tuple[str, str, int]) -> bytes:
+    """An oadrCreatedEvent as a VEN sends it."""
+    return codec.serialize("oadrCreatedEvent", {
+        "response": {"response_code": 200, "response_description": "OK", "request_id": "req-1"},
+        "event_responses": [{"response_code": 200, "request_id": "req-1", "event_id": event_id,
+                             "modification_number": modification, "opt_type": opt_type}
+                            for event_id, opt_type, modification in opts],
+        "ven_id": ven_id})
+
+
+def push(ven_id: str) -> bytes:
+    return codec.serialize("oadrRequestReregistration", {"ven_id": ven_id})
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> float:
+    """Poll ``condition`` every 20 ms; the monotonic time it became true. Fails after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what}: not within {timeout} s")
+        time.sleep(0.02)
+    return time.monotonic()
+
+
+def sleep_until(moment: float) -> None:
+    time.sleep(max(0.0, moment - time.monotonic()))
+
+
+# -- registrations ---------------------------------------------------------------------------------
+
+def test_a_registration_comes_back_whole_and_is_found_by_venid_account_and_registration_id(store):
+    a = ven("ven-a", ven_name="north substation", report_only=True, xml_signature=True, http_pull_model=False)
+    b = ven("ven-b", ven_name=None, profile_name="2.0a", http_pull_model=True)
+    store.put_ven(b)
+    store.put_ven(a)
+    assert store.ven("ven-a") == a
+    assert store.ven_by_jid("ven-a@grid.example") == a
+    assert store.ven_by_registration("reg-ven-a") == a
+    assert store.ven("ven-b") == b
+    assert store.vens() == [a, b]                                   # by venID, not by arrival
+    assert store.ven("nobody") is None
+    assert store.ven_by_jid("nobody@grid.example") is None
+    assert store.ven_by_registration("reg-nobody") is None
+
+
+def test_put_ven_replaces_the_registration_of_the_same_venid(store):
+    first = ven("ven-a")
+    store.put_ven(first)
+    again = replace(first, registration_id="reg-a-2", bare_jid="moved@grid.example",
+                    transport_address="moved@grid.example/phone", ven_name="renamed", report_only=True)
+    store.put_ven(again)
+    assert store.ven("ven-a") == again
+    assert store.vens() == [again]
+    assert store.ven_by_registration("reg-ven-a") is None
+    assert store.ven_by_registration("reg-a-2") == again
+    assert store.ven_by_jid("ven-a@grid.example") is None
+    assert store.ven_by_jid("moved@grid.example") == again
+
+
+def test_one_account_holds_one_ven(store):
+    old = ven("ven-old", jid="meter@grid.example")
+    other = ven("ven-other")
+    store.put_ven(old)
+    store.put_ven(other)
+    new = ven("ven-new", jid="meter@grid.example")
+    store.put_ven(new)
+    assert store.ven("ven-old") is None
+    assert store.ven_by_registration("reg-ven-old") is None
+    assert store.ven_by_jid("meter@grid.example") == new
+    assert store.vens() == [new, other]
+    assert store.remove_ven("ven-old") is False
+
+
+def test_a_registration_id_held_by_another_ven_is_refused_and_changes_nothing(store):
+    a, b = ven("ven-a"), ven("ven-b")
+    store.put_ven(a)
+    store.put_ven(b)
+    # The interface names no exception type: SQLite raises its IntegrityError, a PostgreSQL
+    # driver its own. What matters is that it raises and leaves both registrations as they were.
+    with pytest.raises(Exception):
+        store.put_ven(replace(b, registration_id=a.registration_id))
+    with pytest.raises(Exception):
+        store.put_ven(ven("ven-c", registration=a.registration_id))
+    assert store.vens() == [a, b]
+    assert store.ven_by_registration(a.registration_id) == a
+    assert store.ven_by_jid(b.bare_jid) == b
+    assert store.ven("ven-c") is None
+    # ... and the store still works after the failed transaction.
+    c = ven("ven-c")
+    store.put_ven(c)
+    assert store.vens() == [a, b, c]
+
+
+def test_remove_ven_forgets_the_registration_and_frees_its_account(store):
+    a, b = ven("ven-a"), ven("ven-b")
+    store.put_ven(a)
+    store.put_ven(b)
+    assert store.remove_ven("ven-a") is True
+    assert store.remove_ven("ven-a") is False
+    assert store.ven("ven-a") is None
+    assert store.ven_by_jid(a.bare_jid) is None
+    assert store.ven_by_registration(a.registration_id) is None
+    assert store.vens() == [b]
+    again = ven("ven-a2", jid=a.bare_jid, registration=a.registration_id)
+    store.put_ven(again)
+    assert store.ven_by_jid(a.bare_jid) == again
+    assert store.remove_ven("nobody") is False
+
+
+# -- events ----------------------------------------------------------------------------------------
+
+def test_an_event_comes_back_as_it_was_put(store):
+    put = record("ev-1", ["ven-a", "ven-b"])
+    store.put_event(put)
+    assert_same_event(store.event("ev-1"), put)
+    assert store.event("nope") is None
+    cancelled = record("ev-1", ["ven-a", "ven-b"], modification=1, cancelled=True, price=0.5)
+    store.put_event(cancelled)
+    assert_same_event(store.event("ev-1"), cancelled)
+    restored = record("ev-1", ["ven-a", "ven-b"], modification=2)
+    store.put_event(restored)
+    assert store.event("ev-1").cancelled is False
+
+
+def test_events_keep_their_creation_order_through_replacements(store):
+    # Ids out of alphabetical order: the order must be creation, not event_id.
+    store.put_event(record("zulu", ["ven-a"]))
+    store.put_event(record("alpha", ["ven-a", "ven-b"]))
+    store.put_event(record("mike", ["ven-b"]))
+    store.put_event(record("zulu", ["ven-a"], modification=1))
+    store.put_event(record("mike", ["ven-a"], modification=1))
+    assert [found.event_id for found in store.events()] == ["zulu", "alpha", "mike"]
+    assert [found.modification_number for found in store.events()] == [1, 0, 1]
+    assert [found.event_id for found in store.events("ven-a")] == ["zulu", "alpha", "mike"]
+    assert [found.event_id for found in store.events("ven-b")] == ["alpha"]
+    assert store.events("nobody") == []
+    assert_same_event(store.events("ven-b")[0], record("alpha", ["ven-a", "ven-b"]))
+
+
+def test_changing_an_events_vens_keeps_the_rows_of_those_that_stay(store):
+    store.put_event(record("ev", ["ven-a", "ven-b"]))
+    store.mark_delivered("ven-a", [("ev", 0, "far")])
+    store.mark_delivered("ven-b", [("ev", 0, "near")])
+    store.set_opt("ven-b", [("ev", "optIn", 0)])
+    store.put_event(record("ev", ["ven-b", "ven-c"], modification=1))
+    assert rows(store.deliveries("ev")) == [Delivery("ev", "ven-b", 0, "near", "optIn", 0), Delivery("ev", "ven-c")]
+    assert store.deliveries(ven_id="ven-a") == []
+    assert store.events("ven-a") == []
+    assert sorted(store.event("ev").ven_ids) == ["ven-b", "ven-c"]
+    # Back in the list, ven-a starts afresh: what it had acknowledged went with its row.
+    store.put_event(record("ev", ["ven-a", "ven-b", "ven-c"], modification=2))
+    assert rows(store.deliveries("ev")) == [Delivery("ev", "ven-a"), Delivery("ev", "ven-b", 0, "near", "optIn", 0),
+                                            Delivery("ev", "ven-c")]
+
+
+def test_deliveries_are_filtered_by_event_by_ven_or_both(store):
+    store.put_event(record("e1", ["ven-a", "ven-b"]))
+    store.put_event(record("e2", ["ven-b", "ven-c"]))
+    every = [Delivery("e1", "ven-a"), Delivery("e1", "ven-b"), Delivery("e2", "ven-b"), Delivery("e2", "ven-c")]
+    assert rows(store.deliveries()) == every
+    assert rows(store.deliveries(event_id="e1")) == every[:2]
+    assert rows(store.deliveries(ven_id="ven-b")) == every[1:3]
+    assert store.deliveries(event_id="e2", ven_id="ven-c") == [every[3]]
+    assert store.deliveries(event_id="e1", ven_id="ven-c") == []
+    assert store.deliveries(event_id="nope") == []
+
+
+def test_mark_delivered_records_what_one_ven_acknowledged(store):
+    store.put_event(record("e1", ["ven-a", "ven-b"]))
+    store.put_event(record("e2", ["ven-a", "ven-b"]))
+    store.set_opt("ven-a", [("e1", "optOut", 0)])
+    store.mark_delivered("ven-a", [("e1", 0, "far"), ("e2", 0, "active")])
+    assert rows(store.deliveries(ven_id="ven-a")) == [Delivery("e1", "ven-a", 0, "far", "optOut", 0),
+                                                      Delivery("e2", "ven-a", 0, "active")]
+    assert rows(store.deliveries(ven_id="ven-b")) == [Delivery("e1", "ven-b"), Delivery("e2", "ven-b")]
+    store.put_event(record("e1", ["ven-a", "ven-b"], modification=1))
+    store.mark_delivered("ven-a", [("e1", 1, "near")])
+    assert store.deliveries("e1", "ven-a") == [Delivery("e1", "ven-a", 1, "near", "optOut", 0)]
+    # An acknowledgement of an event the VEN does not hold creates no row.
+    store.mark_delivered("ven-c", [("e1", 1, "near")])
+    store.mark_delivered("ven-a", [("nope", 0, "far")])
+    assert store.deliveries(ven_id="ven-c") == []
+    assert store.deliveries(event_id="nope") == []
+
+
+def test_set_opt_records_answers_and_journals_them_with_their_owner(store):
+    store.put_event(record("e1", ["ven-a", "ven-b"]))
+    store.put_event(record("e2", ["ven-a"]))
+    assert store.set_opt("ven-a", [("e1", "optIn", 0), ("e2", "optOut", 0)]) is None
+    assert store.journal() == []
+    document = answer("ven-b", ("e1", "optOut", 0))
+    entry = store.set_opt("ven-b", [("e1", "optOut", 0)], journal=document, owner="vtn-2")
+    assert isinstance(entry, int)
+    assert rows(store.deliveries()) == [Delivery("e1", "ven-a", opt_type="optIn", opt_modification=0),
+                                        Delivery("e1", "ven-b", opt_type="optOut", opt_modification=0),
+                                        Delivery("e2", "ven-a", opt_type="optOut", opt_modification=0)]
+    assert store.journal() == [(entry, "ven-b", document, "vtn-2")]
+    # A later answer replaces the earlier one.
+    store.set_opt("ven-a", [("e1", "optOut", 0)])
+    assert store.deliveries("e1", "ven-a")[0].opt_type == "optOut"
+
+
+def test_set_opt_is_all_or_none(store):
+    store.put_event(record("e1", ["ven-a"]))
+    store.put_event(record("e2", ["ven-a"]))
+    store.set_opt("ven-a", [("e1", "optIn", 0)])
+    before = rows(store.deliveries())
+    # A value no backend can store, in the second answer: the first must not stay recorded.
+    with pytest.raises(Exception):
+        store.set_opt("ven-a", [("e1", "optOut", 0), ("e2", "optOut", object())])
+    assert rows(store.deliveries()) == before
+    # The journal note is in the same transaction: when it cannot be written, the opts go too.
+    with pytest.raises(Exception):
+        store.set_opt("ven-a", [("e1", "optOut", 0), ("e2", "optOut", 0)], journal=object(), owner="vtn-1")
+    assert rows(store.deliveries()) == before
+    assert store.journal() == []
+    # ... and the store still works after the failed transactions.
+    document = answer("ven-a", ("e2", "optIn", 0))
+    entry = store.set_opt("ven-a", [("e2", "optIn", 0)], journal=document, owner="vtn-1")
+    assert store.journal() == [(entry, "ven-a", document, "vtn-1")]
+    assert store.deliveries("e2", "ven-a")[0].opt_type == "optIn"
+
+
+def test_the_journal_lists_oldest_first_until_done(store):
+    store.put_event(record("e1", ["ven-a", "ven-b"]))
+    first = answer("ven-a", ("e1", "optIn", 0))
+    # Kept as received: bytes that are not UTF-8 (a VEN may declare another encoding) come back as they were.
+    latin = ('<?xml version="1.0" encoding="ISO-8859-1"?><oadrPayload>caf\u00e9</oadrPayload>').encode("latin-1")
+    third = answer("ven-a", ("e1", "optOut", 0))
+    ids = [store.set_opt("ven-a", [("e1", "optIn", 0)], journal=first, owner="vtn-1"),
+           store.set_opt("ven-b", [("e1", "optIn", 0)], journal=latin),
+           store.set_opt("ven-a", [("e1", "optOut", 0)], journal=third, owner="vtn-2")]
+    assert ids == sorted(ids) and len(set(ids)) == 3
+    assert store.journal() == [(ids[0], "ven-a", first, "vtn-1"), (ids[1], "ven-b", latin, ""),
+                               (ids[2], "ven-a", third, "vtn-2")]
+    assert all(type(document) is bytes for _, _, document, _ in store.journal())
+    store.journal_done(ids[1])
+    assert [entry[0] for entry in store.journal()] == [ids[0], ids[2]]
+    store.journal_done(ids[1])                          # done twice (two instances replaying): no error
+    store.journal_done(ids[0])
+    store.journal_done(ids[2])
+    assert store.journal() == []
+
+
+# -- documents -------------------------------------------------------------------------------------
+
+def _request(request_id: str, template: dict = REPORT_REQUEST_MIN) -> dict:
+    return {**template, "report_request_id": request_id}
+
+
+def test_documents_come_back_whole_keep_their_place_and_are_filtered_by_ven(store):
+    opt = CATALOGUE["oadrCreateOpt"][0]
+    docs = [Document("report_request", "rr-9", "ven-a", _request("rr-9", REPORT_REQUEST_FULL), "requested"),
+            Document("opt", "opt-1", "ven-a", opt, "active"),
+            Document("report_request", "rr-1", "ven-b", _request("rr-1"), "requested"),
+            Document("report_request", "rr-5", "ven-a", _request("rr-5"), "active")]
+    for document in docs:
+        store.put_document(document)
+    for document in docs:
+        assert store.document(document.kind, document.key) == document
+    assert store.document("opt", "rr-9") is None                   # the kind is part of the key
+    assert store.document("report_request", "nope") is None
+    assert store.documents("report_request") == [docs[0], docs[2], docs[3]]   # oldest first, not by key
+    assert store.documents("report_request", "ven-a") == [docs[0], docs[3]]
+    assert store.documents("opt") == [docs[1]]
+    assert store.documents("opt", "ven-b") == []
+    assert store.documents("report_offer") == []
+    # Replacing keeps the document's place; it may move to another VEN.
+    active = replace(docs[0], state="active")
+    store.put_document(active)
+    moved = replace(docs[3], ven_id="ven-b")
+    store.put_document(moved)
+    assert store.documents("report_request") == [active, docs[2], moved]
+    assert store.documents("report_request", "ven-a") == [active]
+    assert store.documents("report_request", "ven-b") == [docs[2], moved]
+
+
+def test_remove_document_says_whether_there_was_one(store):
+    kept = Document("opt", "opt-2", "ven-a", CATALOGUE["oadrCreateOpt"][1], "active")
+    gone = Document("report_request", "opt-2", "ven-a", _request("opt-2"), "requested")
+    store.put_document(kept)
+    store.put_document(gone)
+    assert store.remove_document("report_request", "opt-2") is True
+    assert store.remove_document("report_request", "opt-2") is False
+    assert store.document("report_request", "opt-2") is None
+    assert store.documents("opt") == [kept]
+    assert store.remove_document("opt", "nope") is False
+
+
+# -- outbox ----------------------------------------------------------------------------------------
+
+def test_the_outbox_keeps_order_counts_attempts_and_forgets_acknowledged_pushes(store):
+    first, second, third = push("ven-a"), push("ven-b"), push("ven-a") + b"\n"
+    ids = [store.enqueue("ven-a", "ven-a@grid.example/oadr", "oadrDistributeEvent", first),
+           store.enqueue("ven-b", "ven-b@grid.example/oadr", "oadrRequestReregistration", second),
+           store.enqueue("ven-a", "ven-a@grid.example/phone", "oadrCreateReport", third)]
+    assert ids == sorted(ids) and len(set(ids)) == 3
+    items = [OutboxItem(ids[0], "ven-a", "ven-a@grid.example/oadr", "oadrDistributeEvent", first),
+             OutboxItem(ids[1], "ven-b", "ven-b@grid.example/oadr", "oadrRequestReregistration", second),
+             OutboxItem(ids[2], "ven-a", "ven-a@grid.example/phone", "oadrCreateReport", third)]
+    assert store.outbox() == items
+    assert all(type(item.document) is bytes for item in store.outbox())
+    assert store.outbox("ven-a") == [items[0], items[2]]
+    assert store.outbox("nobody") == []
+    store.attempted(ids[0])
+    store.attempted(ids[0])
+    store.attempted(ids[2])
+    assert [item.attempts for item in store.outbox()] == [2, 0, 1]
+    store.dequeue(ids[0])
+    assert store.outbox() == [items[1], replace(items[2], attempts=1)]
+    # Another instance may have sent it already: neither counts nor forgets anything, and no error.
+    store.dequeue(ids[0])
+    store.attempted(ids[0])
+    store.dequeue(ids[1])
+    store.dequeue(ids[2])
+    assert store.outbox() == []
+    # Ids never come back: a new push sorts after every earlier one.
+    assert store.enqueue("ven-a", "ven-a@grid.example/oadr", "oadrDistributeEvent", first) > max(ids)
+
+
+def test_owed_vens_are_those_with_pushes_or_events_they_do_not_hold_settled(store):
+    assert store.owed_ven_ids() == set()
+    item = store.enqueue("ven-q", "ven-q@grid.example/oadr", "oadrDistributeEvent", push("ven-q"))
+    assert store.owed_ven_ids() == {"ven-q"}
+    store.dequeue(item)
+    assert store.owed_ven_ids() == set()
+
+    store.put_event(record("ev", ["never", "older", "active", "completed", "cancelled"]))
+    store.mark_delivered("older", [("ev", 0, "far")])
+    store.put_event(record("ev", ["never", "older", "active", "completed", "cancelled"], modification=1))
+    store.mark_delivered("active", [("ev", 1, "active")])
+    store.mark_delivered("completed", [("ev", 1, "completed")])
+    store.mark_delivered("cancelled", [("ev", 1, "cancelled")])
+    # The interface allows a superset, but a VEN holding the current modification in a final
+    # status must not be woken on every sweep: both backends leave it out.
+    assert store.owed_ven_ids() == {"never", "older", "active"}
+    store.enqueue("completed", "completed@grid.example/oadr", "oadrDistributeEvent", push("completed"))
+    assert store.owed_ven_ids() == {"never", "older", "active", "completed"}
+    # A VEN taken off the event owes nothing for it any more.
+    store.put_event(record("ev", ["active"], modification=2))
+    store.mark_delivered("active", [("ev", 2, "completed")])
+    assert store.owed_ven_ids() == {"completed"}
+
+
+# -- liveness ----------------------------------------------------------------------------------------
+
+def test_liveness_is_recorded_per_ven_and_overwritten(store):
+    assert store.liveness() == {}
+    seen = T0 + timedelta(seconds=7, microseconds=654321)
+    store.set_liveness("ven-a", "online", seen)
+    store.set_liveness("ven-b", "offline", None)
+    assert store.liveness() == {"ven-a": ("online", seen), "ven-b": ("offline", None)}
+    later = seen + 3 * MIN
+    store.set_liveness("ven-a", "offline", later)
+    assert store.liveness() == {"ven-a": ("offline", later), "ven-b": ("offline", None)}
+    state, last_seen = store.liveness()["ven-a"]
+    assert last_seen.utcoffset() is not None          # aware, as it was given
+
+
+# -- durability --------------------------------------------------------------------------------------
+
+def test_everything_is_there_after_closing_and_opening_again(backend):
+    store = backend()
+    a = ven("ven-a")
+    store.put_ven(a)
+    ev = record("ev", ["ven-a"])
+    store.put_event(ev)
+    store.mark_delivered("ven-a", [("ev", 0, "far")])
+    document = answer("ven-a", ("ev", "optIn", 0))
+    entry = store.set_opt("ven-a", [("ev", "optIn", 0)], journal=document, owner="vtn-1")
+    request = Document("report_request", "rr-1", "ven-a", _request("rr-1", REPORT_REQUEST_FULL), "active")
+    store.put_document(request)
+    item = store.enqueue("ven-a", "ven-a@grid.example/oadr", "oadrDistributeEvent", push("ven-a"))
+    store.attempted(item)
+    store.set_liveness("ven-a", "online", T0)
+    backend.close(store)
+
+    again = backend()                                   # migrations run again on a current schema
+    assert again.vens() == [a]
+    assert again.ven_by_jid(a.bare_jid) == a
+    assert_same_event(again.event("ev"), ev)
+    assert again.deliveries() == [Delivery("ev", "ven-a", 0, "far", "optIn", 0)]
+    assert again.journal() == [(entry, "ven-a", document, "vtn-1")]
+    assert again.documents("report_request") == [request]
+    assert again.outbox() == [OutboxItem(item, "ven-a", "ven-a@grid.example/oadr", "oadrDistributeEvent",
+                                         push("ven-a"), 1)]
+    assert again.liveness() == {"ven-a": ("online", T0)}
+    assert again.owed_ven_ids() == {"ven-a"}
+
+
+# -- coordination: an unshared store ------------------------------------------------------------------
+
+def test_an_unshared_store_grants_every_lease_and_has_nobody_to_tell(tmp_path):
+    store = SQLiteStore(tmp_path / "vtn.db")
+    try:
+        assert store.shared is False
+        assert store.claim("transition:ev@2026-11-23T12:00", "vtn-1", 0.3) is True
+        assert store.claim("transition:ev@2026-11-23T12:00", "vtn-2", 0.3) is True   # its one process does all
+        assert store.lease_holder("transition:ev@2026-11-23T12:00") is None
+        store.release("transition:ev@2026-11-23T12:00", "vtn-1")
+        assert store.forget_expired_leases(0) == 0
+
+        async def scenario() -> list[str]:
+            received: list[str] = []
+            listening = asyncio.create_task(store.listen("answers", received.append))
+            await asyncio.sleep(0.05)
+            store.publish("answers", "hello")
+            await asyncio.sleep(0.05)
+            assert not listening.done()                 # returns only by cancellation
+            listening.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await listening
+            return received
+
+        assert asyncio.run(scenario()) == []
+    finally:
+        store.close()
+
+
+# -- coordination: a shared store (PostgreSQL) ------------------------------------------------------
+
+def test_open_store_opens_a_postgresql_url(shared):
+    store = open_store(shared.location)
+    try:
+        assert isinstance(store, PostgreSQLStore)
+        assert store.shared is True
+    finally:
+        store.close()
+
+
+def test_a_lease_is_exclusive_until_released(shared):
+    store = shared()
+    name = "transition:ev-1@2026-11-23T12:00:00+00:00"     # names carry colons, dots and signs
+    assert store.lease_holder(name) is None
+    assert store.claim(name, "vtn-1", 30) is True
+    assert store.claim(name, "vtn-2", 30) is False
+    assert store.lease_holder(name) == "vtn-1"              # a refused claim changes nothing
+    assert store.claim(name, "vtn-1", 30) is True           # renewing
+    assert store.claim("courier", "vtn-2", 30) is True      # leases are independent
+    store.release(name, "vtn-2")                            # not the holder: no effect
+    assert store.lease_holder(name) == "vtn-1"
+    store.release(name, "vtn-1")
+    assert store.lease_holder(name) is None
+    assert store.claim(name, "vtn-2", 30) is True
+    assert store.lease_holder(name) == "vtn-2"
+    assert store.lease_holder("courier") == "vtn-2"
+    store.release("nothing-held", "vtn-1")                  # no such lease: no error
+
+
+def test_a_lease_lapses_after_its_seconds_and_renewing_extends_it(shared):
+    store = shared()
+    seconds = 0.5
+    claimed = time.monotonic()
+    assert store.claim("sweeper", "vtn-1", seconds) is True
+    sleep_until(claimed + seconds / 2)
+    renewed = time.monotonic()
+    assert store.claim("sweeper", "vtn-1", seconds) is True
+    # Past the first term, within the renewed one (which ends at renewed + 0.5 >= claimed + 0.75).
+    sleep_until(claimed + seconds * 1.1)
+    assert store.lease_holder("sweeper") == "vtn-1"
+    assert store.claim("sweeper", "vtn-2", seconds) is False
+    lapsed = wait_until(lambda: store.lease_holder("sweeper") is None, 5, "the renewed lease lapses")
+    assert lapsed - renewed >= seconds - 0.02               # not before its term (20 ms of clock slack)
+    assert store.claim("sweeper", "vtn-2", seconds) is True
+    assert store.lease_holder("sweeper") == "vtn-2"
+
+
+def test_forget_expired_leases_drops_only_the_expired_ones(shared):
+    store = shared()
+    assert store.claim("short", "vtn-1", 0.05) is True
+    assert store.claim("long", "vtn-1", 30) is True
+    wait_until(lambda: store.lease_holder("short") is None, 5, "the short lease lapses")
+    assert store.forget_expired_leases(3600) == 0           # expired, but not that long ago
+    assert store.forget_expired_leases(0) == 1
+    assert store.forget_expired_leases(0) == 0
+    assert store.lease_holder("long") == "vtn-1"
+    assert store.claim("short", "vtn-2", 30) is True
+
+
+async def _receive(queue: asyncio.Queue, count: int) -> list[str]:
+    """The next ``count`` messages, past any leftover probes, each within 5 s."""
+    received: list[str] = []
+    while len(received) < count:
+        message = await asyncio.wait_for(queue.get(), 5)
+        if message != "probe":
+            received.append(message)
+    return received
+
+
+async def _until_subscribed(publisher: Store, channel: str, queues: list[asyncio.Queue]) -> None:
+    """listen() gives no sign that it has subscribed: publish probes until every queue has one."""
+    deadline = time.monotonic() + 5
+    while any(queue.empty() for queue in queues):
+        if time.monotonic() > deadline:
+            pytest.fail(f"listeners on {channel!r} received no probe within 5 s")
+        publisher.publish(channel, "probe")
+        await asyncio.sleep(0.05)
+
+
+def test_published_messages_reach_every_listener_in_order_and_only_on_their_channel(shared):
+    one, two = shared(), shared()
+    messages = ["first", "it's \"quoted\" \u2013 caf\u00e9 \u2713", "x" * 2000, "last"]
+
+    async def scenario() -> None:
+        loop_thread = threading.get_ident()
+        threads: set[int] = set()
+        queues = {"mine": asyncio.Queue(), "theirs": asyncio.Queue(), "other": asyncio.Queue()}
+
+        def into(queue: asyncio.Queue) -> Callable[[str], None]:
+            def receive(message: str) -> None:
+                threads.add(threading.get_ident())
+                queue.put_nowait(message)
+            return receive
+
+        listeners = [asyncio.create_task(one.listen("answers", into(queues["mine"]))),     # ourselves included
+                     asyncio.create_task(two.listen("answers", into(queues["theirs"]))),
+                     asyncio.create_task(two.listen("Events.Modified", into(queues["other"])))]
+        try:
+            await _until_subscribed(one, "answers", [queues["mine"], queues["theirs"]])
+            await _until_subscribed(one, "Events.Modified", [queues["other"]])
+            for message in messages:
+                one.publish("answers", message)
+            two.publish("Events.Modified", "ev-1")
+            assert await _receive(queues["mine"], len(messages)) == messages
+            assert await _receive(queues["theirs"], len(messages)) == messages
+            assert await _receive(queues["other"], 1) == ["ev-1"]       # and none of the others
+            assert queues["other"].empty()
+            # receive() is called on the loop that runs listen(), where the services live.
+            assert threads == {loop_thread}
+        finally:
+            for listener in listeners:
+                listener.cancel()
+            results = await asyncio.gather(*listeners, return_exceptions=True)
+        assert all(isinstance(result, asyncio.CancelledError) for result in results)
+
+    asyncio.run(scenario())
+    # The stores still work after their listeners were cancelled.
+    one.publish("answers", "after")
+    assert one.claim("after", "vtn-1", 30) is True
+
+
+def test_two_postgresql_stores_on_one_database_see_each_others_writes_at_once(shared):
+    one, two = shared(), shared()
+    # Registrations: the SQLite store caches them; a shared one must not serve a stale copy.
+    a = ven("ven-a")
+    one.put_ven(a)
+    assert two.ven("ven-a") == a
+    assert two.ven_by_jid(a.bare_jid) == a
+    assert two.ven_by_registration(a.registration_id) == a
+    moved = replace(a, transport_address="ven-a@grid.example/phone")
+    two.put_ven(moved)
+    assert one.ven("ven-a") == moved
+    successor = ven("ven-b", jid=a.bare_jid)                # the same account registers anew
+    one.put_ven(successor)
+    assert two.ven("ven-a") is None
+    assert two.ven_by_jid(a.bare_jid) == successor
+    assert two.vens() == [successor]
+
+    # Events and deliveries.
+    first = record("ev", ["ven-b"])
+    one.put_event(first)
+    assert_same_event(two.event("ev"), first)
+    changed = record("ev", ["ven-b", "ven-c"], modification=1, price=0.9)
+    two.put_event(changed)
+    assert_same_event(one.event("ev"), changed)
+    assert [found.event_id for found in one.events("ven-c")] == ["ev"]
+    two.mark_delivered("ven-b", [("ev", 1, "far")])
+    assert one.deliveries("ev", "ven-b") == [Delivery("ev", "ven-b", 1, "far")]
+    entry = one.set_opt("ven-b", [("ev", "optIn", 1)], journal=b"<answer/>", owner="vtn-1")
+    assert two.journal() == [(entry, "ven-b", b"<answer/>", "vtn-1")]
+    two.journal_done(entry)
+    assert one.journal() == []
+
+    # Documents, outbox, liveness.
+    request = Document("report_request", "rr-1", "ven-b", _request("rr-1"), "requested")
+    one.put_document(request)
+    assert two.document("report_request", "rr-1") == request
+    assert two.remove_document("report_request", "rr-1") is True
+    assert one.document("report_request", "rr-1") is None
+    item = two.enqueue("ven-b", "meter@grid.example/oadr", "oadrDistributeEvent", push("ven-b"))
+    assert [queued.item_id for queued in one.outbox()] == [item]
+    one.dequeue(item)
+    assert two.outbox() == []
+    one.set_liveness("ven-b", "online", T0)
+    assert two.liveness() == {"ven-b": ("online", T0)}
+    assert two.remove_ven("ven-b") is True
+    assert one.ven_by_jid(a.bare_jid) is None
+
+    # A lease one instance holds, the other cannot take until it is released.
+    assert one.claim("courier", "vtn-1", 30) is True
+    assert two.claim("courier", "vtn-2", 30) is False
+    assert two.lease_holder("courier") == "vtn-1"
+    one.release("courier", "vtn-1")
+    assert two.claim("courier", "vtn-2", 30) is True
+    assert one.lease_holder("courier") == "vtn-2"
+    assert one.claim("courier", "vtn-1", 30) is False
