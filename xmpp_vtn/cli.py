@@ -1,12 +1,26 @@
-"""The ``xmpp-vtn`` command."""
+"""The ``xmpp-vtn`` command: ``run``, ``status``, ``validate``, ``schemas``, ``ven-sim``.
+
+Exit codes: 0 done; 1 the work failed (the server could not be reached, a payload is invalid,
+a simulated VEN failed); 2 the command or its configuration is wrong.
+"""
 from __future__ import annotations
 
 import argparse
+import asyncio
+import logging
 import os
+import signal
+import sqlite3
 import sys
+from typing import TYPE_CHECKING, Any, Callable
 
 from . import bundle
 from .errors import SchemaBundleError
+
+if TYPE_CHECKING:
+    from .config import VTNConfig
+
+log = logging.getLogger("xmpp_vtn.cli")
 
 
 def _schemas(args: argparse.Namespace) -> int:
@@ -43,6 +57,207 @@ def _ven_sim(args: argparse.Namespace) -> int:
     return 0 if counts.failed == 0 else 1
 
 
+def _say(command: str, message: str) -> None:
+    print(f"xmpp-vtn {command}: {message}", file=sys.stderr)
+
+
+def _config_errors(command: str, error: Any) -> int:
+    """Print a ConfigError (every problem, one per line) and return exit code 2."""
+    errors = error.errors
+    where = f"{error.source}: " if error.source else ""
+    if len(errors) == 1:
+        _say(command, f"{where}{errors[0]}")
+    else:
+        _say(command, f"{where}{len(errors)} problems:")
+        for line in errors:
+            print(f"  {line}", file=sys.stderr)
+    return 2
+
+
+# -- run ---------------------------------------------------------------------------------------------
+
+class _ConnectionWatch:
+    """Remembers how the last connection attempt ended, to say why the VTN could not connect."""
+
+    def __init__(self, xmpp: Any):
+        self.failure: object = None           # an OSError or slixmpp's text, from connection_failed
+        self.stream_error: Any = None         # the server's <stream:error/>
+        self.tcp_connected = False
+        xmpp.add_event_handler("connection_failed", self._failed)
+        xmpp.add_event_handler("stream_error", self._stream_error)
+        xmpp.add_event_handler("connected", self._connected)
+
+    def _failed(self, error: object) -> None:
+        self.failure = error
+
+    def _stream_error(self, error: Any) -> None:
+        self.stream_error = error
+
+    def _connected(self, _event: object) -> None:
+        self.failure, self.tcp_connected = None, True
+
+
+def connect_failure(watch: _ConnectionWatch, jid: str, host: str, port: int, timeout: float) -> str:
+    """One line saying why the component has no session with its server."""
+    if watch.stream_error is not None:
+        condition, text = watch.stream_error["condition"], watch.stream_error["text"]
+        said = f" (server said: {condition}{': ' + text if text else ''})"
+        if condition == "not-authorized":
+            return f"handshake refused at {host}:{port}: check the component secret{said}"
+        if condition == "conflict":
+            return f"handshake refused at {host}:{port}: another component is connected as {jid}{said}"
+        if condition in ("host-unknown", "improper-addressing"):
+            return (f"handshake refused at {host}:{port}: the server does not serve component {jid}; declare it "
+                    f"there (Prosody: Component \"{jid}\" with component_secret){said}")
+        return f"handshake refused at {host}:{port}{said}"
+    failure = watch.failure
+    if isinstance(failure, ConnectionRefusedError):
+        return f"connection refused at {host}:{port}: nothing listens there (retried for {timeout:g} s)"
+    if isinstance(failure, OSError):
+        return f"cannot connect to {host}:{port}: {failure.strerror or failure} (retried for {timeout:g} s)"
+    if failure is not None:
+        return f"cannot connect to {host}:{port}: {failure} (retried for {timeout:g} s)"
+    if watch.tcp_connected:
+        return (f"timeout: connected to {host}:{port} but no component session within {timeout:g} s "
+                "(is it the server's component port?)")
+    return f"timeout: no connection to {host}:{port} within {timeout:g} s"
+
+
+def _on_signals(stopping: asyncio.Event) -> None:
+    def stop(signum: int) -> None:
+        if stopping.is_set():
+            log.warning("already stopping")
+        else:
+            log.info("%s received: stopping", signal.Signals(signum).name)
+            stopping.set()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop, signum)
+
+
+def _start_line(config: "VTNConfig", handlers: dict[str, Callable[..., Any]]) -> None:
+    from .config import redact_url
+    component = config.component
+    log.info("VTN %s connecting to %s:%d as %s (secret from %s, store %s, handlers: %s)", config.vtn_id,
+             component.host, component.port, component.jid, component.secret_source, redact_url(config.store),
+             ", ".join(sorted(handlers)) or "none")
+
+
+async def serve(config: "VTNConfig", handlers: dict[str, Callable[..., Any]], arguments: dict[str, Any],
+                connect_timeout: float) -> int:
+    """Connect the VTN and serve until SIGTERM or SIGINT. Returns the exit code: 0 stopped (also
+    when stopped before it was connected), 1 the server could not be reached, 2 the store cannot be used."""
+    from .streams import StreamFailed
+    from .vtn import VTNComponent
+    try:
+        vtn = VTNComponent(**arguments)
+    except (ValueError, OSError, sqlite3.Error, RuntimeError) as exc:
+        _say("run", f"cannot start: {exc}")
+        return 2
+    for name, handler in handlers.items():
+        vtn.add_handler(name, handler)
+    stopping = asyncio.Event()
+    _on_signals(stopping)
+    watch = _ConnectionWatch(vtn.component.xmpp)      # before connecting: the first failure counts too
+    _start_line(config, handlers)
+    connecting = asyncio.ensure_future(vtn.run(timeout=connect_timeout))
+    stop_requested = asyncio.ensure_future(stopping.wait())
+    await asyncio.wait({connecting, stop_requested}, return_when=asyncio.FIRST_COMPLETED)
+    if not connecting.done():
+        connecting.cancel()
+        await asyncio.gather(connecting, return_exceptions=True)
+    elif connecting.exception() is None:
+        log.info("serving; stop with SIGTERM or Ctrl-C")
+        await stop_requested
+    stop_requested.cancel()
+    failure = connecting.exception() if not connecting.cancelled() else None
+    await vtn.stop()                                  # also after a failed start: it ends what run() began
+    if failure is None:
+        log.info("stopped")
+        return 0
+    if isinstance(failure, StreamFailed):
+        component = config.component
+        _say("run", connect_failure(watch, component.jid, component.host, component.port, connect_timeout))
+    else:
+        log.error("the VTN could not start", exc_info=failure)
+    return 1
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .config import ConfigError, configure_logging, load_config, load_handlers, vtn_arguments
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        return _config_errors("run", exc)
+    configure_logging(config.log, [config.component.secret])
+    logging.captureWarnings(True)                # warnings.warn from add_handler and friends, in the log
+    try:
+        handlers, warnings = load_handlers(config.handlers, config.path.parent) if config.handlers else \
+            ({}, ["handlers: none configured: every VEN's registration will be refused"])
+        arguments = vtn_arguments(config)
+    except ConfigError as exc:
+        return _config_errors("run", ConfigError(exc.errors, config.path))
+    for warning in warnings:
+        log.warning("%s", warning)
+    if args.check:
+        component = config.component
+        print(f"{config.path}: OK: VTN {config.vtn_id} as {component.jid} at {component.host}:{component.port}, "
+              f"handlers: {', '.join(sorted(handlers)) or 'none'}")
+        return 0
+    return asyncio.run(serve(config, handlers, arguments, args.connect_timeout))
+
+
+# -- status ------------------------------------------------------------------------------------------
+
+def _status(args: argparse.Namespace) -> int:
+    from . import status
+    from .config import ConfigError, load_config, redact_url
+    source = args.store
+    if args.config:
+        try:
+            source = load_config(args.config, require_secret=False).store
+        except ConfigError as exc:
+            return _config_errors("status", exc)
+    try:
+        store = status.open_for_reading(source)
+    except status.StoreUnavailable as exc:
+        _say("status", str(exc))
+        return 2
+    try:
+        facts = status.gather(store)
+    finally:
+        store.close()
+    print(status.to_json(facts) if args.json else status.render_text(facts, redact_url(str(source))))
+    return 0
+
+
+# -- validate ----------------------------------------------------------------------------------------
+
+def _validate(args: argparse.Namespace) -> int:
+    from . import explain
+    try:
+        explain.xsd()                            # a missing bundle is one message, not one per file
+    except SchemaBundleError as exc:
+        _say("validate", str(exc))
+        return 2
+    verdicts = []
+    for path in args.files:
+        verdict = explain.explain_file(path)
+        verdicts.append(verdict)
+        print(explain.render(verdict), flush=True)
+    return 0 if all(verdict.valid for verdict in verdicts) else 1
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds more than 0, got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for ``xmpp-vtn``."""
     parser = argparse.ArgumentParser(prog="xmpp-vtn", description="OpenADR 2.0b VTN over XMPP")
@@ -68,6 +283,26 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--duration", type=float, default=None,
                      help="seconds to run once all VENs are up (default: until Ctrl-C)")
     sim.set_defaults(run=_ven_sim)
+
+    run = commands.add_parser("run", help="run the VTN from a configuration file until SIGTERM or Ctrl-C")
+    run.add_argument("--config", required=True, metavar="FILE", help="the TOML configuration (see README)")
+    run.add_argument("--connect-timeout", type=_positive_seconds, default=30.0, metavar="SECONDS",
+                     help="give up (exit 1) when the XMPP server cannot be reached within this time (default 30)")
+    run.add_argument("--check", action="store_true",
+                     help="check the configuration and the handler module, then exit without connecting")
+    run.set_defaults(run=_run)
+
+    status = commands.add_parser("status", help="show what the store holds: VENs, events, subscriptions, owed pushes")
+    source = status.add_mutually_exclusive_group(required=True)
+    source.add_argument("--store", metavar="URL_OR_PATH", help="the store: a SQLite file, sqlite:///path or a URL")
+    source.add_argument("--config", metavar="FILE", help="take the store from this configuration file")
+    status.add_argument("--json", action="store_true", help="one JSON document instead of tables")
+    status.set_defaults(run=_status)
+
+    validate = commands.add_parser("validate", help="check OpenADR payload files against the 2.0b schema "
+                                                    "and explain what is wrong")
+    validate.add_argument("files", nargs="+", metavar="FILE", help="oadrPayload (or oadrSignedObject) XML files")
+    validate.set_defaults(run=_validate)
     return parser
 
 
