@@ -18,6 +18,7 @@ from .cluster import Cluster
 from .component import Answer, IqRefused, OadrComponent, PushFailed
 from .courier import Courier
 from .errors import SchemaError
+from .operator_commands import install_operator_commands
 from .scheduler import RealTimeScheduler, Scheduler
 from .services import Dispatcher, Handlers, NotImplementedService, Push, RegistrationService, Request, lifecycle
 from .services.event_args import aware, build_event, ven_id_list
@@ -68,7 +69,8 @@ class VTNComponent:
                  requested_poll_freq: timedelta | None = None, reconnect_backoff: Backoff | None = None,
                  scheduler: Scheduler | None = None, push_concurrency: int = 256,
                  ping_interval: timedelta | None = timedelta(seconds=60), offline_after: int = 3,
-                 max_requests_in_flight: int = 16, instance_id: str | None = None, lease_seconds: float = 15.0):
+                 max_requests_in_flight: int = 16, instance_id: str | None = None, lease_seconds: float = 15.0,
+                 operators: Iterable[str] = ()):
         if not vtn_id:
             raise ValueError("vtn_id must be a non-empty string")
         self.vtn_id = vtn_id
@@ -101,6 +103,8 @@ class VTNComponent:
         self.component = OadrComponent(jid, secret, host, port, self._on_request, backoff=reconnect_backoff,
                                        on_session_start=self._on_session_start, on_presence=self._on_presence,
                                        on_foreign_answer=self._forward_answer)
+        if operators:           # XEP-0050 operator commands for these bare JIDs (xmpp_vtn.operator_commands)
+            install_operator_commands(self, operators)
         self.courier = Courier(self.store, self.component, self.event_service, push_timeout, push_concurrency,
                                self._acknowledged, cluster=self.cluster)
         self.ping_interval = ping_interval
