@@ -1,18 +1,22 @@
-"""A VTN and simulated VENs on the session's real Prosody, started and stopped around one test."""
+"""A VTN and simulated VENs on the session's real Prosody (or ejabberd), started and stopped around one test."""
 from __future__ import annotations
 
 import asyncio
 import itertools
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator, Callable
+from typing import Any, AsyncIterator, Callable, Union
 
 from xmpp_vtn import VTNComponent
 from xmpp_vtn.backoff import Backoff
+from xmpp_vtn.ejabberd import EjabberdServer
 from xmpp_vtn.prosody import ProsodyServer
 from xmpp_vtn.ven import SimulatedVEN
 
 _accounts = itertools.count(1)
 PASSWORD = "ven-password"
+
+#: Either private server: both have domain, component, secret, c2s_port, component_port and register().
+Server = Union[ProsodyServer, EjabberdServer]
 
 
 def run(scenario, timeout: float = 60.0) -> Any:
@@ -20,7 +24,7 @@ def run(scenario, timeout: float = 60.0) -> Any:
     return asyncio.run(asyncio.wait_for(scenario, timeout))
 
 
-def new_account(server: ProsodyServer, prefix: str = "ven") -> str:
+def new_account(server: Server, prefix: str = "ven") -> str:
     """A fresh account on ``server``; returns its bare JID."""
     return server.register(f"{prefix}{next(_accounts)}", PASSWORD)
 
@@ -38,7 +42,7 @@ def issue_ids(payload: dict) -> tuple[str, str]:
     return ven_id, f"reg-{ven_id}-{next(_accounts)}"
 
 
-def make_vtn(server: ProsodyServer, handlers: dict[str, Callable] | None = None, **options: Any) -> VTNComponent:
+def make_vtn(server: Server, handlers: dict[str, Callable] | None = None, **options: Any) -> VTNComponent:
     options.setdefault("store", ":memory:")
     options.setdefault("reconnect_backoff", Backoff(initial=0.05, cap=0.5))
     vtn = VTNComponent("VTN-1", server.component, server.secret, port=server.component_port, **options)
@@ -47,7 +51,7 @@ def make_vtn(server: ProsodyServer, handlers: dict[str, Callable] | None = None,
     return vtn
 
 
-async def make_ven(server: ProsodyServer, bare_jid: str | None = None, resource: str = "oadr",
+async def make_ven(server: Server, bare_jid: str | None = None, resource: str = "oadr",
                    **options: Any) -> SimulatedVEN:
     bare_jid = bare_jid or new_account(server)
     ven = SimulatedVEN(f"{bare_jid}/{resource}", PASSWORD, server.component, port=server.c2s_port, **options)
@@ -55,7 +59,7 @@ async def make_ven(server: ProsodyServer, bare_jid: str | None = None, resource:
 
 
 @asynccontextmanager
-async def scene(server: ProsodyServer, vens: int = 1, handlers: dict[str, Callable] | None = None,
+async def scene(server: Server, vens: int = 1, handlers: dict[str, Callable] | None = None,
                 register: bool = False, **options: Any) -> AsyncIterator[tuple[VTNComponent, list[SimulatedVEN]]]:
     """A serving VTN and ``vens`` logged-in VENs (registered when ``register``); all stopped after."""
     vtn = make_vtn(server, handlers, **options)
