@@ -1,8 +1,9 @@
 """Two VTN instances, one VTN: the same component domain on a real ejabberd, one real PostgreSQL
 database, each instance its own process (bench/vtn_process.py), 200 real slixmpp VENs.
 
-ejabberd spreads the VENs' traffic over both connections (balanced by the sender's bare JID), so
-registrations, answers and push acknowledgements reach whichever instance the server picks.
+ejabberd spreads the VENs' traffic over both connections (no domain_balancing entry: each stanza
+to a live connection at random), so registrations, answers and push acknowledgements reach
+whichever instance the server picks.
 """
 from __future__ import annotations
 

@@ -309,8 +309,8 @@ class EjabberdServer:
         return self.register_many([user], password)[0]
 
     def register_many(self, users: Iterable[str], password: str) -> list[str]:
-        """Create many accounts by in-band registration, pipelined over one stream: about 3,000
-        a second (5,000 accounts in about 1.5 s). Returns the bare JIDs."""
+        """Create many accounts by in-band registration, pipelined over one stream: 2,000 to 3,500
+        a second here (5,000 accounts in 1.5 to 2.5 s). Returns the bare JIDs."""
         users = list(users)
         for user in users:
             if not user or any(c in user for c in '@/"\\&<>\' ') or user != user.lower():
@@ -320,13 +320,13 @@ class EjabberdServer:
             with _RawStream(self.c2s_port, self.domain) as stream:
                 batch = users[start:start + _REGISTER_PER_STREAM]
                 for first in range(0, len(batch), _REGISTER_WINDOW):
-                    window = batch[first:first + _REGISTER_WINDOW]
+                    window = {f"reg{first + i}": user for i, user in enumerate(batch[first:first + _REGISTER_WINDOW])}
                     stream.send("".join(
-                        f"<iq type='set' id='reg{first + i}'><query xmlns='jabber:iq:register'>"
+                        f"<iq type='set' id='{iq_id}'><query xmlns='jabber:iq:register'>"
                         f"<username>{escape(user)}</username><password>{escape(password)}</password>"
-                        f"</query></iq>" for i, user in enumerate(window)))
+                        f"</query></iq>" for iq_id, user in window.items()))
                     for answer in stream.read(len(window)):
-                        user = window[int(answer.get("id", "reg-1")[3:]) - first]
+                        user = window.get(answer.get("id", ""), "?")
                         if answer.get("type") == "result":
                             continue
                         condition = _condition(answer)
@@ -363,7 +363,8 @@ class EjabberdServer:
         process, self.process = self.process, None
         if process is None:
             return
-        helpers = descendants(process.pid)
+        # Noted with their start times, so that a PID the system reuses meanwhile is never signalled.
+        helpers = {pid: _started(pid) for pid in descendants(process.pid)}
         if process.poll() is None:
             if graceful:
                 process.send_signal(signal.SIGTERM)
@@ -375,10 +376,10 @@ class EjabberdServer:
                 process.kill()
                 process.wait()
         deadline = time.monotonic() + 2.0
-        for pid in helpers:
-            while _alive(pid) and time.monotonic() < deadline:
+        for pid, started in helpers.items():
+            while _alive(pid) and _started(pid) == started and time.monotonic() < deadline:
                 time.sleep(0.01)
-            if _alive(pid):
+            if _alive(pid) and _started(pid) == started:
                 try:
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
@@ -417,6 +418,14 @@ def descendants(pid: int) -> list[int]:
         found.append(child)
         pending.extend(children.get(child, []))
     return found
+
+
+def _started(pid: int) -> str | None:
+    """When ``pid`` started (clock ticks since boot, /proc/<pid>/stat field 22), None if unknown."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
 
 
 def _alive(pid: int) -> bool:
