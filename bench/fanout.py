@@ -1,4 +1,4 @@
-"""Event fan-out at scale: Prosody, the VTN and N VENs, each in its own processes on this machine.
+"""Event fan-out at scale: the XMPP server, the VTN and N VENs, each in its own processes on this machine.
 
 For each N: the time from ``vtn.add_event`` (one event for all N VENs) until every VEN's
 oadrCreatedEvent has been handled by the VTN, and p50/p99 of add_event -> VEN receipt. In the
@@ -7,13 +7,29 @@ same run, the **raw ceiling**: bare slixmpp doing the same stanza exchange (push
 the same number of processes. Prints both and the ratio (raw / ours: 1.0 would be the ceiling).
 
     python bench/fanout.py --vens 100,1000 --ven-processes 3
+
+By default: Prosody, one VTN process, a SQLite file store. With ``--instances 1,2`` (any count
+above 1) or ``--server ejabberd``: a private ejabberd (the raw ceiling runs on it too) and a
+private PostgreSQL, a fresh database per run, and for each instance count K, K ``vtn_process.py``
+with the same component JID and store, each its own ``--instance-id``, the first alone adding
+the event. ejabberd spreads the VENs' stanzas over the K connections at random, so the answers
+are handled by all K: the fan-out is then timed here, from the shared answer log (see
+:func:`vtn_fanout`), and the CPU each process used during it is read from ``/proc``.
+
+    python bench/fanout.py --vens 200,1000 --instances 1,2 --server ejabberd
 """
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import subprocess
 import sys
 import tempfile
+import threading
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass, field
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -23,31 +39,208 @@ sys.path.insert(0, str(HERE))
 from raw_exchange import raw_ceiling  # noqa: E402
 
 from xmpp_vtn import vensim  # noqa: E402
+from xmpp_vtn.ejabberd import descendants  # noqa: E402
 from xmpp_vtn.prosody import ProsodyServer  # noqa: E402
 
 PASSWORD = "bench"
+EVENT_ID = "fault-event"                            # the event vtn_process.py adds
+TIMEOUT = 300.0                                     # seconds a fan-out may take before the run fails
+_TICK = os.sysconf("SC_CLK_TCK")
 
 
-def vtn_fanout(server: ProsodyServer, accounts: list[str], processes: int, scratch: str,
-               extra: tuple[str, ...] = ()) -> tuple[float, list]:
-    """(ms from add_event to the last answer handled, per-VEN add_event -> receipt latencies)."""
-    n = len(accounts)
-    vtn = subprocess.Popen([sys.executable, str(HERE / "vtn_process.py"), "--jid", server.component,
-                            "--secret", server.secret, "--port", str(server.component_port),
-                            "--store", f"{scratch}/vtn-{n}.sqlite3", "--log", f"{scratch}/answers-{n}.jsonl",
-                            "--event-when", str(n), *extra], stdout=subprocess.PIPE, text=True)
+# -- CPU accounting (Linux /proc) -------------------------------------------------------------------
+
+def cpu_seconds(pid: int) -> float | None:
+    """utime + stime of ``pid`` so far, in seconds (None once it is gone)."""
     try:
-        assert vtn.stdout.readline().startswith("serving")
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / _TICK     # fields 14 and 15 of stat(5)
+
+
+def machine_cpu() -> tuple[float, float, float]:
+    """(busy, stolen, total) CPU seconds of the whole machine since boot, from /proc/stat: busy is
+    user + nice + system + irq + softirq; stolen is what the hypervisor gave to other guests."""
+    user, nice, system, idle, iowait, irq, softirq, steal = \
+        [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
+    busy = user + nice + system + irq + softirq
+    return busy / _TICK, steal / _TICK, (busy + steal + idle + iowait) / _TICK
+
+
+@dataclass
+class Snapshot:
+    """CPU seconds per process of each group, and the machine's, at one moment."""
+    groups: dict[str, dict[int, float]]
+    machine: tuple[float, float, float]
+    everyone: dict[int, float]                        # every process on the machine, to name the others
+
+
+def _everyone() -> dict[int, float]:
+    return {int(entry.name): seconds for entry in Path("/proc").iterdir()
+            if entry.name.isdigit() and (seconds := cpu_seconds(int(entry.name))) is not None}
+
+
+def snapshot(groups: dict[str, list[int]]) -> Snapshot:
+    taken = {}
+    for name, pids in groups.items():
+        taken[name] = {pid: seconds for pid in pids if (seconds := cpu_seconds(pid)) is not None}
+    return Snapshot(taken, machine_cpu(), _everyone())
+
+
+def other_processes(before: Snapshot, after: Snapshot, top: int = 4) -> list[tuple[str, float]]:
+    """The processes outside every group that used the most CPU between the snapshots."""
+    ours = {pid for pids in after.groups.values() for pid in pids}
+    used = [(after.everyone[pid] - seconds, pid) for pid, seconds in before.everyone.items()
+            if pid in after.everyone and pid not in ours]
+    names = []
+    for seconds, pid in sorted(used, reverse=True)[:top]:
+        try:
+            name = Path(f"/proc/{pid}/comm").read_text().strip()
+        except OSError:
+            name = "?"
+        names.append((f"{name}[{pid}]", seconds))
+    return names
+
+
+def cpu_used(before: Snapshot, after: Snapshot) -> dict[str, float]:
+    """CPU seconds each group used between the snapshots (processes present in both), and the
+    machine's ``busy``, ``stolen`` and ``total`` (cores x wall seconds)."""
+    used = {name: sum(after.groups[name][pid] - seconds for pid, seconds in pids.items() if pid in after.groups[name])
+            for name, pids in before.groups.items()}
+    for index, name in enumerate(("busy", "stolen", "total")):
+        used[f"machine {name}"] = after.machine[index] - before.machine[index]
+    return used
+
+
+# -- one fan-out --------------------------------------------------------------------------------------
+
+@dataclass
+class Result:
+    fanout_ms: float                      # add_event -> the Nth distinct VEN's answer handled, by any instance
+    own_fanout_ms: float | None           # what a single instance printed itself (None with several)
+    latencies: list[float]
+    cpu: dict[str, float]
+    handled_by: dict[int, int] = field(default_factory=dict)   # answers handled per instance PID
+    others: list[tuple[str, float]] = field(default_factory=list)
+
+
+class AnswerLog:
+    """The answer log all instances append to (one ``write`` of one JSON line each, O_APPEND), read
+    as it grows: the first time each venID's answer to the event was handled, by any instance."""
+
+    def __init__(self, path: Path):
+        self.path, self.offset, self.rest = path, 0, b""
+        self.first: dict[str, float] = {}
+        self.handled_by: dict[int, int] = {}
+
+    def read(self) -> None:
+        try:
+            with open(self.path, "rb") as log:
+                log.seek(self.offset)
+                data = log.read()
+        except FileNotFoundError:
+            return
+        self.offset += len(data)
+        *lines, self.rest = (self.rest + data).split(b"\n")    # a line still being written waits
+        for line in lines:
+            answer = json.loads(line)
+            if answer["event_id"] != EVENT_ID:
+                continue
+            self.handled_by[answer["pid"]] = self.handled_by.get(answer["pid"], 0) + 1
+            self.first.setdefault(answer["ven_id"], answer["t"])   # a replayed answer counts once
+
+
+def vtn_fanout(server, store: str, accounts: list[str], processes: int, scratch: str, instances: int,
+               tag: str, extra: tuple[str, ...] = (), first_extra: tuple[str, ...] = (),
+               cpu_groups: dict[str, list[int]] | None = None) -> Result:
+    """One fan-out to ``accounts`` served by ``instances`` vtn_process.py sharing ``store``.
+
+    When is it done? vtn_process.py prints ``fanout-ms`` once *its own* set of answering venIDs
+    reaches N, but with several instances ejabberd hands each answer to one of them at random, so
+    the instance that added the event sees only its share and never prints it. So every instance
+    runs with ``--log-times``: each line of the shared ``--log`` carries the monotonic time (one
+    clock for all processes on Linux) at which its instance's ``on_created_event`` ran, and the
+    adding instance prints the time just before ``add_event``. A thread here reads the log as it
+    grows; the fan-out is done when every one of the N venIDs is in it, and it took
+    (time of the last venID's *first* answer) - (event-added-at): the same interval a single
+    instance measures itself, whichever instance handled each answer. With one instance both
+    figures are reported, as a check. The VENs are stopped only once the log is complete.
+    """
+    n = len(accounts)
+    log_path = Path(scratch) / f"answers-{tag}.jsonl"
+    command = [sys.executable, str(HERE / "vtn_process.py"), "--jid", server.component, "--secret", server.secret,
+               "--port", str(server.component_port), "--store", store, "--log", str(log_path), "--log-times",
+               *extra]
+    vtns: list[subprocess.Popen] = []
+    try:
+        for k in range(instances):
+            own = (("--event-when", str(n), *first_extra) if k == 0 else ())
+            ids = ("--instance-id", f"{tag}-{k}") if instances > 1 else ()
+            vtns.append(subprocess.Popen([*command, *ids, *own], stdout=subprocess.PIPE, text=True))
+        for vtn in vtns:
+            line = vtn.stdout.readline()
+            assert line.startswith("serving"), f"a VTN instance did not start: {line!r}"
+        groups = {f"vtn{k}": [vtn.pid] for k, vtn in enumerate(vtns)}
+        groups.update(cpu_groups or {})
+        answers = AnswerLog(log_path)
+        watch: dict = {"done": threading.Event(), "error": None}
+
+        def watcher() -> None:
+            """Wait for event-added-at on the adder's stdout, then read the log until all N answered."""
+            try:
+                for line in vtns[0].stdout:
+                    if line.startswith("event-added-at"):
+                        watch["added_at"] = float(line.split()[1])
+                        break
+                else:
+                    raise RuntimeError("the adding instance ended before adding the event")
+                # The VEN workers run by now (they registered): everything below this process but
+                # the servers' and the VTNs' trees.
+                for name, pids in (cpu_groups or {}).items():     # a server and its workers (backends)
+                    groups[name] = [*pids, *(child for pid in pids for child in descendants(pid))]
+                known = {pid for pids in groups.values() for pid in pids}
+                groups["VEN workers"] = [pid for pid in descendants(os.getpid()) if pid not in known]
+                groups["bench"] = [os.getpid()]
+                watch["before"] = snapshot(groups)
+                deadline = time.monotonic() + TIMEOUT
+                while len(answers.first) < n:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"only {len(answers.first)} of {n} VENs answered within {TIMEOUT} s")
+                    time.sleep(0.005)
+                    answers.read()
+                watch["after"] = snapshot(groups)
+            except BaseException as error:           # reported by the caller
+                watch["error"] = error
+            finally:
+                watch["done"].set()
+        thread = threading.Thread(target=watcher, daemon=True)
+        thread.start()
         options = vensim.Options(vtn_jid=server.component, host="127.0.0.1", port=server.c2s_port)
         counts = vensim.run_simulation([(account, PASSWORD) for account in accounts], options, processes=processes,
-                                       until=lambda live: live.answers_sent >= n, out=open("/dev/null", "w"))
+                                       until=lambda live: watch["done"].is_set(), out=open("/dev/null", "w"))
+        thread.join(TIMEOUT)
+        if watch["error"] is not None:
+            raise RuntimeError(f"{vensim.summary(counts, n)}") from watch["error"]
         assert counts.registered == n and counts.answers_sent == n, vensim.summary(counts, n)
-        lines = [vtn.stdout.readline().strip() for _ in range(2)]
-        fanout = next(float(line.split()[1]) for line in lines if line.startswith("fanout-ms"))
-        return fanout, counts.latencies
+        fanout_ms = (max(answers.first.values()) - watch["added_at"]) * 1000
+        own = None
+        if instances == 1:
+            # It prints fanout-ms right after logging the Nth answer.
+            line = vtns[0].stdout.readline()
+            own = float(line.split()[1]) if line.startswith("fanout-ms") else None
+        return Result(fanout_ms, own, counts.latencies, cpu_used(watch["before"], watch["after"]),
+                      dict(answers.handled_by), other_processes(watch["before"], watch["after"]))
     finally:
-        vtn.terminate()
-        vtn.wait(60)
+        for vtn in vtns:                             # each by its PID
+            if vtn.poll() is None:
+                vtn.terminate()
+        for vtn in vtns:
+            try:
+                vtn.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                vtn.kill()
+                vtn.communicate()
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -55,32 +248,88 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * share))]
 
 
+# -- the runs -----------------------------------------------------------------------------------------
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--vens", default="100,1000", help="comma-separated VEN counts")
     parser.add_argument("--ven-processes", type=int, default=3)
+    parser.add_argument("--instances", default="1",
+                        help="comma-separated VTN instance counts; above 1 needs ejabberd + PostgreSQL")
+    parser.add_argument("--server", choices=("prosody", "ejabberd"), default=None,
+                        help="the XMPP server (default: prosody, or ejabberd for several instances); "
+                             "ejabberd brings a PostgreSQL store")
     parser.add_argument("--push-concurrency", type=int, default=None, help="the VTN's push_concurrency")
-    parser.add_argument("--profile", help="cProfile the VTN process into this file (largest N)")
+    parser.add_argument("--profile", help="cProfile the (first) VTN process into this file (largest N)")
     args = parser.parse_args()
     sizes = [int(size) for size in args.vens.split(",")]
+    counts = [int(count) for count in args.instances.split(",")]
+    if min(counts) < 1:
+        parser.error("--instances: counts of 1 or more")
+    if max(counts) > 1 and args.server == "prosody":
+        parser.error("several instances need ejabberd (Prosody refuses a second component connection)")
+    cluster = args.server == "ejabberd" or max(counts) > 1
+    args.server = "ejabberd" if cluster else "prosody"
     rows = []
-    with ProsodyServer() as server, tempfile.TemporaryDirectory(prefix="xmpp-vtn-bench-") as scratch:
+    with ExitStack() as stack:
+        scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="xmpp-vtn-bench-"))
+        postgres = None
+        if cluster:
+            from xmpp_vtn.ejabberd import EjabberdServer
+            from xmpp_vtn.postgres import PostgresServer
+            server = stack.enter_context(EjabberdServer())
+            postgres = stack.enter_context(PostgresServer())
+            servers = {"ejabberd": [server.pid], "postgres": [postgres.pid]}
+        else:
+            server = stack.enter_context(ProsodyServer())
+            servers = {"prosody": [server.process.pid]}
         for n in sizes:
-            ours_accounts = server.register_many([f"fan{i}" for i in range(n)], PASSWORD)
-            raw_accounts = server.register_many([f"raw{i}" for i in range(n)], PASSWORD)
+            ours_accounts = server.register_many([f"fan{n}x{i}" for i in range(n)], PASSWORD)
+            raw_accounts = server.register_many([f"raw{n}x{i}" for i in range(n)], PASSWORD)
             raw_ms = raw_ceiling(raw_accounts, PASSWORD, server.component, server.secret, server.c2s_port,
                                  server.component_port, args.ven_processes) * 1000
-            extra = (("--push-concurrency", str(args.push_concurrency)) if args.push_concurrency else ()) + \
-                (("--profile", args.profile) if args.profile and n == sizes[-1] else ())
-            ours_ms, latencies = vtn_fanout(server, ours_accounts, args.ven_processes, scratch, extra)
-            rows.append((n, ours_ms, raw_ms, percentile(latencies, 0.5) * 1000, percentile(latencies, 0.99) * 1000))
-            print(f"N={n}: xmpp-vtn {ours_ms:.0f} ms, raw ceiling {raw_ms:.0f} ms", flush=True)
-    print(f"\nFan-out, Prosody + VTN + VENs in {args.ven_processes} processes, one machine:")
-    print(f"{'VENs':>6} {'xmpp-vtn':>10} {'raw ceiling':>12} {'ratio':>6} {'p50 receipt':>12} {'p99 receipt':>12}")
-    for n, ours, raw, p50, p99 in rows:
-        print(f"{n:>6} {ours:>8.0f}ms {raw:>10.0f}ms {raw / ours:>6.2f} {p50:>10.0f}ms {p99:>10.0f}ms")
-    print("ratio = raw ceiling / xmpp-vtn (1.00 = as fast as bare slixmpp doing the same exchange)")
-
+            print(f"N={n}: raw ceiling {raw_ms:.0f} ms", flush=True)
+            for k in counts:
+                extra = ("--push-concurrency", str(args.push_concurrency)) if args.push_concurrency else ()
+                first = ("--profile", f"{args.profile}") if args.profile and n == sizes[-1] and k == counts[-1] else ()
+                if postgres is not None:
+                    store = postgres.create_database(f"vtn_{n}_{k}")           # fresh per run
+                else:
+                    store = f"{scratch}/vtn-{n}-{k}.sqlite3"
+                result = vtn_fanout(server, store, ours_accounts, args.ven_processes, scratch, k, f"{n}-{k}",
+                                    extra, first, servers)
+                rows.append((n, k, raw_ms, result))
+                own = f" (the instance's own figure {result.own_fanout_ms:.0f} ms)" if result.own_fanout_ms else ""
+                print(f"N={n}, {k} instance(s): xmpp-vtn {result.fanout_ms:.0f} ms{own}, answers handled per "
+                      f"instance {sorted(result.handled_by.values(), reverse=True)}; busiest other processes "
+                      f"{', '.join(f'{name} {seconds:.2f}s' for name, seconds in result.others)}", flush=True)
+    where = f"{args.server}{' + PostgreSQL' if cluster else ' + SQLite'}"
+    print(f"\nFan-out, {where} + VTN instance(s) + VENs in {args.ven_processes} processes, one machine "
+          f"({os.cpu_count()} cores):")
+    print(f"{'VENs':>6} {'inst':>4} {'xmpp-vtn':>10} {'raw ceiling':>12} {'ratio':>6} {'vs 1 inst':>9} "
+          f"{'p50 receipt':>12} {'p99 receipt':>12}")
+    single = {n: result.fanout_ms for n, k, _, result in rows if k == 1}
+    for n, k, raw, result in rows:
+        speedup = f"{single[n] / result.fanout_ms:>8.2f}x" if n in single else f"{'-':>9}"
+        print(f"{n:>6} {k:>4} {result.fanout_ms:>8.0f}ms {raw:>10.0f}ms {raw / result.fanout_ms:>6.2f} {speedup} "
+              f"{percentile(result.latencies, 0.5) * 1000:>10.0f}ms {percentile(result.latencies, 0.99) * 1000:>10.0f}ms")
+    print("ratio = raw ceiling / xmpp-vtn (1.00 = as fast as bare slixmpp doing the same exchange); "
+          "vs 1 inst = fan-out with 1 instance / with this many")
+    print("\nCPU seconds used during each fan-out (event-added until every answer handled), from /proc:")
+    names = sorted({name for *_, result in rows for name in result.cpu if name.startswith("vtn")})
+    names += [name for name in rows[0][3].cpu if not name.startswith(("vtn", "machine"))]
+    print(f"{'VENs':>6} {'inst':>4} {'wall':>7} " + " ".join(f"{name:>11}" for name in names)
+          + f" {'others':>7} {'busy/avail':>12} {'stolen':>7}")
+    for n, k, _, result in rows:
+        cpu, wall = result.cpu, result.fanout_ms / 1000
+        cells = " ".join(f"{cpu[name]:>11.2f}" if name in cpu else f"{'-':>11}" for name in names)
+        others = cpu["machine busy"] - sum(cpu.get(name, 0.0) for name in names)
+        print(f"{n:>6} {k:>4} {wall:>6.2f}s {cells} {others:>7.2f} "
+              f"{cpu['machine busy']:>5.2f}/{cpu['machine total']:<6.2f} {cpu['machine stolen']:>7.2f}")
+    print("vtnK = instance K's process (vtn0 added the event); VEN workers = the simulated VENs' processes; "
+          "bench = this process; others = the rest of the machine's busy time (kernel threads, anything "
+          "else running); busy/avail = all CPUs busy (user+system+irq) / cores x wall; stolen = taken by "
+          "the hypervisor")
 
 if __name__ == "__main__":
     main()

@@ -6,6 +6,12 @@ test can count callbacks across processes. With ``--event-when N`` it adds one e
 as soon as N are registered and prints ``event-added``; once all N have answered it prints
 ``fanout-ms <milliseconds from add_event to the last answer handled>``.
 
+That line counts only the answers *this* process handled: with several instances the answers are
+spread over them, so the adding instance never sees all N. ``--log-times`` is for that case: each
+log line gets ``"t"`` (``time.monotonic()``, one clock for every process on a Linux machine) and
+``event-added`` is followed by ``event-added-at <t>``, so that a reader of the shared log can
+time the fan-out itself (bench/fanout.py does). Without it the output is as described above.
+
 Several of these can serve one VTN: the same ``--jid`` on ejabberd, the same ``postgresql://``
 ``--store``, each its own ``--instance-id``; only one of them is given ``--event-when``.
 """
@@ -36,8 +42,11 @@ async def serve(args: argparse.Namespace) -> None:
 
     def on_created_event(payload: dict) -> None:
         for answer in payload.get("event_responses") or []:
-            log.write(json.dumps({"pid": os.getpid(), "ven_id": payload["ven_id"], "event_id": answer["event_id"],
-                                  "opt": answer["opt_type"]}) + "\n")
+            line = {"pid": os.getpid(), "ven_id": payload["ven_id"], "event_id": answer["event_id"],
+                    "opt": answer["opt_type"]}
+            if args.log_times:
+                line["t"] = time.monotonic()
+            log.write(json.dumps(line) + "\n")
             answered.add(payload["ven_id"])
         if args.fsync:
             os.fsync(log.fileno())
@@ -54,10 +63,13 @@ async def serve(args: argparse.Namespace) -> None:
             await asyncio.sleep(0.02)                   # polling a count the test drives; no event to await
         start = datetime.now(timezone.utc) + timedelta(seconds=args.event_start_in)
         timing["start"] = time.perf_counter()
+        added_at = time.monotonic()
         vtn.add_event([ven.ven_id for ven in vtn.vens()], "SIMPLE", "level",
                       [{"dtstart": start, "duration": timedelta(seconds=args.event_duration), "signal_payload": 1.0}],
                       event_id="fault-event")
         print("event-added", flush=True)
+        if args.log_times:
+            print(f"event-added-at {added_at:.6f}", flush=True)
     await stopping.wait()
     await vtn.stop()
     print(f"stopped {vtn.replayed_answers} replayed", flush=True)
@@ -76,6 +88,8 @@ def main() -> None:
     parser.add_argument("--event-duration", type=float, default=1800.0, help="seconds")
     parser.add_argument("--instance-id", help="this instance's id, when several share a postgresql:// store")
     parser.add_argument("--lease-seconds", type=float, default=15.0)
+    parser.add_argument("--log-times", action="store_true",
+                        help='add "t" (time.monotonic()) to every --log line and print event-added-at <t>')
     parser.add_argument("--profile", help="write a cProfile of the whole run to this file")
     args = parser.parse_args()
     if args.profile:
