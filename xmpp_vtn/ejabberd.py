@@ -51,7 +51,7 @@ from pathlib import Path
 from typing import Iterable
 from xml.sax.saxutils import escape
 
-from .prosody import LOOPBACK, _die_with_parent, free_port, is_running
+from .localserver import LOOPBACK, LocalServer, die_with_parent, free_port, is_running, stop_process
 
 __all__ = ["EjabberdServer", "EjabberdError", "BALANCING_TYPES", "LOOPBACK", "descendants", "is_running"]
 
@@ -149,7 +149,7 @@ def _find_ejabberd() -> tuple[Path, str]:
     return application.parent, application.name.split("-", 1)[1]
 
 
-class EjabberdServer:
+class EjabberdServer(LocalServer):
     """An ejabberd process serving ``domain`` (clients) and ``component`` (the VTN) on loopback.
 
     ``domain_balancing`` (one of :data:`BALANCING_TYPES`, or None for no entry: random, stanza by
@@ -263,7 +263,7 @@ class EjabberdServer:
         with open(self.directory / "logs" / "stderr.log", "ab") as stderr:
             self.process = subprocess.Popen(self.command(), cwd=self.directory, env=self._environment(),
                                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr,
-                                            preexec_fn=_die_with_parent)
+                                            preexec_fn=die_with_parent(signal.SIGTERM))
         deadline = began + timeout
         # ejabberd opens its listeners last, once its modules and Mnesia tables are ready.
         for port in (self.c2s_port, self.component_port):
@@ -365,16 +365,7 @@ class EjabberdServer:
             return
         # Noted with their start times, so that a PID the system reuses meanwhile is never signalled.
         helpers = {pid: _started(pid) for pid in descendants(process.pid)}
-        if process.poll() is None:
-            if graceful:
-                process.send_signal(signal.SIGTERM)
-            else:
-                process.kill()
-            try:
-                process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_process(process, signal.SIGTERM if graceful else signal.SIGKILL, timeout)
         deadline = time.monotonic() + 2.0
         for pid, started in helpers.items():
             while _alive(pid) and _started(pid) == started and time.monotonic() < deadline:
@@ -384,22 +375,6 @@ class EjabberdServer:
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
-
-    def close(self) -> None:
-        """Stop the server and remove its directory if we created it."""
-        self.stop()
-        if self._own_directory:
-            shutil.rmtree(self.directory, ignore_errors=True)
-
-    def __enter__(self) -> "EjabberdServer":
-        return self.start()
-
-    def __exit__(self, *exc_info) -> None:
-        self.close()
-
-    @property
-    def pid(self) -> int | None:
-        return self.process.pid if self.process else None
 
 
 def descendants(pid: int) -> list[int]:

@@ -19,9 +19,9 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import IO, Any, Callable
+from typing import IO, Any
 
-from .prosody import LOOPBACK, free_port
+from .localserver import LOOPBACK, LocalServer, die_with_parent, free_port, stop_process
 
 # Debian's `postgresql` package keeps the server programs off PATH, one directory per major version.
 _DEBIAN_BIN_GLOB = "/usr/lib/postgresql/*/bin"
@@ -62,7 +62,7 @@ def _version_key(name: str) -> tuple[int, ...]:
     return tuple(int(part) for part in re.findall(r"\d+", name)) or (-1,)
 
 
-class PostgresServer:
+class PostgresServer(LocalServer):
     """A throwaway PostgreSQL cluster serving ``127.0.0.1:port`` with trust authentication.
 
     When we are root, ``initdb`` and ``postgres`` (which refuse to run as root) run as the
@@ -161,7 +161,7 @@ class PostgresServer:
         self._log = open(self.log_path, "ab")
         self.process = subprocess.Popen(command, cwd=self.directory, env=self._env(), stdin=subprocess.DEVNULL,
                                         stdout=self._log, stderr=subprocess.STDOUT,
-                                        preexec_fn=_die_with_parent, **self._run_as)
+                                        preexec_fn=die_with_parent(signal.SIGINT), **self._run_as)
 
     def _wait_ready(self, deadline: float, timeout: float) -> None:
         """Poll ``pg_isready`` until the server accepts connections: a TCP connect alone succeeds
@@ -191,38 +191,10 @@ class PostgresServer:
         backends notice their postmaster is gone and exit by themselves.
         """
         process, self.process = self.process, None
-        if process is not None and process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_process(process, signal.SIGINT, timeout)
         if self._log is not None:
             self._log.close()
             self._log = None
-
-    def close(self) -> None:
-        """Stop the server and remove its directory if we created it."""
-        self.stop()
-        if self._own_directory:
-            shutil.rmtree(self.directory, ignore_errors=True)
-
-    def __enter__(self) -> "PostgresServer":
-        try:
-            return self.start()
-        except BaseException:
-            # __exit__ does not run when __enter__ raises: clean up here, or the directory stays.
-            self.close()
-            raise
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    @property
-    def pid(self) -> int | None:
-        """The postmaster's PID while it runs (the server itself, even when started as root)."""
-        return self.process.pid if self.process else None
 
     # -- use -----------------------------------------------------------------------------------------
 
@@ -266,29 +238,3 @@ class PostgresServer:
         env = {key: value for key, value in os.environ.items() if not key.startswith("PG")}
         env["LC_ALL"] = "C"
         return env
-
-
-def _load_prctl() -> Callable[..., int] | None:
-    try:
-        import ctypes
-        return ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError, ImportError):
-        return None
-
-
-# Looked up here, in the parent: the child may already be the postgres user, who cannot read the
-# Python installation (a pyenv under /root) to import ctypes there.
-_PRCTL = _load_prctl()
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    """In the child: SIGINT (postgres's fast shutdown) when the process that started us dies, so a
-    killed test run never leaves a server behind (Linux; elsewhere :meth:`PostgresServer.stop` is
-    the only way).
-
-    subprocess calls this after switching to ``user=``/``group=``: the kernel clears the setting on
-    a change of credentials, so it must come after, as it does.
-    """
-    if _PRCTL is not None:
-        _PRCTL(_PR_SET_PDEATHSIG, int(signal.SIGINT))
