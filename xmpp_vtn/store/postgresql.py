@@ -176,13 +176,21 @@ class PostgreSQLStore(Store):
 
     @contextmanager
     def _transaction(self) -> Iterator[psycopg.Connection]:
+        transaction = self._db.transaction()
         try:
-            self._db.execute("SELECT 1")     # a dead connection is found before work starts, not midway
+            transaction.__enter__()          # BEGIN: a dead connection fails here, before any work
         except psycopg.OperationalError:
             if not self._reconnect_if_broken():
                 raise
-        with self._db.transaction():
+            transaction = self._db.transaction()
+            transaction.__enter__()
+        try:
             yield self._db
+        except BaseException as error:
+            if not transaction.__exit__(type(error), error, error.__traceback__):
+                raise
+        else:
+            transaction.__exit__(None, None, None)
 
     # -- registrations -------------------------------------------------------------------------------
 
