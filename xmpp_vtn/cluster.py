@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from datetime import timedelta
 from typing import Awaitable, Callable
 
 from .backoff import Backoff
@@ -53,6 +54,11 @@ class Cluster:
     def hold(self, name: str, seconds: float | None = None) -> bool:
         """Take or renew the lease ``name``; False while another instance holds it."""
         return self.store.claim(name, self.instance_id, seconds or self.lease_seconds)
+
+    def hold_across(self, name: str, period: timedelta) -> bool:
+        """:meth:`hold` for periodic work: held across two periods, so the others (whose timers keep
+        running) take over only when the holder has missed one."""
+        return self.hold(name, 2 * period.total_seconds() + self.lease_seconds)
 
     def let_go(self, name: str) -> None:
         """Release the lease ``name`` (another instance may take the work at once)."""

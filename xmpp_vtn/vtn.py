@@ -147,9 +147,7 @@ class VTNComponent:
         self._schedule_stored_work()
         self._schedule_liveness()
         # Answers recorded by this instance before a restart, or by instances no longer running.
-        self.replayed_answers = await self.event_service.replay_journal(
-            lambda entry_id, owner: (owner == self.cluster.instance_id or not self.cluster.is_alive(owner))
-            and self.cluster.once(f"journal:{entry_id}"))
+        self.replayed_answers = await self.event_service.replay_journal(self._journal_to_replay(starting=True))
         if self.replayed_answers:
             log.info("handed %d answers recorded before a restart to the application", self.replayed_answers)
         self.cluster.start(self._sweep, self._settle_forwarded_answer)
@@ -397,11 +395,9 @@ class VTNComponent:
 
     async def _send_vtn_report(self, key: str, every: timedelta) -> None:
         repeat = every > timedelta(0)
-        # One instance serves a subscription; it holds the lease across two periods, so the others
-        # (whose timers keep running) take over only if it stops sending.
+        # One instance serves a subscription; the others take over if it stops sending.
         lease = f"vtn-report:{key}"
-        if not (self.cluster.hold(lease, 2 * every.total_seconds() + self.cluster.lease_seconds) if repeat
-                else self.cluster.once(lease)):
+        if not (self.cluster.hold_across(lease, every) if repeat else self.cluster.once(lease)):
             if repeat:
                 self._schedule_vtn_report(key)
             return
@@ -503,8 +499,7 @@ class VTNComponent:
     async def _sweep(self) -> None:
         """Every few seconds with a shared store: take over what instances that died left behind."""
         self._schedule_stored_work()
-        replayed = await self.event_service.replay_journal(
-            lambda entry_id, owner: not self.cluster.is_alive(owner) and self.cluster.once(f"journal:{entry_id}"))
+        replayed = await self.event_service.replay_journal(self._journal_to_replay(starting=False))
         if replayed:
             self.replayed_answers += replayed
             log.info("handed %d answers recorded by a stopped instance to the application", replayed)
@@ -512,6 +507,14 @@ class VTNComponent:
             for ven_id in self.store.owed_ven_ids():
                 self.courier.wake(ven_id)
         self.store.forget_expired_leases()
+
+    def _journal_to_replay(self, starting: bool) -> Callable[[int, str], bool]:
+        """Which recorded answers this instance hands to the handlers: those of instances no longer
+        running and, when starting, its own from before a restart; each taken by one instance only."""
+        def take(entry_id: int, owner: str) -> bool:
+            ours_before_restart = starting and owner == self.cluster.instance_id
+            return (ours_before_restart or not self.cluster.is_alive(owner)) and self.cluster.once(f"journal:{entry_id}")
+        return take
 
     def _forward_answer(self, answer: Answer) -> None:
         """A VEN's answer to an iq another instance sent (the server chose us): pass it on."""
@@ -580,8 +583,7 @@ class VTNComponent:
             else:
                 self._notify(ven.ven_id, self.liveness.ping_missed(ven.ven_id))
         # One instance pings (it holds the lease until a round after the next is due).
-        leader = self.cluster.hold("liveness", 2 * (self.ping_interval or timedelta(0)).total_seconds()
-                                   + self.cluster.lease_seconds)
+        leader = self.cluster.hold_across("liveness", self.ping_interval or timedelta(0))
         if self.ping_interval and self.component.connected and leader:
             results = await asyncio.gather(*(check(ven) for ven in self.store.vens()), return_exceptions=True)
             for failure in [result for result in results if isinstance(result, Exception)][:1]:
