@@ -39,8 +39,8 @@ sys.path.insert(0, str(HERE))
 from raw_exchange import raw_ceiling  # noqa: E402
 
 from xmpp_vtn import vensim  # noqa: E402
-from xmpp_vtn.ejabberd import descendants  # noqa: E402
-from xmpp_vtn.prosody import ProsodyServer  # noqa: E402
+from xmpp_vtn.testing.ejabberd import descendants  # noqa: E402
+from xmpp_vtn.testing.prosody import ProsodyServer  # noqa: E402
 
 PASSWORD = "bench"
 EVENT_ID = "fault-event"                            # the event vtn_process.py adds
@@ -275,8 +275,8 @@ def main() -> None:
         scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="xmpp-vtn-bench-"))
         postgres = None
         if cluster:
-            from xmpp_vtn.ejabberd import EjabberdServer
-            from xmpp_vtn.postgres import PostgresServer
+            from xmpp_vtn.testing.ejabberd import EjabberdServer
+            from xmpp_vtn.testing.postgres import PostgresServer
             server = stack.enter_context(EjabberdServer())
             postgres = stack.enter_context(PostgresServer())
             servers = {"ejabberd": [server.pid], "postgres": [postgres.pid]}

@@ -21,8 +21,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from xmpp_vtn.prosody import ProsodyServer  # noqa: E402
-from xmpp_vtn.services.event_args import build_event  # noqa: E402
+from xmpp_vtn.testing.prosody import ProsodyServer  # noqa: E402
+from xmpp_vtn.services.event_arguments import build_event  # noqa: E402
 from xmpp_vtn.store import EventRecord, SQLiteStore, VenRecord  # noqa: E402
 
 

@@ -13,8 +13,9 @@ from slixmpp import ComponentXMPP
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import StanzaPath
 
-from xmpp_vtn.prosody import LOOPBACK
-from xmpp_vtn.streams import attach_payload, plain_client, send_payloads_raw, wait_for_session
+from xmpp_vtn.testing.prosody import LOOPBACK
+from xmpp_vtn.runtime.stanzas import attach_payload, send_payloads_raw, wait_for_session
+from xmpp_vtn.testing.clients import plain_client
 
 PUSH = b"<oadrPayload xmlns='http://openadr.org/oadr-2.0b/2012/07'><push/></oadrPayload>"
 ANSWER = b"<oadrPayload xmlns='http://openadr.org/oadr-2.0b/2012/07'><answer/></oadrPayload>"

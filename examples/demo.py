@@ -20,8 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from vtn import KNOWN_VENS, build_vtn  # noqa: E402  (the example VTN beside this file)
 
-from xmpp_vtn.prosody import ProsodyError, ProsodyServer  # noqa: E402
-from xmpp_vtn.ven import OpenADRRefusal, SimulatedVEN  # noqa: E402
+from xmpp_vtn.testing.prosody import ProsodyError, ProsodyServer  # noqa: E402
+from xmpp_vtn.testing.ven import OpenADRRefusal, SimulatedVEN  # noqa: E402
 
 PASSWORD = "demo-password"
 ACCOUNTS = {"north": "ven-north", "east": "ven-east", "south": "ven-south"}

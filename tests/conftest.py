@@ -11,7 +11,7 @@ pytest_plugins = ["fixtures_postgres", "fixtures_ejabberd"]
 
 import pytest  # noqa: E402
 
-from xmpp_vtn.prosody import ProsodyServer  # noqa: E402
+from xmpp_vtn.testing.prosody import ProsodyServer  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ from typing import Iterator
 
 import pytest
 
-from xmpp_vtn.ejabberd import EjabberdServer
+from xmpp_vtn.testing.ejabberd import EjabberdServer
 
 
 @pytest.fixture(scope="session")

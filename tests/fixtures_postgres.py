@@ -10,7 +10,7 @@ from typing import Iterator
 
 import pytest
 
-from xmpp_vtn.postgres import PostgresServer
+from xmpp_vtn.testing.postgres import PostgresServer
 
 _database_numbers = itertools.count(1)
 

@@ -24,12 +24,12 @@ from lxml import etree
 
 from xmpp_vtn import codec
 from xmpp_vtn import VTNComponent
-from xmpp_vtn.config import ConfigError, LogConfig, configure_logging, load_config, load_handlers, vtn_arguments
-from xmpp_vtn.explain import explain
-from xmpp_vtn.prosody import free_port
-from xmpp_vtn.status import StoreUnavailable, gather, open_for_reading, render_text, to_json
+from xmpp_vtn.ops.config import ConfigError, LogConfig, configure_logging, load_config, load_handlers, vtn_arguments
+from xmpp_vtn.ops.validate import explain
+from xmpp_vtn.testing.prosody import free_port
+from xmpp_vtn.ops.status import StoreUnavailable, gather, open_for_reading, render_text, to_json
 from xmpp_vtn.store import Document, EventRecord, SQLiteStore, VenRecord
-from xmpp_vtn.ven import SimulatedVEN
+from xmpp_vtn.testing.ven import SimulatedVEN
 
 from payloads import EVENT_MIN, REPORT_REQUEST_FULL, REPORT_REQUEST_MIN, T0
 

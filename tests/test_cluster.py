@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from xmpp_vtn.store import open_store
-from xmpp_vtn.ven import SimulatedVEN
+from xmpp_vtn.testing.ven import SimulatedVEN
 from xmpp_scene import PASSWORD, run
 
 HERE = Path(__file__).resolve().parent

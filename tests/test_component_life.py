@@ -9,7 +9,7 @@ import warnings
 import pytest
 
 from xmpp_vtn import StreamFailed, VTNComponent
-from xmpp_vtn.prosody import ProsodyServer
+from xmpp_vtn.testing.prosody import ProsodyServer
 from xmpp_vtn.services import codes
 from xmpp_scene import make_ven, next_event, make_vtn, new_account, run, scene
 

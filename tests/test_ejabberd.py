@@ -28,11 +28,11 @@ from slixmpp import JID, ComponentXMPP
 from slixmpp.exceptions import IqTimeout
 
 from xmpp_vtn import StreamFailed, codec
-from xmpp_vtn.component import Answer, OadrComponent
-from xmpp_vtn.ejabberd import LOOPBACK, EjabberdServer, descendants
-from xmpp_vtn.scheduler import ManualScheduler
-from xmpp_vtn.streams import attach_payload, wait_for_session
-from xmpp_vtn.ven import SimulatedVEN
+from xmpp_vtn.runtime.component import Answer, OadrComponent
+from xmpp_vtn.testing.ejabberd import LOOPBACK, EjabberdServer, descendants
+from xmpp_vtn.testing.clock import ManualScheduler
+from xmpp_vtn.runtime.stanzas import attach_payload, wait_for_session
+from xmpp_vtn.testing.ven import SimulatedVEN
 from xmpp_scene import PASSWORD, make_vtn, next_event, run, scene
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="reads /proc (Linux)")

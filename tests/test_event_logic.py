@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime, timedelta, timezone
 
-from xmpp_vtn.scheduler import ManualScheduler
+from xmpp_vtn.testing.clock import ManualScheduler
 from xmpp_vtn.services import lifecycle
 
 T0 = datetime(2026, 11, 23, 12, tzinfo=timezone.utc)

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from xmpp_vtn.scheduler import ManualScheduler
+from xmpp_vtn.testing.clock import ManualScheduler
 from xmpp_vtn.services import codes
 from xmpp_scene import make_ven, run, scene
 

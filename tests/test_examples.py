@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from xmpp_vtn.prosody import is_running
+from xmpp_vtn.testing.prosody import is_running
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from xmpp_vtn.prosody import ProsodyServer
-from xmpp_vtn.scheduler import ManualScheduler
-from xmpp_vtn.ven import SimulatedVEN
+from xmpp_vtn.testing.prosody import ProsodyServer
+from xmpp_vtn.testing.clock import ManualScheduler
+from xmpp_vtn.testing.ven import SimulatedVEN
 from xmpp_scene import PASSWORD, make_ven, make_vtn, next_event, run, scene
 
 HERE = Path(__file__).resolve().parent
@@ -197,7 +197,7 @@ FUZZ_COUNT = 10_000
 
 def test_10000_hostile_payloads_are_each_answered_and_change_nobody_elses_state(server):
     from hostile import hostile_payloads
-    from xmpp_vtn.ven import VTNError
+    from xmpp_vtn.testing.ven import VTNError
 
     outcomes = collections.Counter()
     served = collections.Counter()

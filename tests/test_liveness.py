@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime, timedelta, timezone
 
-from xmpp_vtn.scheduler import ManualScheduler
+from xmpp_vtn.testing.clock import ManualScheduler
 from xmpp_vtn.services.liveness import Liveness
 from xmpp_scene import make_ven, run, scene
 

@@ -11,10 +11,11 @@ import pytest
 from slixmpp import ClientXMPP, Iq
 from slixmpp.exceptions import IqError
 
-from xmpp_vtn.operator_commands import CANCEL_EVENT, CREATE_EVENT, LIST_VENS, install_operator_commands
-from xmpp_vtn.prosody import ProsodyServer
-from xmpp_vtn.scheduler import ManualScheduler
-from xmpp_vtn.streams import plain_client, wait_for_session
+from xmpp_vtn.ops.adhoc_commands import CANCEL_EVENT, CREATE_EVENT, LIST_VENS, install_operator_commands
+from xmpp_vtn.testing.prosody import ProsodyServer
+from xmpp_vtn.testing.clock import ManualScheduler
+from xmpp_vtn.runtime.stanzas import wait_for_session
+from xmpp_vtn.testing.clients import plain_client
 from xmpp_scene import PASSWORD, make_vtn, new_account, run, scene
 
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)

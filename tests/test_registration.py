@@ -11,8 +11,8 @@ from slixmpp.xmlstream.matcher import MatcherId
 
 from xmpp_vtn import codec
 from xmpp_vtn.services import codes
-from xmpp_vtn.streams import OADR_FEATURE, SERVICE_NODE_PREFIX, SERVICES, SERVICES_NODE
-from xmpp_vtn.ven import OpenADRRefusal, VTNError
+from xmpp_vtn.runtime.stanzas import OADR_FEATURE, SERVICE_NODE_PREFIX, SERVICES, SERVICES_NODE
+from xmpp_vtn.testing.ven import OpenADRRefusal, VTNError
 from xmpp_scene import make_ven, run, scene
 
 XMPP_20B = [{"profile_name": "2.0b", "transports": [{"transport_name": "xmpp"}]}]

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from xmpp_vtn.backoff import Backoff
+from xmpp_vtn.runtime.backoff import Backoff
 from xmpp_vtn.services import Dispatcher, Handlers, RegistrationService, Request, codes
 from xmpp_vtn.store import SQLiteStore, VenRecord, open_store
 from xmpp_vtn.store.sqlite import MIGRATIONS

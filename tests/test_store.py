@@ -18,7 +18,7 @@ import pytest
 
 from payloads import CATALOGUE, REPORT_REQUEST_FULL, REPORT_REQUEST_MIN
 from xmpp_vtn import codec
-from xmpp_vtn.services.event_args import build_event
+from xmpp_vtn.services.event_arguments import build_event
 from xmpp_vtn.store import Delivery, Document, EventRecord, OutboxItem, SQLiteStore, Store, VenRecord, open_store
 from xmpp_vtn.store.postgresql import PostgreSQLStore
 

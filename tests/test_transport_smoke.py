@@ -12,7 +12,7 @@ from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
 
 from xmpp_vtn import codec
-from xmpp_vtn.prosody import LOOPBACK, ProsodyServer, is_running
+from xmpp_vtn.testing.prosody import LOOPBACK, ProsodyServer, is_running
 from xmpp_vtn.schema import NS_OADR
 
 PAYLOAD = f"{{{NS_OADR}}}oadrPayload"

@@ -7,10 +7,10 @@ from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator, Callable, Union
 
 from xmpp_vtn import VTNComponent
-from xmpp_vtn.backoff import Backoff
-from xmpp_vtn.ejabberd import EjabberdServer
-from xmpp_vtn.prosody import ProsodyServer
-from xmpp_vtn.ven import SimulatedVEN
+from xmpp_vtn.runtime.backoff import Backoff
+from xmpp_vtn.testing.ejabberd import EjabberdServer
+from xmpp_vtn.testing.prosody import ProsodyServer
+from xmpp_vtn.testing.ven import SimulatedVEN
 
 _accounts = itertools.count(1)
 PASSWORD = "ven-password"

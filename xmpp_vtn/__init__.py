@@ -1,7 +1,7 @@
 """xmpp-vtn: an OpenADR 2.0b VTN that pushes to VENs over XMPP."""
-from .component import PushFailed
+from .runtime.component import PushFailed
 from .errors import SchemaBundleError, SchemaError
-from .streams import StreamFailed
+from .runtime.stanzas import StreamFailed
 from .vtn import VTNComponent
 
 __version__ = "0.1.0"

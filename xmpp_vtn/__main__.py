@@ -1,6 +1,6 @@
 """``python -m xmpp_vtn`` runs the ``xmpp-vtn`` command."""
 import sys
 
-from .cli import main
+from .ops.cli import main
 
 sys.exit(main())

@@ -12,16 +12,17 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from . import codec, exchange_log
-from .backoff import Backoff
-from .cluster import Cluster
-from .component import Answer, IqRefused, OadrComponent, PushFailed
-from .courier import Courier
+from . import codec
+from .runtime import exchange_log
+from .runtime.backoff import Backoff
+from .runtime.cluster import Cluster
+from .runtime.component import Answer, IqRefused, OadrComponent, PushFailed
+from .runtime.outbox import Courier
 from .errors import SchemaError
-from .operator_commands import install_operator_commands
-from .scheduler import RealTimeScheduler, Scheduler
+from .ops.adhoc_commands import install_operator_commands
+from .runtime.scheduler import RealTimeScheduler, Scheduler
 from .services import Dispatcher, Handlers, NotImplementedService, Push, RegistrationService, Request, lifecycle
-from .services.event_args import aware, build_event, ven_id_list
+from .services.event_arguments import aware, build_event, ven_id_list
 from .services.events import EventService
 from .services.liveness import Liveness
 from .services.opts import OptService
@@ -61,7 +62,7 @@ class VTNComponent:
     Several instances can serve one VTN: connect each to the same component domain (ejabberd
     accepts several connections for it) with one shared ``postgresql://`` store. ``instance_id``
     names this one (default: random per start); ``lease_seconds`` bounds how long a dead instance's
-    work waits before the others take it over. See :mod:`xmpp_vtn.cluster`.
+    work waits before the others take it over. See :mod:`xmpp_vtn.runtime.cluster`.
     """
 
     def __init__(self, vtn_id: str, jid: str, secret: str, host: str = "127.0.0.1", port: int = 5347,
@@ -103,7 +104,7 @@ class VTNComponent:
         self.component = OadrComponent(jid, secret, host, port, self._on_request, backoff=reconnect_backoff,
                                        on_session_start=self._on_session_start, on_presence=self._on_presence,
                                        on_foreign_answer=self._forward_answer)
-        if operators:           # XEP-0050 operator commands for these bare JIDs (xmpp_vtn.operator_commands)
+        if operators:           # XEP-0050 operator commands for these bare JIDs (xmpp_vtn.ops.adhoc_commands)
             install_operator_commands(self, operators)
         self.courier = Courier(self.store, self.component, self.event_service, push_timeout, push_concurrency,
                                self._acknowledged, cluster=self.cluster)
@@ -141,7 +142,7 @@ class VTNComponent:
         """Connect to the XMPP server and return once the component is serving.
 
         Serving continues in the background (reconnecting by itself) until :meth:`stop`. Raises
-        :class:`~xmpp_vtn.streams.StreamFailed` if the server refuses the component.
+        :class:`~xmpp_vtn.runtime.stanzas.StreamFailed` if the server refuses the component.
         """
         self.scheduler.start()
         self._schedule_stored_work()

@@ -28,7 +28,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable, Iterable
 
-from .services.handlers import HANDLER_NAMES
+from ..services.handlers import HANDLER_NAMES
 
 DEFAULT_STORE_NAME = "xmpp-vtn.sqlite3"
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")

@@ -1,6 +1,6 @@
 """Everything the VTN owes VENs, delivered: the outbox, event distributions, retries.
 
-Two kinds of debt, one delivery per VEN (:class:`~xmpp_vtn.delivery.DeliveryLoop`):
+Two kinds of debt, one delivery per VEN (:class:`~xmpp_vtn.runtime.delivery_loop.DeliveryLoop`):
 
 * **Outbox** items (oadrRequestReregistration, oadrCreateReport, oadrUpdateReport, ...): written to
   the store, as the exact bytes to send, before the first attempt; removed only when the VEN
@@ -12,7 +12,7 @@ Two kinds of debt, one delivery per VEN (:class:`~xmpp_vtn.delivery.DeliveryLoop
 A failed delivery leaves everything owed and retries with capped, jittered backoff; a VEN that
 shows life (presence, any request) is served at once; a VTN that starts serves everyone owed.
 
-With several instances (:mod:`~xmpp_vtn.cluster`) a delivery to one VEN runs under that VEN's lease,
+With several instances (:mod:`~xmpp_vtn.runtime.cluster`) a delivery to one VEN runs under that VEN's lease,
 so one instance at a time pushes to it; the others try again shortly, and take over if it dies.
 """
 from __future__ import annotations
@@ -21,14 +21,15 @@ import asyncio
 import logging
 from typing import Awaitable, Callable
 
-from . import codec, exchange_log
+from .. import codec
+from . import exchange_log
 from .backoff import Backoff
 from .cluster import Cluster
 from .component import OadrComponent, PushFailed
-from .delivery import DeliveryLoop
-from .services import Push
-from .services.events import EventService
-from .store import Store
+from .delivery_loop import DeliveryLoop
+from ..services import Push
+from ..services.events import EventService
+from ..store import Store
 
 log = logging.getLogger("xmpp_vtn.courier")
 

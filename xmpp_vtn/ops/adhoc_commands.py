@@ -37,10 +37,10 @@ from slixmpp.plugins.xep_0030 import DiscoInfo, DiscoItems
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import StanzaPath
 
-from .services.event_args import SIGNAL_TYPES, check_signal
+from ..services.event_arguments import SIGNAL_TYPES, check_signal
 
 if TYPE_CHECKING:                                   # vtn.py imports this module
-    from .vtn import VTNComponent
+    from ..vtn import VTNComponent
 
 log = logging.getLogger("xmpp_vtn.operator")
 

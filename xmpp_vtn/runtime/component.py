@@ -18,7 +18,7 @@ from slixmpp.xmlstream.handler import Callback, CoroutineCallback
 from slixmpp.xmlstream.matcher import StanzaPath
 
 from .backoff import Backoff
-from .streams import (OADR_FEATURE, SERVICE_NODE_PREFIX, SERVICES, SERVICES_NODE, StreamFailed, attach_payload,
+from .stanzas import (OADR_FEATURE, SERVICE_NODE_PREFIX, SERVICES, SERVICES_NODE, StreamFailed, attach_payload,
                       guard_depth, payload_bytes, send_payloads_raw, wait_for_session)
 
 log = logging.getLogger("xmpp_vtn.component")

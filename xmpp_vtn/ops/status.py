@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from .config import redact_url
-from .services import lifecycle
-from .store import Delivery, Document, EventRecord, Store, open_store
-from .store.sqlite import MIGRATIONS, SQLiteStore
+from ..services import lifecycle
+from ..store import Delivery, Document, EventRecord, Store, open_store
+from ..store.sqlite import MIGRATIONS, SQLiteStore
 
 SUBSCRIPTION_KINDS = {
     # kind -> who reports to whom

@@ -20,9 +20,10 @@ from slixmpp.exceptions import IqError, IqTimeout
 from slixmpp.xmlstream.handler import CoroutineCallback
 from slixmpp.xmlstream.matcher import StanzaPath
 
-from . import codec
-from .errors import SchemaError
-from .streams import attach_payload, guard_depth, payload_bytes, plain_client, wait_for_session
+from .. import codec
+from ..errors import SchemaError
+from ..runtime.stanzas import attach_payload, guard_depth, payload_bytes, wait_for_session
+from .clients import plain_client
 
 log = logging.getLogger("xmpp_vtn.ven")
 

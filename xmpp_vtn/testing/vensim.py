@@ -1,12 +1,12 @@
 """``xmpp-vtn ven-sim``: many simulated VENs, spread over processes, against a VTN.
 
 Each VEN logs in, registers, answers every event (opting in or out at the configured ratio,
-after the configured delay) and every report request, the way :class:`~xmpp_vtn.ven.SimulatedVEN`
+after the configured delay) and every report request, the way :class:`~xmpp_vtn.testing.ven.SimulatedVEN`
 does. The parent process prints a progress line while they connect and a summary at the end.
 
 Accounts come from a file (``jid password`` per line, for a real server) or are made up as
 ``<prefix><n>@<domain>`` with one password (for a test server that has them, e.g. created with
-:meth:`xmpp_vtn.prosody.ProsodyServer.register_many`).
+:meth:`xmpp_vtn.testing.prosody.ProsodyServer.register_many`).
 """
 from __future__ import annotations
 

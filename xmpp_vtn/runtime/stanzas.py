@@ -1,17 +1,15 @@
-"""XMPP pieces shared by the VTN component and the simulated VEN: the oadrPayload stanza, and
-connecting slixmpp streams without hanging on failures."""
+"""XMPP pieces shared by the VTN component and the simulated VEN: the oadrPayload stanza, sending
+payload bytes verbatim, the depth guard, and waiting for a session without hanging on failures."""
 from __future__ import annotations
 
 import asyncio
-import ssl
 import xml.etree.ElementTree as ET
-from functools import lru_cache
 
-from slixmpp import ClientXMPP, Iq
+from slixmpp import Iq
 from slixmpp.xmlstream import ElementBase, register_stanza_plugin
 from slixmpp.xmlstream.tostring import tostring
 
-from .schema import NS_OADR
+from ..schema import NS_OADR
 
 OADR_FEATURE = "http://openadr.org/openadr2"
 SERVICES_NODE = "http://openadr.org/openadr2#services"
@@ -129,22 +127,3 @@ async def wait_for_session(xmpp, timeout: float = 10.0) -> None:
     finally:
         for event, handler in handlers.items():
             xmpp.del_event_handler(event, handler)
-
-
-@lru_cache(maxsize=1)
-def shared_ssl_context() -> ssl.SSLContext:
-    """One SSL context for every client: building one per client costs about 50 ms (the CA store)."""
-    return ssl.create_default_context()
-
-
-def plain_client(jid: str, password: str, tls: bool = False) -> ClientXMPP:
-    """A client that logs in with PLAIN; without TLS unless ``tls`` (loopback test servers)."""
-    # The shared context goes in at construction: slixmpp builds (and loads the CA store into)
-    # a new one otherwise, about 80 ms per client.
-    client = ClientXMPP(jid, password, sasl_mech="PLAIN", ssl_context=shared_ssl_context(),
-                        plugin_config={"feature_mechanisms": {"unencrypted_plain": not tls}})
-    client.enable_direct_tls = False
-    client.enable_starttls = tls
-    client.enable_plaintext = not tls
-    send_payloads_raw(client)
-    return client

@@ -18,7 +18,7 @@ from datetime import timedelta
 from typing import Awaitable, Callable
 
 from .backoff import Backoff
-from .store import Store
+from ..store import Store
 
 log = logging.getLogger("xmpp_vtn.cluster")
 

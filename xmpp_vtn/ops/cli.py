@@ -14,8 +14,8 @@ import sqlite3
 import sys
 from typing import TYPE_CHECKING, Any, Callable
 
-from . import bundle
-from .errors import SchemaBundleError
+from .. import bundle
+from ..errors import SchemaBundleError
 
 if TYPE_CHECKING:
     from .config import VTNConfig
@@ -38,7 +38,7 @@ def _schemas(args: argparse.Namespace) -> int:
 
 
 def _ven_sim(args: argparse.Namespace) -> int:
-    from . import vensim
+    from ..testing import vensim
     try:
         accounts = vensim.load_accounts(args.accounts, args.prefix, args.domain, args.count, args.password)
     except (OSError, ValueError) as exc:
@@ -147,8 +147,8 @@ async def serve(config: "VTNConfig", handlers: dict[str, Callable[..., Any]], ar
                 connect_timeout: float) -> int:
     """Connect the VTN and serve until SIGTERM or SIGINT. Returns the exit code: 0 stopped (also
     when stopped before it was connected), 1 the server could not be reached, 2 the store cannot be used."""
-    from .streams import StreamFailed
-    from .vtn import VTNComponent
+    from ..runtime.stanzas import StreamFailed
+    from ..vtn import VTNComponent
     try:
         vtn = VTNComponent(**arguments)
     except (ValueError, OSError, sqlite3.Error, RuntimeError) as exc:
@@ -234,17 +234,17 @@ def _status(args: argparse.Namespace) -> int:
 # -- validate ----------------------------------------------------------------------------------------
 
 def _validate(args: argparse.Namespace) -> int:
-    from . import explain
+    from . import validate
     try:
-        explain.xsd()                            # a missing bundle is one message, not one per file
+        validate.xsd()                            # a missing bundle is one message, not one per file
     except SchemaBundleError as exc:
         _say("validate", str(exc))
         return 2
     verdicts = []
     for path in args.files:
-        verdict = explain.explain_file(path)
+        verdict = validate.explain_file(path)
         verdicts.append(verdict)
-        print(explain.render(verdict), flush=True)
+        print(validate.render(verdict), flush=True)
     return 0 if all(verdict.valid for verdict in verdicts) else 1
 
 

@@ -24,8 +24,8 @@ from typing import Any, Iterable
 import xmlschema
 from lxml import etree
 
-from . import bundle
-from .schema import (DEFAULT_MAX_BYTES, DEFAULT_MAX_DEPTH, NS_OADR, NSMAP, compiled_schema, plain_parser,
+from .. import bundle
+from ..schema import (DEFAULT_MAX_BYTES, DEFAULT_MAX_DEPTH, NS_OADR, NSMAP, compiled_schema, plain_parser,
                      shorten_names)
 
 ROOTS = (f"{{{NS_OADR}}}oadrPayload", f"{{{NS_OADR}}}oadrSignedObject")
