@@ -38,7 +38,7 @@ sys.path.insert(0, str(HERE))
 
 from raw_exchange import raw_ceiling  # noqa: E402
 
-from xmpp_vtn import vensim  # noqa: E402
+from xmpp_vtn.testing import vensim  # noqa: E402
 from xmpp_vtn.testing.ejabberd import descendants  # noqa: E402
 from xmpp_vtn.testing.prosody import ProsodyServer  # noqa: E402
 

@@ -11,7 +11,7 @@ import pytest
 from slixmpp import ClientXMPP, Iq
 from slixmpp.exceptions import IqError
 
-from xmpp_vtn.ops.adhoc_commands import CANCEL_EVENT, CREATE_EVENT, LIST_VENS, install_operator_commands
+from xmpp_vtn.control.adhoc_commands import CANCEL_EVENT, CREATE_EVENT, LIST_VENS, install_operator_commands
 from xmpp_vtn.testing.prosody import ProsodyServer
 from xmpp_vtn.testing.clock import ManualScheduler
 from xmpp_vtn.runtime.stanzas import wait_for_session
@@ -264,7 +264,7 @@ def test_a_stranger_is_forbidden_and_sees_no_commands(prosody):
                     await submit(client, started, {"ven_ids": ven.ven_id, "payload": "1", "duration": "60"})
                 commands = await client.plugin["xep_0050"].get_commands(vtn.jid, timeout=10)
                 # Installing again replaces the operators: the stranger becomes one, the operator is out.
-                install_operator_commands(vtn, [stranger])
+                install_operator_commands(vtn, vtn.component.xmpp, [stranger])
                 promoted = await execute(client, vtn.jid, LIST_VENS)
                 with pytest.raises(IqError) as demoted:
                     await execute(ops, vtn.jid, LIST_VENS)
@@ -303,9 +303,9 @@ def test_install_refuses_a_missing_or_invalid_operator(prosody):
         vtn = make_vtn(prosody)
         try:
             with pytest.raises(ValueError, match="at least one operator"):
-                install_operator_commands(vtn, [])
+                install_operator_commands(vtn, vtn.component.xmpp, [])
             with pytest.raises(TypeError, match="not one string"):
-                install_operator_commands(vtn, "ops@localhost")
+                install_operator_commands(vtn, vtn.component.xmpp, "ops@localhost")
         finally:
             vtn.store.close()
 

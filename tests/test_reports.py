@@ -365,3 +365,57 @@ def test_report_subscriptions_and_schedules_survive_a_vtn_restart(prosody, tmp_p
     assert len(vens) == 1
     report = update.payload["reports"][0]
     assert report["report_request_id"] == "keep-me" and report["intervals"][0]["report_payload"]["value"] == 2.0
+
+
+def test_a_failing_reading_callback_is_logged_and_the_update_still_acknowledged(prosody, caplog):
+    readings = Inbox()
+
+    async def flaky(data):
+        await readings(data)
+        if len(readings.calls) == 1:
+            raise RuntimeError("the meter database is down")
+
+    def on_register_report(ven_id, resource_id, measurement, unit, scale, min_sampling, max_sampling):
+        return (flaky, 10 * SECOND) if measurement == "voltage" else None
+
+    async def scenario():
+        async with scene(prosody, register=True, handlers={"on_register_report": on_register_report}) as (vtn, [ven]):
+            offer_telemetry(ven)
+            [request] = (await ven.register_reports())["report_requests"]
+            first = await ven.send_report(request["report_request_id"], {"volt": 229.0})
+            second = await ven.send_report(request["report_request_id"], {"volt": 231.0})
+            return first, second, await readings.wait(2)
+
+    with caplog.at_level(logging.ERROR, logger="xmpp_vtn"):
+        first, second, calls = run(scenario())
+    assert [answer[1]["response"]["response_code"] for answer in (first, second)] == [200, 200]
+    assert [value for [(_, value)] in calls] == [229.0, 231.0]
+    assert "report callback for rID volt" in caplog.text and "the meter database is down" in caplog.text
+
+
+def test_readings_refused_by_on_update_report_reach_it_again_when_resent(prosody):
+    updates = Inbox()
+
+    async def on_update_report(payload):
+        await updates(payload)
+        if len(updates.calls) == 1:
+            raise RuntimeError("not now")
+
+    def on_register_report(report):
+        return [(None, "volt", 10 * SECOND)] if report["report_specifier_id"] == "meter" else []
+
+    async def scenario():
+        handlers = {"on_register_report": on_register_report, "on_update_report": on_update_report}
+        async with scene(prosody, register=True, handlers=handlers) as (vtn, [ven]):
+            offer_telemetry(ven)
+            [request] = (await ven.register_reports())["report_requests"]
+            refused = await ven.send_report(request["report_request_id"], {"volt": 229.0}, report_id="r-1")
+            resent = await ven.send_report(request["report_request_id"], {"volt": 229.0}, report_id="r-1")
+            again = await ven.send_report(request["report_request_id"], {"volt": 229.0}, report_id="r-1")
+            return refused, resent, again, await updates.wait(2)
+
+    refused, resent, again, calls = run(scenario())
+    assert refused[1]["response"]["response_code"] == codes.DEPLOYMENT_ERROR_OR_OTHER
+    assert resent[1]["response"]["response_code"] == 200
+    assert again[1]["response"]["response_code"] == 200          # a resend of accepted readings: not news
+    assert len(calls) == 2 and all(call["reports"][0]["report_id"] == "r-1" for call in calls)

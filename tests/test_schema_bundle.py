@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from xmpp_vtn import bundle, cli
+from xmpp_vtn import bundle
+from xmpp_vtn.ops import cli
 from xmpp_vtn.errors import SchemaBundleError
 
 REPO = Path(__file__).resolve().parent.parent

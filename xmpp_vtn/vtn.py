@@ -2,7 +2,6 @@
 XMPP component together; everything OpenADR happens in :mod:`xmpp_vtn.services`."""
 from __future__ import annotations
 
-import asyncio
 import copy
 import inspect
 import logging
@@ -13,22 +12,23 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from . import codec
-from .runtime import exchange_log
+from .control.adhoc_commands import install_operator_commands
 from .runtime.backoff import Backoff
 from .runtime.cluster import Cluster
-from .runtime.component import Answer, IqRefused, OadrComponent, PushFailed
+from .runtime.component import Answer, OadrComponent, PushFailed
+from .runtime.effects import EffectRunner, EventAcknowledgements
+from .runtime.inbound import InboundPipeline
 from .runtime.outbox import Courier
-from .errors import SchemaError
-from .ops.adhoc_commands import install_operator_commands
+from .runtime.presence import VenPresence
 from .runtime.scheduler import RealTimeScheduler, Scheduler
-from .services import Dispatcher, Handlers, NotImplementedService, Push, RegistrationService, Request, lifecycle
+from .runtime.timers import Timers
+from .services import Dispatcher, Handlers, Push, RegistrationService
 from .services.event_arguments import aware, build_event, ven_id_list
 from .services.events import EventService
-from .services.liveness import Liveness
 from .services.opts import OptService
 from .services.reports import ReportService, VTNReport
-from .store.documents import encode_document
 from .store import Delivery, EventRecord, Store, VenRecord, open_store
+from .store.documents import encode_document
 
 log = logging.getLogger("xmpp_vtn")
 
@@ -76,50 +76,43 @@ class VTNComponent:
             raise ValueError("vtn_id must be a non-empty string")
         self.vtn_id = vtn_id
         self.push_timeout = push_timeout
+        self.ping_interval = ping_interval
+        self.requested_poll_freq = requested_poll_freq
         self.store = open_store(store)
         self.cluster = Cluster(self.store, instance_id, lease_seconds)
-        self._handlers = Handlers()
-        self.registration = RegistrationService(self.store, self._handlers, vtn_id, requested_poll_freq)
         self.scheduler = scheduler or RealTimeScheduler()
+        self._handlers = Handlers()
+        # The services: pure OpenADR, each publishing its own routes.
+        self.registration = RegistrationService(self.store, self._handlers, vtn_id, requested_poll_freq)
         self.event_service = EventService(self.store, self._handlers, vtn_id, self.scheduler.now,
                                           journal_owner=self.cluster.instance_id)
-        self.dispatcher = Dispatcher(self.store, self.registration)
-        self.dispatcher.route("oadrCreatedEvent", self.event_service.created_event)
-        self.dispatcher.route("oadrRequestEvent", self.event_service.request_event)
-        self.dispatcher.route("oadrPoll", self.event_service.poll)
         self.report_service = ReportService(self.store, self._handlers, vtn_id, self.scheduler.now)
-        for message_type, handler in {
-                "oadrRegisterReport": self.report_service.register_report,
-                "oadrCreatedReport": self.report_service.created_report,
-                "oadrUpdateReport": self.report_service.update_report,
-                "oadrCanceledReport": self.report_service.canceled_report,
-                "oadrUpdatedReport": self.report_service.updated_report,
-                "oadrRegisteredReport": self._registered_report,
-                "oadrCreateReport": self._create_report,
-                "oadrCancelReport": self._cancel_report}.items():
-            self.dispatcher.route(message_type, handler)
         self.opt_service = OptService(self.store, self._handlers, self.event_service)
-        self.dispatcher.route("oadrCreateOpt", self.opt_service.create)
-        self.dispatcher.route("oadrCancelOpt", self.opt_service.cancel)
+        self.dispatcher = Dispatcher(self.store, self.registration, self.event_service, self.report_service,
+                                     self.opt_service)
+        # The runtime: the component carries bytes; the courier, timers and presence act on them.
         self.component = OadrComponent(jid, secret, host, port, self._on_request, backoff=reconnect_backoff,
                                        on_session_start=self._on_session_start, on_presence=self._on_presence,
                                        on_foreign_answer=self._forward_answer)
-        if operators:           # XEP-0050 operator commands for these bare JIDs (xmpp_vtn.ops.adhoc_commands)
-            install_operator_commands(self, operators)
+        acknowledgements = EventAcknowledgements(self.event_service)
         self.courier = Courier(self.store, self.component, self.event_service, push_timeout, push_concurrency,
-                               self._acknowledged, cluster=self.cluster)
-        self.ping_interval = ping_interval
-        self.requested_poll_freq = requested_poll_freq
-        self.liveness = Liveness(offline_after)
-        self.max_requests_in_flight = max_requests_in_flight
-        self._in_flight: dict[str, int] = {}
-        #: Answers a killed predecessor (or, with several instances, a dead peer) had recorded but
-        #: not finished handing to the handlers, handed over since. The only ones a handler can see twice.
-        self.replayed_answers = 0
-        self._notifications: set[asyncio.Task] = set()
-        # What this instance has scheduled, so the cluster sweep only adds what others created.
-        self._scheduled_events: dict[str, tuple[int, bool]] = {}
-        self._scheduled_reports: set[str] = set()
+                               acknowledgements, cluster=self.cluster)
+        self.presence = VenPresence(self.store, self._handlers, self.courier, self.scheduler.now, offline_after)
+        self.timers = Timers(self.store, self.scheduler, self.cluster, self.component, self.courier, self.presence,
+                             self.event_service, self.report_service, ping_interval=ping_interval,
+                             requested_poll_freq=requested_poll_freq, push_timeout=push_timeout)
+        self.effects = EffectRunner(self.store, self.courier, self.timers, self.presence, acknowledgements,
+                                    self.report_service, self.opt_service)
+        self.inbound = InboundPipeline(self.store, self.dispatcher, self.effects, self.presence,
+                                       max_requests_in_flight)
+        if operators:           # XEP-0050 operator commands for these bare JIDs
+            install_operator_commands(self, self.component.xmpp, operators)
+
+    @property
+    def replayed_answers(self) -> int:
+        """Answers a killed predecessor (or, with several instances, a dead peer) had recorded but
+        not finished handing to the handlers, handed over since. The only ones a handler can see twice."""
+        return self.timers.replayed_answers
 
     @property
     def jid(self) -> str:
@@ -144,14 +137,8 @@ class VTNComponent:
         Serving continues in the background (reconnecting by itself) until :meth:`stop`. Raises
         :class:`~xmpp_vtn.runtime.stanzas.StreamFailed` if the server refuses the component.
         """
-        self.scheduler.start()
-        self._schedule_stored_work()
-        self._schedule_liveness()
-        # Answers recorded by this instance before a restart, or by instances no longer running.
-        self.replayed_answers = await self.event_service.replay_journal(self._journal_to_replay(starting=True))
-        if self.replayed_answers:
-            log.info("handed %d answers recorded before a restart to the application", self.replayed_answers)
-        self.cluster.start(self._sweep, self._settle_forwarded_answer)
+        await self.timers.start()
+        self.cluster.start(self.timers.sweep, self._settle_forwarded_answer)
         await self.component.start(timeout)
         log.info("VTN %s serving as %s%s", self.vtn_id, self.jid,
                  f" (instance {self.cluster.instance_id})" if self.cluster.shared else "")
@@ -162,11 +149,7 @@ class VTNComponent:
         await self.component.quiesce()
         await self.scheduler.shutdown()
         await self.courier.close()
-        if self._notifications:
-            await asyncio.wait(set(self._notifications), timeout=5)
-        for task in list(self._notifications):
-            task.cancel()
-        await asyncio.gather(*self._notifications, return_exceptions=True)
+        await self.presence.close()
 
         await self.component.stop()
         await self.cluster.stop()
@@ -206,7 +189,7 @@ class VTNComponent:
             ramp_up_period=ramp_up_period, recovery_period=recovery_period, signal_target_mrid=signal_target_mrid,
             current_value=current_value, test_event=test_event, vtn_comment=vtn_comment,
             created=self.scheduler.now())
-        return self._publish(self.event_service.add(event, ven_ids, callback, delivery_callback))
+        return self.timers.publish(self.event_service.add(event, ven_ids, callback, delivery_callback))
 
     def add_raw_event(self, ven_id: str | Iterable[str], event: Any, callback: Callable[..., Any] | None = None,
                       delivery_callback: Callable[..., Any] | None = None) -> str:
@@ -217,7 +200,7 @@ class VTNComponent:
         ven_ids = self._registered_ven_ids(ven_id)
         event = self._normalized_raw(event)
         event["event_descriptor"]["modification_number"] = 0
-        return self._publish(self.event_service.add(event, ven_ids, callback, delivery_callback))
+        return self.timers.publish(self.event_service.add(event, ven_ids, callback, delivery_callback))
 
     def _normalized_raw(self, event: Any) -> dict:
         """A hand-built event as the dict the codec reads back (validated on the way)."""
@@ -260,7 +243,7 @@ class VTNComponent:
         if "signal_target_mrid" not in changes and signal.get("targets"):
             event["event_signals"][0]["targets"] = signal["targets"]      # kept unless replaced
         record = self.event_service.replace(event_id, event, ven_ids=arguments["ven_ids"], reason=reason)
-        self._publish(record)
+        self.timers.publish(record)
         return record.modification_number
 
     def modify_raw_event(self, event_id: str, event: Any, reason: str | None = None) -> int:
@@ -268,12 +251,12 @@ class VTNComponent:
         pushes it with the next modification number, which is returned."""
         event = self._normalized_raw(event)
         record = self.event_service.replace(event_id, event, reason=reason)
-        self._publish(record)
+        self.timers.publish(record)
         return record.modification_number
 
     def cancel_event(self, event_id: str) -> None:
         """Cancel an event; the VENs holding it are told at once (status cancelled)."""
-        self._publish(self.event_service.cancel(event_id))
+        self.timers.publish(self.event_service.cancel(event_id))
 
     def events(self, ven_id: str | None = None) -> list[EventState]:
         """The VTN's events (only ``ven_id``'s, when given) with their status and per-VEN delivery and opt."""
@@ -360,66 +343,6 @@ class VTNComponent:
         self.report_service.add_vtn_report(VTNReport(report, sources))
         return r_id
 
-    async def _registered_report(self, request: Request, ven: VenRecord):
-        outcome, keys = await self.report_service.registered_report(request, ven)
-        for key in keys:
-            self._schedule_vtn_report(key)
-        return outcome
-
-    async def _create_report(self, request: Request, ven: VenRecord):
-        outcome, keys = await self.report_service.create_report(request, ven)
-        for key in keys:
-            self._schedule_vtn_report(key)
-        return outcome
-
-    async def _cancel_report(self, request: Request, ven: VenRecord):
-        outcome, stopped = await self.report_service.cancel_report(request, ven)
-        for key in stopped:
-            self.scheduler.cancel(f"vtn-report:{key}")
-        return outcome
-
-    def _schedule_vtn_report(self, key: str) -> None:
-        """Send the next update of a VEN's subscription to a VTN report at its report-back time."""
-        document = self.store.document("vtn_report_request", key)
-        if document is None:
-            self._scheduled_reports.discard(key)
-            return
-        self._scheduled_reports.add(key)
-        specifier = document.payload["report_specifier"]
-        every = specifier.get("report_back_duration") or specifier.get("granularity") or timedelta(0)
-        window = specifier.get("report_interval")
-        now = self.scheduler.now()
-        when = now + every if every > timedelta(0) else now
-        if window and window.get("duration") and when > window["dtstart"] + window["duration"]:
-            return
-        self.scheduler.at(when, f"vtn-report:{key}", lambda: self._send_vtn_report(key, every))
-
-    async def _send_vtn_report(self, key: str, every: timedelta) -> None:
-        repeat = every > timedelta(0)
-        # One instance serves a subscription; the others take over if it stops sending.
-        lease = f"vtn-report:{key}"
-        if not (self.cluster.hold_across(lease, every) if repeat else self.cluster.once(lease)):
-            if repeat:
-                self._schedule_vtn_report(key)
-            return
-        try:
-            push = await self.report_service.update_push(key)
-            ven = self.store.ven(push.ven_id) if push is not None else None
-            if ven is not None:
-                self.courier.queue(ven.ven_id, ven.transport_address, push)
-        except Exception:
-            log.exception("report update %s could not be produced; the next one is still scheduled", key)
-        finally:
-            # A failing value source costs one update, never the subscription.
-            if repeat:
-                self._schedule_vtn_report(key)
-
-    def _offer_vtn_reports(self, ven_id: str) -> None:
-        """After a registration: push the VTN's oadrRegisterReport (empty when it offers nothing)."""
-        ven = self.store.ven(ven_id)
-        if ven is not None:
-            self.courier.queue(ven_id, ven.transport_address, self.report_service.register_push(ven_id))
-
     # -- opts ---------------------------------------------------------------------------------------
 
     def opts(self, ven_id: str | None = None) -> list[dict]:
@@ -439,83 +362,10 @@ class VTNComponent:
             raise ValueError(f"venID {', '.join(unknown)} is not registered with this VTN")
         return ven_ids
 
-    def _publish(self, record: EventRecord) -> str:
-        """After an event changed: schedule its next transition and push it to its VENs."""
-        self._schedule_transition(record)
-        self._wake(record.ven_ids)
-        return record.event_id
-
-    def _wake(self, ven_ids: Iterable[str]) -> None:
-        for ven_id in ven_ids:
-            self.courier.wake(ven_id)
-
-    def _schedule_transition(self, record: EventRecord) -> None:
-        key = f"event:{record.event_id}"
-        self._scheduled_events[record.event_id] = (record.modification_number, record.cancelled)
-        when = None if record.cancelled else lifecycle.next_transition(record.event["active_period"],
-                                                                         self.scheduler.now())
-        if when is None:
-            self.scheduler.cancel(key)
-        else:
-            # Every instance that knows the event schedules the same instant; one of them acts.
-            once = f"transition:{record.event_id}:{record.modification_number}:{when.isoformat()}"
-            self.scheduler.at(when, key, lambda: self._on_transition(record.event_id, once))
-
-    def _on_transition(self, event_id: str, once: str) -> None:
-        record = self.store.event(event_id)
-        if record is None:
-            return
-        if not self.cluster.once(once):
-            self._schedule_transition(record)        # another instance acted; the next one may be ours
-            return
-        log.info("event %s is now %s", event_id, self.event_service.status(record))
-        self._publish(record)
-
-    async def _acknowledged(self, ven_id: str, included: list) -> None:
-        for event_id in self.event_service.acknowledged(ven_id, included):
-            callback = self.event_service.delivery_callbacks.get(event_id)
-            if callback is not None:
-                try:
-                    result = callback(ven_id, event_id)
-                    if inspect.isawaitable(result):
-                        await result
-                except Exception:
-                    log.exception("delivery_callback of event %s failed for venID %s", event_id, ven_id)
-
     def _on_session_start(self) -> None:
         self.courier.wake_everyone()
 
     # -- several instances ---------------------------------------------------------------------------
-
-    def _schedule_stored_work(self) -> None:
-        """Schedule transitions and report cadences found in the store that this instance has not
-        scheduled yet (at start; and, with other instances, the ones they created)."""
-        for record in self.store.events():
-            if self._scheduled_events.get(record.event_id) != (record.modification_number, record.cancelled):
-                self._schedule_transition(record)
-        for document in self.store.documents("vtn_report_request"):
-            if document.key not in self._scheduled_reports:
-                self._schedule_vtn_report(document.key)
-
-    async def _sweep(self) -> None:
-        """Every few seconds with a shared store: take over what instances that died left behind."""
-        self._schedule_stored_work()
-        replayed = await self.event_service.replay_journal(self._journal_to_replay(starting=False))
-        if replayed:
-            self.replayed_answers += replayed
-            log.info("handed %d answers recorded by a stopped instance to the application", replayed)
-        if self.component.connected:
-            for ven_id in self.store.owed_ven_ids():
-                self.courier.wake(ven_id)
-        self.store.forget_expired_leases()
-
-    def _journal_to_replay(self, starting: bool) -> Callable[[int, str], bool]:
-        """Which recorded answers this instance hands to the handlers: those of instances no longer
-        running and, when starting, its own from before a restart; each taken by one instance only."""
-        def take(entry_id: int, owner: str) -> bool:
-            ours_before_restart = starting and owner == self.cluster.instance_id
-            return (ours_before_restart or not self.cluster.is_alive(owner)) and self.cluster.once(f"journal:{entry_id}")
-        return take
 
     def _forward_answer(self, answer: Answer) -> None:
         """A VEN's answer to an iq another instance sent (the server chose us): pass it on."""
@@ -529,72 +379,13 @@ class VTNComponent:
             log.warning("ignored a malformed forwarded answer: %.200r", line)
 
     def _on_presence(self, sender: str, available: bool) -> None:
-        ven = self.store.ven_by_jid(sender.split("/", 1)[0])
-        # Only the resource pushes go to speaks for the VEN: another session of the same account
-        # logging out says nothing about it.
-        if ven is None or (not available and sender != ven.transport_address):
-            return
-        if available:
-            self._alive(ven.ven_id)
-        else:
-            self._notify(ven.ven_id, self.liveness.gone(ven.ven_id))
+        self.presence.on_presence(sender, available)
 
     # -- liveness ----------------------------------------------------------------------------------
 
     def is_online(self, ven_id: str) -> bool | None:
         """Whether ``ven_id`` is online, as far as the VTN knows (None: not heard of since start)."""
-        state = self.liveness.state.get(ven_id)
-        return None if state is None else state == "online"
-
-    def _alive(self, ven_id: str, polled: bool = False) -> None:
-        now = self.scheduler.now()
-        self._notify(ven_id, self.liveness.polled(ven_id, now) if polled else self.liveness.seen(ven_id, now))
-        self.courier.seen(ven_id)
-
-    def _notify(self, ven_id: str, transition: str | None) -> None:
-        """Call on_ven_online / on_ven_offline once per transition, without holding up the caller."""
-        if transition is None:
-            return
-        log.info("venID %s is %s", ven_id, transition)
-        self.store.set_liveness(ven_id, transition, self.liveness.last_seen.get(ven_id))     # for operators
-
-        async def call() -> None:
-            try:
-                await self._handlers.call(f"on_ven_{transition}", ven_id)
-            except Exception:
-                log.exception("on_ven_%s failed for venID %s", transition, ven_id)
-        task = asyncio.get_running_loop().create_task(call())
-        self._notifications.add(task)
-        task.add_done_callback(self._notifications.discard)
-
-    def _schedule_liveness(self) -> None:
-        every = self.ping_interval or self.requested_poll_freq
-        if every:
-            self.scheduler.at(self.scheduler.now() + every, "liveness", self._liveness_round)
-
-    async def _liveness_round(self) -> None:
-        """Ping every registered VEN (bounded concurrency); a polling VEN that stopped polling is offline."""
-        slots = asyncio.Semaphore(64)
-
-        async def check(ven: VenRecord) -> None:
-            async with slots:
-                answered = await self.component.ping(ven.transport_address, timeout=self.push_timeout)
-            if answered:
-                self._alive(ven.ven_id)
-            else:
-                self._notify(ven.ven_id, self.liveness.ping_missed(ven.ven_id))
-        # One instance pings (it holds the lease until a round after the next is due).
-        leader = self.cluster.hold_across("liveness", self.ping_interval or timedelta(0))
-        if self.ping_interval and self.component.connected and leader:
-            results = await asyncio.gather(*(check(ven) for ven in self.store.vens()), return_exceptions=True)
-            for failure in [result for result in results if isinstance(result, Exception)][:1]:
-                log.error("liveness check failed: %r", failure)
-        try:
-            if self.requested_poll_freq:
-                for ven_id in self.liveness.overdue_pollers(self.scheduler.now(), self.requested_poll_freq):
-                    self._notify(ven_id, "offline")
-        finally:
-            self._schedule_liveness()               # one bad round must not end liveness checks
+        return self.presence.is_online(ven_id)
 
     def vens(self) -> list[VenRecord]:
         """The registered VENs: venID, registration id, bare JID and the full JID pushes go to."""
@@ -608,15 +399,8 @@ class VTNComponent:
         Raises KeyError for a venID that is not registered.
         """
         ven, push = self.registration.cancel_by_vtn(ven_id)
-        self._forget_ven(ven_id)
+        self.effects.forget(ven_id)
         return await self._deliver(ven, push)
-
-    def _forget_ven(self, ven_id: str) -> None:
-        """A registration is gone: its reports (both ways), their schedules, opts and liveness go too."""
-        for key in self.report_service.forget(ven_id):
-            self.scheduler.cancel(f"vtn-report:{key}")
-        self.opt_service.forget(ven_id)
-        self.liveness.forget(ven_id)
 
     async def request_reregistration(self, ven_id: str) -> bool:
         """Ask ``ven_id`` to register again (oadrRequestReregistration). True once acknowledged;
@@ -629,60 +413,28 @@ class VTNComponent:
         return await self.courier.send(ven.ven_id, ven.transport_address, push)
 
     async def _on_request(self, sender: str, addressed: str, data: bytes) -> bytes | None:
-        """One inbound iq: decode, dispatch, encode the answer. Schema errors become bad-request;
-        an account with too many requests in flight is told to wait, so it cannot starve others."""
-        account = sender.split("/", 1)[0]
-        if self._in_flight.get(account, 0) >= self.max_requests_in_flight:
-            raise IqRefused("resource-constraint", f"more than {self.max_requests_in_flight} requests in flight "
-                            "from this account; wait for answers", "wait")
-        self._in_flight[account] = self._in_flight.get(account, 0) + 1
-        try:
-            return await self._answer(sender, addressed, data)
-        finally:
-            left = self._in_flight[account] - 1
-            if left:
-                self._in_flight[account] = left
-            else:
-                del self._in_flight[account]
+        """One inbound iq, through the pipeline (:mod:`xmpp_vtn.runtime.inbound`)."""
+        return await self.inbound(sender, addressed, data)
 
-    async def _answer(self, sender: str, addressed: str, data: bytes) -> bytes | None:
-        try:
-            message_type, payload = codec.parse(data)
-        except SchemaError as error:
-            exchange_log.inbound("(invalid)", sender, None, f"bad-request: {str(error).splitlines()[0]}", data)
-            raise IqRefused("bad-request", str(error)) from None
-        ven_id = payload.get("ven_id")
-        try:
-            outcome = await self.dispatcher.handle(Request(sender, message_type, payload, data))
-        except NotImplementedService as error:
-            exchange_log.inbound(message_type, sender, ven_id, "feature-not-implemented", data)
-            raise IqRefused("feature-not-implemented", str(error), "cancel") from None
-        if outcome.acknowledged is not None:
-            await self._acknowledged(*outcome.acknowledged)
-        self._after_request(sender, message_type, outcome)
-        if outcome.answer is None:
-            exchange_log.inbound(message_type, sender, ven_id, "empty result", data)
-            return None
-        answer_type, answer = outcome.answer
-        code = (answer.get("response") or {}).get("response_code")
-        exchange_log.inbound(message_type, sender, ven_id or answer.get("ven_id"),
-                             f"{answer_type} {code}" if code is not None else answer_type, data)
-        return codec.serialize(answer_type, answer)
+    # -- the operator's desk (:class:`xmpp_vtn.control.desk.OperatorDesk`) ---------------------------
 
-    def _after_request(self, sender: str, message_type: str, outcome: Any) -> None:
-        """A VEN that speaks is reachable: deliver what it is owed (after a registration, too)."""
-        if outcome.refused or not self.component.connected:
-            return
-        if message_type == "oadrCancelPartyRegistration" and outcome.answer:
-            self._forget_ven(outcome.answer[1]["ven_id"])
-            return
-        ven = self.store.ven_by_jid(sender.split("/", 1)[0])
-        if ven is None:
-            return
-        self._alive(ven.ven_id, polled=message_type == "oadrPoll")
-        if message_type == "oadrCreatePartyRegistration":
-            self.courier.wake(ven.ven_id)
-            self._offer_vtn_reports(ven.ven_id)
+    def event_ven_ids(self, event_id: str) -> list[str]:
+        """The venIDs event ``event_id`` is for (empty for an unknown event)."""
+        record = self.store.event(event_id)
+        return list(record.ven_ids) if record is not None else []
+
+    def is_registered(self, ven_id: str) -> bool:
+        """Whether ``ven_id`` is registered with this VTN."""
+        return self.store.ven(ven_id) is not None
+
+    def now(self) -> datetime:
+        """The VTN's clock (the scheduler's)."""
+        return self.scheduler.now()
+
+    @property
+    def resolves_targets(self) -> bool:
+        """Whether ``add_event`` may be given targets instead of venIDs (``on_targets`` is installed)."""
+        return self._handlers.get("on_targets") is not None
 
 
 def _own_targets(record: EventRecord) -> list | None:

@@ -7,10 +7,11 @@ cadences and liveness checks).
 from __future__ import annotations
 
 import abc
-import inspect
 import logging
 from datetime import datetime, timezone
 from typing import Any, Awaitable, Callable
+
+from ..services.handlers import invoke
 
 log = logging.getLogger("xmpp_vtn.scheduler")
 
@@ -42,9 +43,7 @@ class Scheduler(abc.ABC):
 async def run_job(job: Job, key: str) -> None:
     """Run one job (sync or async); a failure is logged, never raised into the scheduler."""
     try:
-        result = job()
-        if inspect.isawaitable(result):
-            await result
+        await invoke(job)
     except Exception:
         log.exception("scheduled job %s failed", key)
 

@@ -7,67 +7,39 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
-from typing import Awaitable, Callable
 
 from ..store import Store, VenRecord
 from . import codes
-from .outcome import NotImplementedService, Outcome, Refusal, Request, response
-from .registration import RegistrationService
+from .outcome import NotImplementedService, Outcome, Refusal, Request, Route, response
 
 log = logging.getLogger("xmpp_vtn")
-
-# The answer type of each request a VEN may send; a refusal travels in it. Requests missing here
-# that a VEN may send are answered with oadrResponse.
-ANSWER_TYPES = {
-    "oadrQueryRegistration": "oadrCreatedPartyRegistration",
-    "oadrCreatePartyRegistration": "oadrCreatedPartyRegistration",
-    "oadrCancelPartyRegistration": "oadrCanceledPartyRegistration",
-    "oadrRegisterReport": "oadrRegisteredReport",
-    "oadrCreateReport": "oadrCreatedReport",
-    "oadrUpdateReport": "oadrUpdatedReport",
-    "oadrCancelReport": "oadrCanceledReport",
-    "oadrCreateOpt": "oadrCreatedOpt",
-    "oadrCancelOpt": "oadrCanceledOpt",
-}
 
 # Only a VTN sends these; from a VEN they are out of place.
 VTN_ONLY = frozenset({"oadrDistributeEvent", "oadrCreatedPartyRegistration", "oadrRequestReregistration",
                       "oadrCreatedOpt", "oadrCanceledOpt"})
 
-# Registration messages come from VENs that are not (yet, or any longer) registered.
-UNBOUND = frozenset({"oadrQueryRegistration", "oadrCreatePartyRegistration", "oadrCanceledPartyRegistration"})
 
-BoundHandler = Callable[[Request, VenRecord], Awaitable[Outcome]]
-UnboundHandler = Callable[[Request], Awaitable[Outcome]]
-
-
-@dataclass
 class Dispatcher:
     """Turns (sender, message type, payload) into an :class:`Outcome`, never raising for a VEN's mistake.
 
+    Each service publishes its own route table (a ``routes`` mapping of message type to
+    :class:`Route`); the dispatcher collects them, so a message type is routed in one place.
+
+    >>> dispatcher = Dispatcher(store, registration, events, reports, opts)      # doctest: +SKIP
     >>> outcome = await dispatcher.handle(Request("ven1@grid/oadr", "oadrQueryRegistration",
     ...                                           {"request_id": "r1"}))   # doctest: +SKIP
     """
 
-    store: Store
-    registration: RegistrationService
-
-    def __post_init__(self) -> None:
+    def __init__(self, store: Store, *services: object):
+        self.store = store
         self._locks: dict[str, asyncio.Lock] = {}
-        self._unbound: dict[str, UnboundHandler] = {
-            "oadrQueryRegistration": self.registration.query,
-            "oadrCreatePartyRegistration": self.registration.create,
-            "oadrCanceledPartyRegistration": self.registration.canceled,
-        }
-        self._bound: dict[str, BoundHandler] = {
-            "oadrCancelPartyRegistration": self.registration.cancel,
-            "oadrResponse": _acknowledged,
-        }
-
-    def route(self, message_type: str, handler: BoundHandler) -> None:
-        """Serve ``message_type`` from registered VENs with ``handler(request, ven)`` (services add theirs)."""
-        self._bound[message_type] = handler
+        # An oadrResponse from a VEN closes an exchange the VTN started: nothing to answer.
+        self._routes: dict[str, Route] = {"oadrResponse": Route(_nothing_to_answer)}
+        for service in services:
+            for message_type, route in service.routes.items():
+                if message_type in self._routes:
+                    raise ValueError(f"{message_type} is routed twice")
+                self._routes[message_type] = route
 
     async def handle(self, request: Request) -> Outcome:
         """The answer to ``request``: the service's, or a refusal carrying the OpenADR code.
@@ -87,28 +59,27 @@ class Dispatcher:
 
     async def _handle(self, request: Request) -> Outcome:
         ven_id = request.payload.get("ven_id")
+        route = self._routes.get(request.message_type)
         try:
             if request.message_type in VTN_ONLY:
                 raise Refusal(codes.NOT_ALLOWED, f"{request.message_type} is sent by a VTN, not to one")
-            unbound = self._unbound.get(request.message_type)
-            if unbound is not None:
-                return await unbound(request)
-            bound = self._bound.get(request.message_type)
-            if bound is None:
+            if route is None:
                 raise NotImplementedService(f"{request.message_type} is not served by this VTN")
+            if not route.bound:
+                return await route.handler(request)
             ven = self.speaker(request)
             ven_id = ven.ven_id
-            return await bound(request, ven)
+            return await route.handler(request, ven)
         except Refusal as refusal:
             log.info("refused %s from %s (venID %s): %s", request.message_type, request.sender, ven_id, refusal)
-            return self._refusal(request, refusal)
+            return self._refusal(request, route, refusal)
         except NotImplementedService:
             raise
         except Exception:
             # A failing handler must not take the component down, nor leave the VEN waiting.
             log.exception("handling %s from venID %s (%s) failed", request.message_type, ven_id, request.sender)
-            return self._refusal(request, Refusal(codes.DEPLOYMENT_ERROR_OR_OTHER,
-                                                  f"the VTN could not process {request.message_type}"))
+            return self._refusal(request, route, Refusal(codes.DEPLOYMENT_ERROR_OR_OTHER,
+                                                         f"the VTN could not process {request.message_type}"))
 
     def speaker(self, request: Request) -> VenRecord:
         """The registration the sender speaks for, or a :class:`Refusal` (463 or 452)."""
@@ -126,11 +97,11 @@ class Dispatcher:
             raise Refusal(codes.NOT_REGISTERED_OR_AUTHORIZED, f"venID {claimed} is not this account's venID")
         return ven
 
-    def _refusal(self, request: Request, refusal: Refusal) -> Outcome:
-        answer_type = ANSWER_TYPES.get(request.message_type, "oadrResponse")
-        if answer_type == "oadrCreatedPartyRegistration":
-            # Still say what this VTN offers: a refused VEN learns how it could register.
-            payload = self.registration.created_answer(request.request_id)[1]
+    @staticmethod
+    def _refusal(request: Request, route: Route | None, refusal: Refusal) -> Outcome:
+        answer_type = route.answer_type if route is not None else "oadrResponse"
+        if route is not None and route.refusal_fields is not None:
+            payload = route.refusal_fields(request.request_id)
         else:
             payload = {key: request.payload[key] for key in _ECHOED if request.payload.get(key) is not None}
             for key, value in _REQUIRED_IN_ANSWER.get(answer_type, {}).items():
@@ -147,6 +118,6 @@ _REQUIRED_IN_ANSWER = {"oadrCreatedReport": {"pending_reports": []}, "oadrCancel
                        "oadrCreatedOpt": {"opt_id": ""}, "oadrCanceledOpt": {"opt_id": ""}}
 
 
-async def _acknowledged(request: Request, ven: VenRecord) -> Outcome:
-    """An oadrResponse from a VEN closes an exchange the VTN started: nothing to answer but the iq result."""
+async def _nothing_to_answer(request: Request, ven: VenRecord) -> Outcome:
+    """An oadrResponse from a VEN: the iq result is all the answer it gets."""
     return Outcome(None)

@@ -7,7 +7,6 @@ owed an oadrDistributeEvent whenever what it holds differs from what is true now
 from __future__ import annotations
 
 import copy
-import inspect
 import logging
 import uuid
 from xml.sax.saxutils import escape as xml_escape
@@ -18,8 +17,8 @@ from typing import Any, Callable
 from .. import codec
 from ..store import Delivery, EventRecord, Store, VenRecord
 from . import codes, lifecycle
-from .handlers import Handlers
-from .outcome import Outcome, Refusal, Request, response
+from .handlers import Handlers, invoke
+from .outcome import Delivered, Outcome, Polled, Refusal, Request, Route, acknowledge, response
 from .registration import new_request_id
 
 log = logging.getLogger("xmpp_vtn.events")
@@ -59,6 +58,12 @@ class EventService:
         self.delivery_callbacks: dict[str, Callable[..., Any]] = {}
         self._targets: dict[tuple, tuple[list[dict], frozenset[str]]] = {}
         self._templates: dict[tuple, bytes] = {}
+
+    @property
+    def routes(self) -> dict[str, Route]:
+        """The EiEvent messages a registered VEN may send."""
+        return {"oadrCreatedEvent": Route(self.created_event), "oadrRequestEvent": Route(self.request_event),
+                "oadrPoll": Route(self.poll)}
 
     # -- the application's side ------------------------------------------------------------------
 
@@ -139,10 +144,6 @@ class EventService:
                 # Completed (or cancelled and past): told once to a VEN that holds it as live, then dropped.
                 listed.append((record, status, delivery))
         return listed
-
-    def owed(self, ven_id: str) -> bool:
-        """Whether ``ven_id`` holds a stale view of any of its events."""
-        return _stale(self._listed(ven_id))
 
     def distribution(self, ven_id: str, only_if_owed: bool = True, limit: int | None = None
                      ) -> tuple[dict, Included] | None:
@@ -225,9 +226,7 @@ class EventService:
         if callback is None:
             return
         try:
-            result = callback(ven_id, event_id, opt_type)
-            if inspect.isawaitable(result):
-                await result
+            await invoke(callback, ven_id, event_id, opt_type)
         except Exception:
             log.exception("callback of event %s failed for venID %s (%s)", event_id, ven_id, opt_type)
 
@@ -258,7 +257,7 @@ class EventService:
                     for record, answer in checked]
         if not fresh and checked:
             # A resend of answers already recorded (the VEN got no reply): not news to anyone.
-            return self._acknowledge(request, ven)
+            return acknowledge(request, ven.ven_id)
         # Recorded first, with a journal entry in the same transaction, so that a VTN killed while
         # the handlers run calls them on its next start instead of losing the answer.
         entry = self.store.set_opt(ven.ven_id, answered,
@@ -275,11 +274,7 @@ class EventService:
         for record, answer in fresh:                   # a repeated answer does not fire twice
             await self.run_callback(ven.ven_id, record.event_id, answer.get("opt_type"))
         self.store.journal_done(entry)
-        return self._acknowledge(request, ven)
-
-    @staticmethod
-    def _acknowledge(request: Request, ven: VenRecord) -> Outcome:
-        return Outcome(("oadrResponse", {"response": response(codes.OK, request.request_id), "ven_id": ven.ven_id}))
+        return acknowledge(request, ven.ven_id)
 
     async def replay_journal(self, take: Callable[[int, str], bool] = lambda entry_id, owner: True) -> int:
         """Run the handlers for answers a process recorded but did not finish handing to the
@@ -305,18 +300,19 @@ class EventService:
         payload, included = found
         payload["request_id"] = request.request_id
         payload["response"] = response(codes.OK, request.request_id)
-        return Outcome(("oadrDistributeEvent", payload), acknowledged=(ven.ven_id, included))
+        return Outcome(("oadrDistributeEvent", payload), (Delivered(ven.ven_id, included),))
 
     async def poll(self, request: Request, ven: VenRecord) -> Outcome:
         """oadrPoll: ``on_poll``'s answer, or the next message owed to the VEN, or an empty oadrResponse."""
+        polled = Polled(ven.ven_id)
         if "on_poll" in self.handlers:
             result = await self.handlers.call("on_poll", ven.ven_id)
-            return Outcome(self._application_answer(result, request, ven))
+            return Outcome(self._application_answer(result, request, ven), (polled,))
         found = self.distribution(ven.ven_id)
         if found is None:
-            return Outcome(("oadrResponse", {"response": response(codes.OK, None), "ven_id": ven.ven_id}))
+            return Outcome(("oadrResponse", {"response": response(codes.OK, None), "ven_id": ven.ven_id}), (polled,))
         payload, included = found
-        return Outcome(("oadrDistributeEvent", payload), acknowledged=(ven.ven_id, included))
+        return Outcome(("oadrDistributeEvent", payload), (polled, Delivered(ven.ven_id, included)))
 
     def _application_answer(self, result: Any, request: Request, ven: VenRecord) -> tuple[str, dict]:
         """What a pull handler returned, as a message: None -> empty oadrResponse (the seed's rule);

@@ -59,10 +59,16 @@ class Handlers:
         handler = self._table.get(name)
         if handler is None:
             return default
-        result = handler(*args)
-        if inspect.isawaitable(result):
-            result = await result
-        return result
+        return await invoke(handler, *args)
+
+
+async def invoke(function: Callable[..., Any], *args: Any) -> Any:
+    """Call ``function(*args)`` and await the result when it is awaitable: handlers and callbacks
+    may be plain functions or coroutine functions, as in OpenLEADR."""
+    result = function(*args)
+    if inspect.isawaitable(result):
+        result = await result
+    return result
 
 
 def _takes_two(handler: Callable[..., Any]) -> bool:

@@ -11,7 +11,7 @@ from ..store import Document, Store, VenRecord
 from . import codes
 from .events import EventService
 from .handlers import Handlers
-from .outcome import Outcome, Refusal, Request, response
+from .outcome import Outcome, Refusal, Request, Route, response
 
 log = logging.getLogger("xmpp_vtn.opts")
 
@@ -23,6 +23,12 @@ class OptService:
 
     def __init__(self, store: Store, handlers: Handlers, events: EventService):
         self.store, self.handlers, self.events = store, handlers, events
+
+    @property
+    def routes(self) -> dict[str, Route]:
+        """The EiOpt messages a registered VEN may send."""
+        return {"oadrCreateOpt": Route(self.create, "oadrCreatedOpt"),
+                "oadrCancelOpt": Route(self.cancel, "oadrCanceledOpt")}
 
     async def create(self, request: Request, ven: VenRecord) -> Outcome:
         """oadrCreateOpt -> ``on_create_opt(payload)`` -> oadrCreatedOpt; the schedule is stored."""

@@ -1,8 +1,13 @@
-"""What a service returns: the answer to send and the pushes it owes, never I/O itself."""
+"""What a service returns: the answer to send and every effect that follows it, never I/O itself.
+
+Each effect is a small named value, the way h11 names its events: the runtime reads them in one
+place (:mod:`xmpp_vtn.runtime.effects`) and does the I/O. A service never wakes a delivery,
+schedules a timer or queues a push itself.
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable, Union
 
 from . import codes
 
@@ -36,15 +41,59 @@ class Push:
     payload: dict
 
 
+@dataclass(frozen=True)
+class Delivered:
+    """The answer itself delivers these events to the VEN (a pull): record them as acknowledged."""
+
+    ven_id: str
+    included: list
+
+
+@dataclass(frozen=True)
+class Polled:
+    """The VEN polled: liveness counts polls for VENs that pull."""
+
+    ven_id: str
+
+
+@dataclass(frozen=True)
+class Registered:
+    """A VEN (re-)registered: deliver what it is owed and offer it the VTN's reports."""
+
+    ven_id: str
+
+
+@dataclass(frozen=True)
+class Forget:
+    """A registration is gone: its report schedules, opts and liveness go with it."""
+
+    ven_id: str
+
+
+@dataclass(frozen=True)
+class ScheduleReport:
+    """Serve a VEN's subscription to one of the VTN's reports on its schedule."""
+
+    key: str
+
+
+@dataclass(frozen=True)
+class UnscheduleReport:
+    """Stop serving a VEN's subscription to one of the VTN's reports."""
+
+    key: str
+
+
+Effect = Union[Delivered, Polled, Registered, Forget, ScheduleReport, UnscheduleReport]
+
+
 @dataclass
 class Outcome:
-    """The answer to a request (None: an empty iq result) and the pushes that follow it."""
+    """The answer to a request (None: an empty iq result) and the effects that follow it."""
 
     answer: tuple[str, dict] | None
-    pushes: list[Push] = field(default_factory=list)
+    effects: tuple[Effect, ...] = ()
     refused: bool = False
-    #: (ven_id, included events): the answer itself delivers these events to the VEN (pull).
-    acknowledged: tuple[str, list] | None = None
 
 
 def response(code: int = codes.OK, request_id: str | None = None, description: str | None = None) -> dict:
@@ -67,3 +116,24 @@ class Refusal(Exception):
 
 class NotImplementedService(Exception):
     """The message belongs to a service this VTN does not offer (yet)."""
+
+
+@dataclass(frozen=True)
+class Route:
+    """How the dispatcher serves one message type.
+
+    ``handler(request, ven)`` for a ``bound`` route (only registered VENs, speaking for their own
+    venID), ``handler(request)`` otherwise. A refusal travels in ``answer_type``;
+    ``refusal_fields(request_id)`` gives what such an answer must carry besides the response.
+    """
+
+    handler: Callable[..., Awaitable[Outcome]]
+    answer_type: str = "oadrResponse"
+    bound: bool = True
+    refusal_fields: Callable[[str | None], dict] | None = None
+
+
+def acknowledge(request: Request, ven_id: str | None, *effects: Effect) -> Outcome:
+    """The plain OK ``oadrResponse`` to ``request`` from ``ven_id``: ``acknowledge(request, ven.ven_id)``."""
+    return Outcome(("oadrResponse", {"response": response(codes.OK, request.request_id), "ven_id": ven_id}),
+                   effects)

@@ -14,7 +14,7 @@ from slixmpp.jid import JID, InvalidJID
 from ..store import Store, VenRecord
 from . import codes
 from .handlers import Handlers
-from .outcome import Outcome, Push, Refusal, Request, response
+from .outcome import Forget, Outcome, Push, Refusal, Registered, Request, Route, acknowledge, response
 
 log = logging.getLogger("xmpp_vtn.registration")
 
@@ -29,6 +29,19 @@ class RegistrationService:
                  requested_poll_freq: timedelta | None = None):
         self.store, self.handlers, self.vtn_id = store, handlers, vtn_id
         self.requested_poll_freq = requested_poll_freq
+
+    @property
+    def routes(self) -> dict[str, Route]:
+        """The messages this service serves. Registration comes from VENs that are not (yet, or any
+        longer) registered, so most routes are unbound; a refused query or create still says what
+        this VTN offers, so the VEN learns how it could register."""
+        offer = lambda request_id: self.created_answer(request_id)[1]      # noqa: E731
+        return {
+            "oadrQueryRegistration": Route(self.query, "oadrCreatedPartyRegistration", False, offer),
+            "oadrCreatePartyRegistration": Route(self.create, "oadrCreatedPartyRegistration", False, offer),
+            "oadrCanceledPartyRegistration": Route(self.canceled, bound=False),
+            "oadrCancelPartyRegistration": Route(self.cancel, "oadrCanceledPartyRegistration"),
+        }
 
     def created_answer(self, request_id: str | None, **ids: str | None) -> tuple[str, dict]:
         """The oadrCreatedPartyRegistration this VTN answers with: its profile, transport and ``ids``."""
@@ -95,7 +108,8 @@ class RegistrationService:
         log.info("%s venID %s (registration %s) at %s",
                  "re-registered" if current and current.ven_id == ven_id else "registered",
                  ven_id, registration_id, record.transport_address)
-        return Outcome(self.created_answer(request.request_id, ven_id=ven_id, registration_id=registration_id))
+        return Outcome(self.created_answer(request.request_id, ven_id=ven_id, registration_id=registration_id),
+                       (Registered(ven_id),))
 
     def _check_ven_id_free(self, ven_id: str | None, bare_jid: str) -> None:
         """A venID bound to another account is refused, whoever offers it (VEN or handler)."""
@@ -148,7 +162,7 @@ class RegistrationService:
         log.info("venID %s cancelled its registration %s", ven.ven_id, registration_id)
         return Outcome(("oadrCanceledPartyRegistration", {
             "response": response(codes.OK, request.request_id), "registration_id": registration_id,
-            "ven_id": ven.ven_id}))
+            "ven_id": ven.ven_id}), (Forget(ven.ven_id),))
 
     def cancel_by_vtn(self, ven_id: str) -> tuple[VenRecord, Push]:
         """Forget ``ven_id``'s registration and return the oadrCancelPartyRegistration owed to it."""
@@ -171,8 +185,7 @@ class RegistrationService:
 
     async def canceled(self, request: Request) -> Outcome:
         """oadrCanceledPartyRegistration: the VEN confirms a cancellation the VTN pushed."""
-        return Outcome(("oadrResponse", {"response": response(codes.OK, request.request_id),
-                                         "ven_id": request.payload.get("ven_id")}))
+        return acknowledge(request, request.payload.get("ven_id"))
 
 
 def new_request_id() -> str:

@@ -24,8 +24,8 @@ from typing import Any, Callable, Iterable
 
 from ..store import Document, Store, VenRecord
 from . import codes
-from .handlers import Handlers
-from .outcome import Outcome, Push, Refusal, Request, response
+from .handlers import Handlers, invoke
+from .outcome import Outcome, Push, Refusal, Request, Route, ScheduleReport, UnscheduleReport, acknowledge, response
 from .registration import new_request_id
 
 log = logging.getLogger("xmpp_vtn.reports")
@@ -77,6 +77,21 @@ class ReportService:
         self._delivered_reports: dict[str, OrderedDict[str, None]] = {}
 
     # -- VEN -> VTN: offers and the application's choice -----------------------------------------
+
+    @property
+    def routes(self) -> dict[str, Route]:
+        """The EiReport messages a registered VEN may send: its own reports (VEN -> VTN) and its
+        requests for the VTN's (VTN -> VEN)."""
+        return {
+            "oadrRegisterReport": Route(self.register_report, "oadrRegisteredReport"),
+            "oadrCreatedReport": Route(self.created_report),
+            "oadrUpdateReport": Route(self.update_report, "oadrUpdatedReport"),
+            "oadrCanceledReport": Route(self.canceled_report),
+            "oadrUpdatedReport": Route(self.updated_report),
+            "oadrRegisteredReport": Route(self.registered_report),
+            "oadrCreateReport": Route(self.create_report, "oadrCreatedReport"),
+            "oadrCancelReport": Route(self.cancel_report, "oadrCanceledReport"),
+        }
 
     async def register_report(self, request: Request, ven: VenRecord) -> Outcome:
         """oadrRegisterReport from a VEN: keep its offers, ask for what the application wants."""
@@ -238,7 +253,7 @@ class ReportService:
             if document is not None and document.ven_id == ven.ven_id and document.state != ACTIVE:
                 self.store.put_document(replace(document, state=ACTIVE))
         await self.handlers.call("on_created_report", request.payload)
-        return Outcome(("oadrResponse", {"response": response(codes.OK, request.request_id), "ven_id": ven.ven_id}))
+        return acknowledge(request, ven.ven_id)
 
     async def update_report(self, request: Request, ven: VenRecord) -> Outcome:
         """oadrUpdateReport: readings for requests the VTN made. All are checked before any callback."""
@@ -266,24 +281,37 @@ class ReportService:
                     seen.popitem(last=False)
         if "on_update_report" in self.handlers:
             if fresh:
-                await self.handlers.call("on_update_report", request.payload)
+                try:
+                    await self.handlers.call("on_update_report", request.payload)
+                except Exception:
+                    # The handler refused the readings (469): a resend must reach it again.
+                    for _, _, report_id in fresh:
+                        seen.pop(report_id, None)
+                    raise
         else:
             for document, readings, _ in fresh:
                 for r_id, data in readings.items():
-                    callback = self.callbacks.get((document.key, r_id))
-                    if callback is not None:
-                        result = callback(data)
-                        if inspect.isawaitable(result):
-                            await result
+                    await self._run_reading_callback(ven.ven_id, document.key, r_id, data)
         for document, _ in deliveries:                 # readings arriving means the request is live
             if document.state != ACTIVE:
                 self.store.put_document(replace(document, state=ACTIVE))
         return Outcome(("oadrUpdatedReport", {"response": response(codes.OK, request.request_id),
                                               "ven_id": ven.ven_id}))
 
+    async def _run_reading_callback(self, ven_id: str, key: str, r_id: str, data: list) -> None:
+        """A per-reading ``callback(data)``, sync or async. Like an event's callback it is told
+        after the fact: a failure is logged and the VEN's update is still acknowledged."""
+        callback = self.callbacks.get((key, r_id))
+        if callback is None:
+            return
+        try:
+            await invoke(callback, data)
+        except Exception:
+            log.exception("report callback for rID %s of venID %s failed", r_id, ven_id)
+
     async def canceled_report(self, request: Request, ven: VenRecord) -> Outcome:
         """oadrCanceledReport: the VEN confirms a cancellation the VTN pushed."""
-        return Outcome(("oadrResponse", {"response": response(codes.OK, request.request_id), "ven_id": ven.ven_id}))
+        return acknowledge(request, ven.ven_id)
 
     # -- VTN -> VEN: the VTN's own reports -------------------------------------------------------
 
@@ -319,31 +347,30 @@ class ReportService:
             keys.append(key)
         return keys
 
-    async def registered_report(self, request: Request, ven: VenRecord) -> tuple[Outcome, list[str]]:
+    async def registered_report(self, request: Request, ven: VenRecord) -> Outcome:
         """oadrRegisteredReport from a VEN (its answer to our offer): the requests it makes of us.
 
         With requests, the answer is the ceremony's oadrCreatedReport (in the iq result, as every
         answer); without, a plain oadrResponse.
         """
         accepted = self._accept_vtn_requests(ven.ven_id, request.payload.get("report_requests") or [])
-        keys = self._store_vtn_requests(ven.ven_id, accepted)
+        scheduled = tuple(ScheduleReport(key) for key in self._store_vtn_requests(ven.ven_id, accepted))
         if not accepted:
-            return Outcome(("oadrResponse", {"response": response(codes.OK, request.request_id),
-                                             "ven_id": ven.ven_id})), keys
-        return (Outcome(("oadrCreatedReport", {"response": response(codes.OK, request.request_id),
-                                               "pending_reports": self._pending(ven.ven_id),
-                                               "ven_id": ven.ven_id})), keys)
+            return acknowledge(request, ven.ven_id)
+        return Outcome(("oadrCreatedReport", {"response": response(codes.OK, request.request_id),
+                                              "pending_reports": self._pending(ven.ven_id),
+                                              "ven_id": ven.ven_id}), scheduled)
 
-    async def create_report(self, request: Request, ven: VenRecord) -> tuple[Outcome, list[str]]:
+    async def create_report(self, request: Request, ven: VenRecord) -> Outcome:
         """oadrCreateReport from a VEN: requests for the VTN's reports -> oadrCreatedReport."""
         accepted = self._accept_vtn_requests(ven.ven_id, request.payload.get("report_requests") or [])
         await self.handlers.call("on_create_report", request.payload)   # raising here refuses, nothing stored
-        keys = self._store_vtn_requests(ven.ven_id, accepted)
-        return (Outcome(("oadrCreatedReport", {"response": response(codes.OK, request.request_id),
-                                               "pending_reports": self._pending(ven.ven_id),
-                                               "ven_id": ven.ven_id})), keys)
+        scheduled = tuple(ScheduleReport(key) for key in self._store_vtn_requests(ven.ven_id, accepted))
+        return Outcome(("oadrCreatedReport", {"response": response(codes.OK, request.request_id),
+                                              "pending_reports": self._pending(ven.ven_id),
+                                              "ven_id": ven.ven_id}), scheduled)
 
-    async def cancel_report(self, request: Request, ven: VenRecord) -> tuple[Outcome, list[str]]:
+    async def cancel_report(self, request: Request, ven: VenRecord) -> Outcome:
         """oadrCancelReport from a VEN: stop sending it the VTN's reports -> oadrCanceledReport."""
         ids = list(dict.fromkeys(request.payload.get("report_request_ids") or []))
         keys = [subscription_key(ven.ven_id, report_request_id) for report_request_id in ids]
@@ -354,13 +381,13 @@ class ReportService:
         await self.handlers.call("on_cancel_report", request.payload)
         for key in keys:
             self.store.remove_document(VTN_REQUEST, key)
-        return (Outcome(("oadrCanceledReport", {"response": response(codes.OK, request.request_id),
-                                                "pending_reports": self._pending(ven.ven_id),
-                                                "ven_id": ven.ven_id})), keys)
+        return Outcome(("oadrCanceledReport", {"response": response(codes.OK, request.request_id),
+                                               "pending_reports": self._pending(ven.ven_id),
+                                               "ven_id": ven.ven_id}), tuple(UnscheduleReport(key) for key in keys))
 
     async def updated_report(self, request: Request, ven: VenRecord) -> Outcome:
         """oadrUpdatedReport: the VEN's answer to an update the VTN pushed."""
-        return Outcome(("oadrResponse", {"response": response(codes.OK, request.request_id), "ven_id": ven.ven_id}))
+        return acknowledge(request, ven.ven_id)
 
     def _pending(self, ven_id: str) -> list[dict]:
         return [{"report_request_id": document.payload["report_request_id"]}
@@ -383,9 +410,7 @@ class ReportService:
         granularity = specifier.get("granularity") or timedelta(0)
         intervals = []
         for item in specifier["specifier_payloads"]:
-            value = offered.sources[item["r_id"]]()
-            if inspect.isawaitable(value):
-                value = await value
+            value = await invoke(offered.sources[item["r_id"]])
             samples = value if isinstance(value, list) else [(now, value)]
             for at, sample in samples:
                 intervals.append({"dtstart": at, "duration": granularity,

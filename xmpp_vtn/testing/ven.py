@@ -364,9 +364,10 @@ class SimulatedVEN:
                 await self.send_report(report_request["report_request_id"])
         self._report_loops[report_request["report_request_id"]] = asyncio.get_running_loop().create_task(loop())
 
-    async def send_report(self, report_request_id: str, readings: dict[str, Any] | None = None
-                          ) -> tuple[str, dict] | None:
-        """oadrUpdateReport for a request: ``readings`` (rID -> value) or each source's value now."""
+    async def send_report(self, report_request_id: str, readings: dict[str, Any] | None = None,
+                          report_id: str | None = None) -> tuple[str, dict] | None:
+        """oadrUpdateReport for a request: ``readings`` (rID -> value) or each source's value now.
+        ``report_id`` repeats an earlier update's id (a resend); a fresh one by default."""
         report_request = self.report_requests[report_request_id]
         specifier = report_request["report_specifier"]
         now = datetime.now(timezone.utc).replace(microsecond=0)
@@ -380,7 +381,7 @@ class SimulatedVEN:
         interval.update({"report_payload": payloads[0]} if len(payloads) == 1 else {"report_payloads": payloads})
         report_name = self.offered_reports[specifier["report_specifier_id"]]["report_name"].removeprefix("METADATA_")
         return await self.request("oadrUpdateReport", {"request_id": _request_id(), "ven_id": self.ven_id, "reports": [{
-            "report_id": _request_id(), "report_request_id": report_request_id,
+            "report_id": report_id or _request_id(), "report_request_id": report_request_id,
             "report_specifier_id": specifier["report_specifier_id"], "report_name": report_name,
             "created_date_time": now, "intervals": [interval], "report_descriptions": []}]})
 

@@ -17,30 +17,29 @@ sender's ``from``); anyone else gets ``auth/forbidden`` and sees no commands in 
 Bad input ends the command with notes of type ``error`` that say what is wrong (one per
 problem), and creates nothing.
 
+A slixmpp plugin (``vtn_operator_commands``) over :class:`~xmpp_vtn.control.desk.OperatorDesk`.
 Installed by ``VTNComponent(..., operators=["alice@example.com"])``, or by hand:
 
->>> install_operator_commands(vtn, ["alice@example.com"])      # doctest: +SKIP
+>>> install_operator_commands(vtn, vtn.component.xmpp, ["alice@example.com"])      # doctest: +SKIP
 """
 from __future__ import annotations
 
 import logging
 import math
 import time
-import weakref
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import Any, Callable, Iterable
 
 from slixmpp import JID, Iq, InvalidJID
 from slixmpp.exceptions import XMPPError
+from slixmpp.plugins.base import BasePlugin, register_plugin
 from slixmpp.plugins.xep_0004 import Form
 from slixmpp.plugins.xep_0030 import DiscoInfo, DiscoItems
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import StanzaPath
 
 from ..services.event_arguments import SIGNAL_TYPES, check_signal
-
-if TYPE_CHECKING:                                   # vtn.py imports this module
-    from ..vtn import VTNComponent
+from .desk import OperatorDesk
 
 log = logging.getLogger("xmpp_vtn.operator")
 
@@ -74,20 +73,25 @@ class _BadInput(ValueError):
         self.problems = list(problems)
 
 
-# One installation per component stream: installing again only replaces the operators.
-_installed: "weakref.WeakKeyDictionary[Any, _OperatorCommands]" = weakref.WeakKeyDictionary()
+def install_operator_commands(desk: OperatorDesk, xmpp: Any, operators: Iterable[str]) -> None:
+    """Offer the operator commands (``list-vens``, ``create-event``, ``cancel-event``) on the
+    component stream ``xmpp``, to the bare JIDs in ``operators`` only, acting through ``desk``.
 
-
-def install_operator_commands(vtn: "VTNComponent", operators: Iterable[str]) -> None:
-    """Offer the operator commands (``list-vens``, ``create-event``, ``cancel-event``) on ``vtn``'s
-    component JID, to the bare JIDs in ``operators`` only.
-
-    Registers slixmpp's ``xep_0004`` and ``xep_0050`` plugins on the component's stream. Call it
-    before :meth:`VTNComponent.run` (``VTNComponent(..., operators=[...])`` does). Every ad-hoc
-    command on this component is then limited to ``operators``. Calling it again for the same VTN
-    replaces the operators; one no longer listed is refused at once, even in a session already
-    started. Raises ValueError for an invalid or missing operator JID.
+    Registers the ``vtn_operator_commands`` plugin (with slixmpp's ``xep_0004`` and ``xep_0050``)
+    on the stream. Call it before the VTN runs (``VTNComponent(..., operators=[...])`` does).
+    Every ad-hoc command on this component is then limited to ``operators``. Calling it again for
+    the same stream replaces the operators; one no longer listed is refused at once, even in a
+    session already started. Raises ValueError for an invalid or missing operator JID.
     """
+    allowed = operator_jids(operators)
+    if OperatorCommands.name in xmpp.plugin:
+        xmpp.plugin[OperatorCommands.name].operators = allowed
+        return
+    xmpp.register_plugin(OperatorCommands.name, pconfig={"desk": desk, "operators": allowed})
+
+
+def operator_jids(operators: Iterable[str]) -> frozenset[str]:
+    """The bare JIDs of ``operators``; ValueError for an invalid one or none at all."""
     if isinstance(operators, str):
         raise TypeError("operators must be a list of JIDs, not one string")
     bare: set[str] = set()
@@ -101,31 +105,29 @@ def install_operator_commands(vtn: "VTNComponent", operators: Iterable[str]) -> 
         bare.add(jid.bare)
     if not bare:
         raise ValueError("install_operator_commands needs at least one operator JID")
-    installed = _installed.get(vtn.component.xmpp)
-    if installed is not None:
-        installed.operators = frozenset(bare)
-        return
-    installed = _installed[vtn.component.xmpp] = _OperatorCommands(vtn, frozenset(bare))
-    installed.install()
+    return frozenset(bare)
 
 
-class _OperatorCommands:
+class OperatorCommands(BasePlugin):
     """The three commands, their disco entries and the gate in front of them."""
 
-    def __init__(self, vtn: "VTNComponent", operators: frozenset[str]):
-        self.vtn = vtn
-        self.operators = operators
-        self.xmpp = vtn.component.xmpp
-        self.jid = JID(vtn.component.jid.bare)
+    name = "vtn_operator_commands"
+    description = "OpenADR VTN operator commands (XEP-0050), for the configured operators only"
+    dependencies = {"xep_0004", "xep_0030", "xep_0050"}
+    default_config = {"desk": None, "operators": frozenset()}
+
+    def plugin_init(self) -> None:
+        if self.desk is None:
+            raise ValueError("vtn_operator_commands needs a desk (the VTN's operator interface)")
+        self.jid = JID(self.xmpp.boundjid.bare)
         self.commands: dict[str, tuple[str, Callable[[Iq, dict], dict]]] = {
             LIST_VENS: ("List VENs", self._list_vens),
             CREATE_EVENT: ("Create an event", self._create_event),
             CANCEL_EVENT: ("Cancel an event", self._cancel_event),
         }
+        self.install()
 
     def install(self) -> None:
-        self.xmpp.register_plugin("xep_0004")
-        self.xmpp.register_plugin("xep_0050")
         adhoc = self.xmpp.plugin["xep_0050"]
         self.sessions = adhoc.sessions
         # slixmpp's own handler hands every command iq to its session machinery, which creates
@@ -205,10 +207,10 @@ class _OperatorCommands:
         for var, label in (("ven_id", "venID"), ("jid", "JID"), ("transport_address", "Pushes go to"),
                            ("online", "Online"), ("registration_id", "Registration id")):
             form.add_reported(var, ftype="text-single", label=label)
-        vens = self.vtn.vens()
+        vens = self.desk.vens()
         for ven in vens:
             form.add_item({"ven_id": ven.ven_id, "jid": ven.bare_jid, "transport_address": ven.transport_address,
-                           "online": _online(self.vtn.is_online(ven.ven_id)),
+                           "online": _online(self.desk.is_online(ven.ven_id)),
                            "registration_id": ven.registration_id})
         return _finish(session, form, ("info", f"{len(vens)} VEN(s) registered"))
 
@@ -220,7 +222,7 @@ class _OperatorCommands:
             # A form submitted with the execute itself (single-stage clients, or a session this
             # instance never saw, as with several instances behind one component domain).
             return self._create_submitted(submitted, session)
-        vens = self.vtn.vens()
+        vens = self.desk.vens()
         if not vens:
             return _finish(session, None, ("info", "No VEN is registered: there is nobody to send an event to."))
         form = self._form("form", "Create an event")
@@ -230,7 +232,7 @@ class _OperatorCommands:
         if len(vens) <= MAX_LISTED:
             form.add_field("ven_ids", "list-multi", label="VENs", options=[
                 {"value": ven.ven_id,
-                 "label": f"{ven.ven_id} ({ven.bare_jid}, {_online(self.vtn.is_online(ven.ven_id))})"}
+                 "label": f"{ven.ven_id} ({ven.bare_jid}, {_online(self.desk.is_online(ven.ven_id))})"}
                 for ven in vens])
         else:
             form.add_field("ven_ids", "text-multi", label="venIDs", desc="one venID per line")
@@ -250,8 +252,7 @@ class _OperatorCommands:
         return _ask(session, form, self._create_submitted)
 
     def _resolves_targets(self) -> bool:
-        # The same check add_event makes before it calls on_targets.
-        return self.vtn._handlers.get("on_targets") is not None
+        return self.desk.resolves_targets
 
     def _create_submitted(self, payload: Any, session: dict) -> dict:
         form = _submitted_form(payload)
@@ -261,7 +262,7 @@ class _OperatorCommands:
         operator = session["from"]
         try:
             arguments = self._event_arguments(values)
-            event_id = self.vtn.add_event(**arguments)
+            event_id = self.desk.add_event(**arguments)
         except _BadInput as error:
             log.info("operator %s: create-event refused: %s", operator, error)
             return _finish(session, None, *(("error", problem) for problem in error.problems))
@@ -271,8 +272,7 @@ class _OperatorCommands:
         except Exception:                                # never a traceback to the operator
             log.exception("operator %s: create-event failed", operator)
             return _finish(session, None, ("error", "the VTN failed to create the event; see its log"))
-        record = self.vtn.store.event(event_id)
-        ven_ids = list(record.ven_ids) if record is not None else []
+        ven_ids = self.desk.event_ven_ids(event_id)
         start = arguments["intervals"][0]["dtstart"]
         duration = arguments["intervals"][0]["duration"]
         log.info("operator %s created event %s for %s", operator, event_id, ", ".join(ven_ids))
@@ -303,14 +303,14 @@ class _OperatorCommands:
             problems.append("choose at least one VEN" + (" or target" if self._resolves_targets() else ""))
         elif target_lines and not self._resolves_targets():
             problems.append("this VTN has no on_targets handler: choose venIDs")
-        unknown = [ven_id for ven_id in ven_ids if self.vtn.store.ven(ven_id) is None]
+        unknown = [ven_id for ven_id in ven_ids if not self.desk.is_registered(ven_id)]
         if unknown:
             problems.append(f"venID {', '.join(unknown)} is not registered with this VTN")
         signal_name = _one(values.get("signal_name")) or "SIMPLE"
         signal_type = _one(values.get("signal_type")) or "level"
         checked(_signal, signal_name, signal_type)
         payload = checked(_number, _one(values.get("payload")))
-        now = self.vtn.scheduler.now()
+        now = self.desk.now()
         start = checked(_start, _one(values.get("start")), now)
         duration = checked(_duration, _one(values.get("duration")))
         if start is not None and duration is not None and start + duration <= now:
@@ -328,7 +328,7 @@ class _OperatorCommands:
         submitted = _submitted_form(session["payload"])
         if submitted is not None:
             return self._cancel_submitted(submitted, session)
-        events = [state for state in self.vtn.events() if state.status not in _DONE_STATUSES]
+        events = [state for state in self.desk.events() if state.status not in _DONE_STATUSES]
         if not events:
             return _finish(session, None, ("info", "There is no event to cancel."))
         form = self._form("form", "Cancel an event")
@@ -344,7 +344,7 @@ class _OperatorCommands:
         if form is None or form["type"] == "cancel":
             return _finish(session, None, ("info", "No event was cancelled."))
         event_id = _one(form.get_values().get("event_id"))
-        state = next((state for state in self.vtn.events() if state.event_id == event_id), None)
+        state = next((state for state in self.desk.events() if state.event_id == event_id), None)
         if not event_id:
             problem = "choose an event"
         elif state is None:
@@ -356,7 +356,7 @@ class _OperatorCommands:
         if problem is not None:
             return _finish(session, None, ("error", problem))
         try:
-            self.vtn.cancel_event(event_id)
+            self.desk.cancel_event(event_id)
         except Exception:
             log.exception("operator %s: cancel-event %s failed", session["from"], event_id)
             return _finish(session, None, ("error", "the VTN failed to cancel the event; see its log"))
@@ -474,4 +474,7 @@ def _text_of(error: Exception) -> str:
     return str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)
 
 
-__all__ = ["install_operator_commands", "LIST_VENS", "CREATE_EVENT", "CANCEL_EVENT"]
+# Registered once, at import, as slixmpp's own plugins are.
+register_plugin(OperatorCommands)
+
+__all__ = ["install_operator_commands", "OperatorCommands", "LIST_VENS", "CREATE_EVENT", "CANCEL_EVENT"]

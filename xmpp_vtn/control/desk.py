@@ -1,0 +1,43 @@
+"""The narrow interface operator surfaces use: what an operator may see and do, nothing more.
+
+:class:`~xmpp_vtn.VTNComponent` provides it; operator tools are typed against this protocol so
+they never reach into the facade's internals (its store, scheduler or handler table).
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Protocol
+
+from ..store import VenRecord
+
+
+class OperatorDesk(Protocol):
+    """What the XEP-0050 commands (and any other operator surface) need of a running VTN."""
+
+    def vens(self) -> list[VenRecord]:
+        """The registered VENs."""
+
+    def is_online(self, ven_id: str) -> bool | None:
+        """Whether ``ven_id`` is online (None: not heard of since start)."""
+
+    def add_event(self, ven_id: Any, signal_name: str, signal_type: str, intervals: list, **arguments: Any) -> str:
+        """``VTNComponent.add_event``: create and push an event; its event_id."""
+
+    def cancel_event(self, event_id: str) -> None:
+        """Cancel an event and tell its VENs."""
+
+    def events(self, ven_id: str | None = None) -> list:
+        """The events with their status now (``EventState`` values)."""
+
+    def event_ven_ids(self, event_id: str) -> list[str]:
+        """The venIDs an event is for (empty for an unknown event)."""
+
+    def is_registered(self, ven_id: str) -> bool:
+        """Whether ``ven_id`` is registered with this VTN."""
+
+    def now(self) -> datetime:
+        """The VTN's clock."""
+
+    @property
+    def resolves_targets(self) -> bool:
+        """Whether events may be addressed by targets (an ``on_targets`` handler is installed)."""

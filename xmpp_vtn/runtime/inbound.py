@@ -1,0 +1,72 @@
+"""The path of one inbound OpenADR message: per-account limits, decode, dispatch, effects, the
+exchange log, and the encoded answer. Transport-free: the XMPP component hands it the sender and
+the payload bytes, and sends back what it returns."""
+from __future__ import annotations
+
+from .. import codec
+from ..errors import SchemaError
+from ..services import Dispatcher, NotImplementedService, Outcome, Polled, Request
+from ..store import Store
+from . import exchange_log
+from .component import IqRefused
+from .effects import EffectRunner
+from .presence import VenPresence, bare
+
+
+class InboundPipeline:
+    """``await pipeline(sender, addressed, data)``: the answer's bytes (None: an empty result), or
+    :class:`~xmpp_vtn.runtime.component.IqRefused` for a transport-level error."""
+
+    def __init__(self, store: Store, dispatcher: Dispatcher, effects: EffectRunner, presence: VenPresence,
+                 max_requests_in_flight: int = 16):
+        self.store, self.dispatcher, self.effects, self.presence = store, dispatcher, effects, presence
+        self.max_requests_in_flight = max_requests_in_flight
+        self._in_flight: dict[str, int] = {}
+
+    async def __call__(self, sender: str, addressed: str, data: bytes) -> bytes | None:
+        """One inbound request. An account with too many requests in flight is told to wait, so it
+        cannot starve the others."""
+        account = bare(sender)
+        if self._in_flight.get(account, 0) >= self.max_requests_in_flight:
+            raise IqRefused("resource-constraint", f"more than {self.max_requests_in_flight} requests in flight "
+                            "from this account; wait for answers", "wait")
+        self._in_flight[account] = self._in_flight.get(account, 0) + 1
+        try:
+            return await self._answer(sender, data)
+        finally:
+            left = self._in_flight[account] - 1
+            if left:
+                self._in_flight[account] = left
+            else:
+                del self._in_flight[account]
+
+    async def _answer(self, sender: str, data: bytes) -> bytes | None:
+        try:
+            message_type, payload = codec.parse(data)
+        except SchemaError as error:
+            exchange_log.inbound("(invalid)", sender, None, f"bad-request: {str(error).splitlines()[0]}", data)
+            raise IqRefused("bad-request", str(error)) from None
+        ven_id = payload.get("ven_id")
+        try:
+            outcome = await self.dispatcher.handle(Request(sender, message_type, payload, data))
+        except NotImplementedService as error:
+            exchange_log.inbound(message_type, sender, ven_id, "feature-not-implemented", data)
+            raise IqRefused("feature-not-implemented", str(error), "cancel") from None
+        await self.effects.apply(outcome.effects)
+        self._heard_from(sender, outcome)
+        if outcome.answer is None:
+            exchange_log.inbound(message_type, sender, ven_id, "empty result", data)
+            return None
+        answer_type, answer = outcome.answer
+        code = (answer.get("response") or {}).get("response_code")
+        exchange_log.inbound(message_type, sender, ven_id or answer.get("ven_id"),
+                             f"{answer_type} {code}" if code is not None else answer_type, data)
+        return codec.serialize(answer_type, answer)
+
+    def _heard_from(self, sender: str, outcome: Outcome) -> None:
+        """A registered VEN that speaks is reachable: it is online, and is delivered what it is owed."""
+        if outcome.refused:
+            return
+        ven = self.store.ven_by_jid(bare(sender))
+        if ven is not None:
+            self.presence.alive(ven.ven_id, polled=any(isinstance(effect, Polled) for effect in outcome.effects))

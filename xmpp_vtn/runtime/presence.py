@@ -1,0 +1,88 @@
+"""Which VENs are online: the liveness state machine fed by what the runtime sees (presence,
+requests, polls, pings), the ``on_ven_online`` / ``on_ven_offline`` handlers called once per
+transition, and the state recorded in the store for operators."""
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime
+from typing import Callable
+
+from ..services import Handlers
+from ..services.liveness import Liveness
+from ..store import Store
+from .outbox import Courier
+
+log = logging.getLogger("xmpp_vtn")
+
+
+def bare(jid: str) -> str:
+    """The bare JID of ``jid``: ``bare("ven7@grid/oadr") == "ven7@grid"``."""
+    return jid.split("/", 1)[0]
+
+
+class VenPresence:
+    """Online/offline per venID, as far as this instance knows."""
+
+    def __init__(self, store: Store, handlers: Handlers, courier: Courier, now: Callable[[], datetime],
+                 offline_after: int = 3):
+        self.store, self.handlers, self.courier, self.now = store, handlers, courier, now
+        self.liveness = Liveness(offline_after)
+        self._notifications: set[asyncio.Task] = set()
+
+    def is_online(self, ven_id: str) -> bool | None:
+        """Whether ``ven_id`` is online (None: not heard of since start)."""
+        state = self.liveness.state.get(ven_id)
+        return None if state is None else state == "online"
+
+    def alive(self, ven_id: str, polled: bool = False) -> None:
+        """The VEN showed life (a request, a poll, presence, a ping answered): it is reachable now."""
+        now = self.now()
+        self._notify(ven_id, self.liveness.polled(ven_id, now) if polled else self.liveness.seen(ven_id, now))
+        self.courier.seen(ven_id)
+
+    def ping_missed(self, ven_id: str) -> None:
+        self._notify(ven_id, self.liveness.ping_missed(ven_id))
+
+    def offline(self, ven_id: str) -> None:
+        """A polling VEN stopped polling."""
+        self._notify(ven_id, "offline")
+
+    def on_presence(self, sender: str, available: bool) -> None:
+        """XMPP presence from ``sender`` (a full JID)."""
+        ven = self.store.ven_by_jid(bare(sender))
+        # Only the resource pushes go to speaks for the VEN: another session of the same account
+        # logging out says nothing about it.
+        if ven is None or (not available and sender != ven.transport_address):
+            return
+        if available:
+            self.alive(ven.ven_id)
+        else:
+            self._notify(ven.ven_id, self.liveness.gone(ven.ven_id))
+
+    def forget(self, ven_id: str) -> None:
+        self.liveness.forget(ven_id)
+
+    def _notify(self, ven_id: str, transition: str | None) -> None:
+        """Call on_ven_online / on_ven_offline once per transition, without holding up the caller."""
+        if transition is None:
+            return
+        log.info("venID %s is %s", ven_id, transition)
+        self.store.set_liveness(ven_id, transition, self.liveness.last_seen.get(ven_id))     # for operators
+
+        async def call() -> None:
+            try:
+                await self.handlers.call(f"on_ven_{transition}", ven_id)
+            except Exception:
+                log.exception("on_ven_%s failed for venID %s", transition, ven_id)
+        task = asyncio.get_running_loop().create_task(call())
+        self._notifications.add(task)
+        task.add_done_callback(self._notifications.discard)
+
+    async def close(self, timeout: float = 5.0) -> None:
+        """Let running notifications finish (up to ``timeout``), then cancel the rest."""
+        if self._notifications:
+            await asyncio.wait(set(self._notifications), timeout=timeout)
+        for task in list(self._notifications):
+            task.cancel()
+        await asyncio.gather(*self._notifications, return_exceptions=True)
