@@ -18,6 +18,7 @@ import pytest
 from xmpp_vtn.testing.prosody import ProsodyServer
 from xmpp_vtn.testing.clock import ManualScheduler
 from xmpp_vtn.testing.ven import SimulatedVEN
+from waiting import Strike, until
 from xmpp_scene import PASSWORD, make_ven, make_vtn, next_event, run, scene
 
 HERE = Path(__file__).resolve().parent
@@ -48,32 +49,36 @@ async def ven_for(server: ProsodyServer, account: str, **options) -> SimulatedVE
     return await ven.start()
 
 
+# Pushes in flight at once in the mid fan-out tests: few, so that a fault struck while the tenth
+# VEN takes the event finds most VENs still waiting for theirs.
+FEW_IN_FLIGHT = 4
+STRIKE_AFTER = 10
+
+
 async def answered_by_all(vens, event_id: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not all(event_id in ven.answered for ven in vens):
-        if time.monotonic() > deadline:
-            missing = [ven.ven_id for ven in vens if event_id not in ven.answered]
-            raise AssertionError(f"{len(missing)} VENs never answered: {missing[:5]}")
-        await asyncio.sleep(0.05)        # many VENs, many answers: checking a condition, not waiting for time
+    await until(lambda: all(event_id in ven.answered for ven in vens), timeout,
+                f"every VEN answers {event_id} (missing: "
+                f"{[ven.ven_id for ven in vens if event_id not in ven.answered][:5]})")
 
 
 def test_prosody_restart_in_the_middle_of_a_100_ven_fan_out(server):
     names = accounts(server, "pr")
     calls = collections.Counter()
 
+    strike = Strike(STRIKE_AFTER, server.stop)
+
     async def scenario():
-        vtn = make_vtn(server, store=":memory:", ping_interval=None)
+        vtn = make_vtn(server, store=":memory:", ping_interval=None, push_concurrency=FEW_IN_FLIGHT)
         vtn.add_handler("on_create_party_registration", lambda p: (p["ven_id"], "reg-" + p["ven_id"]))
         await vtn.run()
-        vens = await asyncio.gather(*(ven_for(server, name, ven_id=name.split("@")[0]) for name in names))
+        vens = await asyncio.gather(*(ven_for(server, name, ven_id=name.split("@")[0], opt=strike)
+                                      for name in names))
         try:
             await asyncio.gather(*(ven.register() for ven in vens))
             lost = next_event(vtn.component.xmpp, "disconnected")
             start_event(vtn, [ven.ven_id for ven in vens])
             vtn.event_service.callbacks["fan-out"] = lambda ven_id, event_id, opt: calls.update([ven_id])
-            await asyncio.sleep(0.05)                    # let part of the fan-out go out first
-            server.stop()
-            await asyncio.wait_for(lost, 10)
+            await asyncio.wait_for(lost, 10)           # Prosody stopped as the tenth VEN took the event
             before = sum("fan-out" in ven.events for ven in vens)
             await asyncio.gather(*(ven.stop() for ven in vens))
             back = next_event(vtn.component.xmpp, "session_start")
@@ -96,7 +101,9 @@ def test_prosody_restart_in_the_middle_of_a_100_ven_fan_out(server):
             await vtn.stop()
 
     before, deliveries = run(scenario(), timeout=120)
-    print(f"{before} of {VENS} VENs had the event when Prosody stopped")
+    print(f"{strike.holders_at_strike} of {VENS} VENs had the event when Prosody stopped, {before} once it was down")
+    assert strike.holders_at_strike == STRIKE_AFTER
+    assert 0 < before < VENS, "the fault must strike mid fan-out"
     assert len(deliveries) == VENS
     assert all((d.delivered_modification, d.opt_type) == (0, "optIn") for d in deliveries.values())
     assert len(calls) == VENS and set(calls.values()) == {1}
@@ -118,16 +125,19 @@ def test_vtn_sigkilled_in_the_middle_of_a_100_ven_fan_out_and_started_again(serv
         replayed.append(int(line.split()[5]))
         return process
 
+    processes: list[subprocess.Popen] = []
+    strike = Strike(STRIKE_AFTER, lambda: processes[0].send_signal(signal.SIGKILL))
+
     async def scenario():
-        first = launch("--event-when", str(VENS))
+        first = launch("--event-when", str(VENS), "--push-concurrency", str(FEW_IN_FLIGHT))
+        processes.append(first)
         vens = []
         try:
-            vens = await asyncio.gather(*(ven_for(server, name, ven_id=name.split("@")[0]) for name in names))
+            vens = await asyncio.gather(*(ven_for(server, name, ven_id=name.split("@")[0], opt=strike)
+                                          for name in names))
             await asyncio.gather(*(ven.register() for ven in vens))
             assert await asyncio.to_thread(first.stdout.readline) == "event-added\n"
-            await asyncio.sleep(0.05)                    # part of the fan-out goes out
-            first.send_signal(signal.SIGKILL)
-            first.wait()
+            await asyncio.to_thread(first.wait, 30)     # SIGKILLed as the tenth VEN took the event
             before = sum("fault-event" in ven.events for ven in vens)
             second = launch()
             try:
@@ -148,8 +158,10 @@ def test_vtn_sigkilled_in_the_middle_of_a_100_ven_fan_out_and_started_again(serv
     before = run(scenario(), timeout=150)
     answers = [json.loads(line) for line in log.read_text().splitlines()]
     per_ven = collections.Counter(answer["ven_id"] for answer in answers if answer["event_id"] == "fault-event")
-    print(f"{before} of {VENS} VENs had the event when the VTN was killed; "
-          f"{len({a['pid'] for a in answers})} processes saw answers")
+    print(f"{strike.holders_at_strike} of {VENS} VENs had the event when the VTN was killed, {before} once it "
+          f"was dead; {len({a['pid'] for a in answers})} processes saw answers")
+    assert strike.holders_at_strike == STRIKE_AFTER and processes[0].returncode == -signal.SIGKILL
+    assert 0 < before < VENS, "the fault must strike mid fan-out"
     assert len(per_ven) == VENS
     # Exactly once, except that an answer whose handler had run when the first process died, but
     # not yet been marked done (a window of one small SQLite commit), is handed over again by the
