@@ -25,7 +25,7 @@ from lxml import etree
 from xmpp_vtn import codec
 from xmpp_vtn import VTNComponent
 from xmpp_vtn.ops.config import ConfigError, LogConfig, configure_logging, load_config, load_handlers, vtn_arguments
-from xmpp_vtn.ops.validate import explain
+from xmpp_vtn.ops.validate import explain, render
 from xmpp_vtn.testing.prosody import free_port
 from xmpp_vtn.ops.status import StoreUnavailable, gather, open_for_reading, render_text, to_json
 from xmpp_vtn.store import Document, EventRecord, SQLiteStore, VenRecord
@@ -456,14 +456,18 @@ def test_explanations_name_the_element_and_what_was_expected():
     assert explain(doctype.encode()).kind == "refused"
 
 
-def test_a_bare_signed_object_is_accepted_and_a_bare_message_is_explained():
+def test_a_bare_signed_object_and_a_bare_message_are_judged_and_other_roots_refused():
     root = etree.fromstring(GOOD)
     signed = etree.tostring(root[0]).decode()
-    assert explain(signed.encode()).valid
-    message = etree.tostring(root[0][0]).decode()
-    [problem] = explain(message.encode()).problems
-    assert problem.message.startswith("root element is oadr:oadrDistributeEvent; expected oadr:oadrPayload or "
-                                      "oadr:oadrSignedObject")
+    assert explain(signed.encode()).valid and explain(signed.encode()).judged_as is None
+    message = etree.tostring(root[0][0])
+    verdict = explain(message, "m.xml")
+    assert verdict.valid and verdict.message_type == "oadrDistributeEvent" and verdict.judged_as == "a bare message"
+    assert render(verdict) == "m.xml: valid (oadrDistributeEvent, judged as a bare message)"
+    for foreign in (b"<html/>", b'<oadrEvent xmlns="http://openadr.org/oadr-2.0b/2012/07"/>'):
+        [problem] = explain(foreign).problems
+        assert problem.message.endswith("expected oadr:oadrPayload, oadr:oadrSignedObject or a bare 2.0b "
+                                        "message such as oadr:oadrDistributeEvent")
 
 
 def test_validate_exits_1_and_explains_each_file(tmp_path):

@@ -107,10 +107,16 @@ class ActivePeriod:
 
 @dataclass
 class Interval:
+    """One interval of a signal or baseline: ``signal_payload``, or ``signal_payloads`` when it
+    carries several (the schema allows any number), never both."""
     dtstart: Optional[datetime] = None
     duration: Optional[timedelta] = None
     signal_payload: Optional[Union[float, dict]] = None
     uid: Optional[str] = None
+    signal_payloads: Optional[List[Union[float, dict]]] = None
+
+    def __post_init__(self) -> None:
+        _one_or_list(self, "signal_payload", "signal_payloads")
 
 
 @dataclass
@@ -140,6 +146,7 @@ class EventSignal:
     current_value: Optional[float] = None
     targets: Optional[List[Union[Target, dict]]] = None
     measurement: Optional[Union[Measurement, dict]] = None
+    targets_by_type: Optional[Dict[str, list]] = None
 
 
 @dataclass
@@ -169,6 +176,12 @@ class Event:
             self.active_period = _span_of(self.event_signals)
         if self.targets is None and self.targets_by_type is None:
             raise ValueError("an Event needs 'targets' (or 'targets_by_type'), e.g. [Target(ven_id='ven123')]")
+
+
+def _one_or_list(obj: Any, single: str, plural: str) -> None:
+    # The codec refuses both too; saying it here points at the line that built the object.
+    if getattr(obj, single) is not None and getattr(obj, plural) is not None:
+        raise ValueError(f"give either {single} (one) or {plural} (a list), not both")
 
 
 def _get(obj: Any, name: str) -> Any:
@@ -220,10 +233,22 @@ class ReportPayload:
 
 @dataclass
 class ReportInterval:
+    """One interval of a report: ``report_payload`` or a list in ``report_payloads``, and/or
+    Green Button data as ``greenbutton_feed`` (atom XML text) or ``greenbutton_feeds``."""
     dtstart: datetime
-    report_payload: Union[ReportPayload, dict]
+    report_payload: Optional[Union[ReportPayload, dict]] = None
     duration: Optional[timedelta] = None
     uid: Optional[str] = None
+    report_payloads: Optional[List[Union[ReportPayload, dict]]] = None
+    greenbutton_feed: Optional[str] = None
+    greenbutton_feeds: Optional[List[str]] = None
+
+    def __post_init__(self) -> None:
+        _one_or_list(self, "report_payload", "report_payloads")
+        _one_or_list(self, "greenbutton_feed", "greenbutton_feeds")
+        if all(getattr(self, name) is None for name in
+               ("report_payload", "report_payloads", "greenbutton_feed", "greenbutton_feeds")):
+            raise ValueError("a ReportInterval needs report_payload (or report_payloads, or Green Button data)")
 
 
 @dataclass
@@ -265,6 +290,10 @@ class ReportRequest:
 class VavailabilityComponent:
     dtstart: datetime
     duration: timedelta
+    tolerance: Optional[dict] = None
+    notification_period: Optional[timedelta] = None
+    ramp_up_period: Optional[timedelta] = None
+    recovery_period: Optional[timedelta] = None
 
 
 @dataclass
@@ -274,6 +303,8 @@ class Vavailability:
 
 @dataclass
 class Opt:
+    """An ``oadrCreateOpt``: the schema requires ``opt_id``, ``ven_id``, ``request_id`` and
+    ``targets`` (or ``targets_by_type``) by the time it is written."""
     opt_type: str
     opt_reason: str
     opt_id: Optional[str] = None
@@ -285,3 +316,5 @@ class Opt:
     targets: Optional[List[Union[Target, dict]]] = None
     market_context: Optional[str] = None
     device_class: Optional[List[Union[Target, dict]]] = None
+    request_id: Optional[str] = None
+    targets_by_type: Optional[Dict[str, list]] = None

@@ -95,6 +95,12 @@ def shorten_names(text: str) -> str:
     return _CLARK.sub(short, text)
 
 
+def element_path(element: etree._Element) -> str:
+    """``/oadrPayload/oadrSignedObject/oadrPoll/venID``: the local names from the root down."""
+    names = [etree.QName(e).localname for e in (element, *element.iterancestors())]
+    return "/" + "/".join(reversed(names))
+
+
 _QNAME_STEP = re.compile(r"([A-Za-z_][\w.-]*):([A-Za-z_][\w.-]*)")
 
 
@@ -112,9 +118,7 @@ def _readable_path(root: etree._Element, path: str | None) -> str:
     except etree.XPathError:
         found = []
     if len(found) == 1 and isinstance(found[0], etree._Element):
-        element = found[0]
-        names = [etree.QName(e).localname for e in (element, *element.iterancestors())]
-        return "/" + "/".join(reversed(names))
+        return element_path(found[0])
     return re.sub(r"(?<=/)[A-Za-z0-9_.-]+:", "", path)
 
 

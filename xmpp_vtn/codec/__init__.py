@@ -20,10 +20,10 @@ from .. import schema
 from ..errors import SchemaError
 from ..schema import NS_EI, NS_OADR, NSMAP
 from .messages import MESSAGES
-from .spec import EncodeError
+from .spec import DecodeError, EncodeError
 
-__all__ = ["parse", "parse_element", "serialize", "build", "MESSAGE_TYPES",
-           "SchemaError", "EncodeError"]
+__all__ = ["parse", "parse_element", "decode_message", "serialize", "build", "MESSAGE_TYPES",
+           "SchemaError", "EncodeError", "DecodeError"]
 
 #: The 23 message types, in the order of the schema's ``oadrSignedObject`` choice.
 MESSAGE_TYPES: tuple[str, ...] = tuple(MESSAGES)
@@ -38,16 +38,30 @@ _WRITE_NSMAP = {prefix: NSMAP[prefix] for prefix in
                 ("oadr", "ei", "pyld", "emix", "xcal", "strm", "power", "scale")}
 
 
+def decode_message(message: etree._Element) -> dict:
+    """Decode one already validated message element (``oadr:oadrCreatedEvent``, ...) to its payload.
+
+    Raises :class:`DecodeError` (a ``ValueError``) naming the element, for what the schema admits
+    but a payload cannot hold: durations such as ``P1H`` or ``PT`` that only the schema's loose
+    pattern allows, or the date-time 9999-12-31T24:00:00 (one day past what a datetime holds).
+    """
+    try:
+        return MESSAGES[message.tag[_OADR_PREFIX_LEN:]].decode(message)
+    except DecodeError:
+        raise
+    except (ValueError, TypeError, IndexError) as exc:  # pragma: no cover - a schema the codec does not expect
+        raise DecodeError(str(exc), message) from None
+
+
 def parse_element(root: etree._Element) -> tuple[str, dict]:
     """Decode an already validated ``oadrPayload`` element to ``(message_type, payload)``."""
     message = root[len(root) - 1][0]  # oadrSignedObject is last (after an optional ds:Signature)
-    message_type = message.tag[_OADR_PREFIX_LEN:]
     try:
-        return message_type, MESSAGES[message_type].decode(message)
-    except (ValueError, TypeError, IndexError) as exc:
-        # The schema admits a few values Python cannot represent (e.g. year 0000 or day 31 in June).
-        raise SchemaError(f"line {message.sourceline}: {message_type}: {exc}",
-                          line=message.sourceline) from None
+        return message.tag[_OADR_PREFIX_LEN:], decode_message(message)
+    except DecodeError as exc:
+        # Worded like a schema violation: where, then why (the schema let these through).
+        line, path = exc.element.sourceline, schema.element_path(exc.element)
+        raise SchemaError(f"line {line}: {path}: {exc.problem}", line=line, path=path) from None
 
 
 def parse(data: bytes | str, max_bytes: int = schema.DEFAULT_MAX_BYTES,

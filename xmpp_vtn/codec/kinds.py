@@ -10,7 +10,7 @@ from lxml import etree
 
 from ..schema import NS_ATOM, NS_EI, NS_EMIX, NS_GML, NS_OADR, NS_POWER, NS_SCALE, plain_parser
 from . import values
-from .spec import (BOOL, DECIMAL, FLOAT, STR, EncodeError, Field, Kind, Nested, Spec, SubElement,
+from .spec import (BOOL, DECIMAL, FLOAT, STR, DecodeError, EncodeError, Field, Kind, Nested, Spec, SubElement,
                    Text, Wrapped, as_mapping, encode_items, q)
 
 # ---------------------------------------------------------------------------------------------
@@ -198,7 +198,14 @@ MEASUREMENT_NAMESPACES = {
     "frequency": NS_OADR, "Therm": NS_OADR, "temperature": NS_OADR, "pulseCount": NS_OADR,
     "oadrGBDataDescription": NS_OADR,
 }
-MEASUREMENT_TAGS = tuple(q(ns, name) for name, ns in MEASUREMENT_NAMESPACES.items())
+# power:powerItem and power:energyItem are concrete elements of abstract types: a document may
+# use them with xsi:type naming the concrete type, e.g. <power:powerItem xsi:type="power:PowerRealType">.
+_XSI_TYPE = "{http://www.w3.org/2001/XMLSchema-instance}type"
+_ITEM_HEADS = {q(NS_POWER, "powerItem"): "power:powerItem", q(NS_POWER, "energyItem"): "power:energyItem"}
+_MEASUREMENT_OF_TYPE = {
+    (NS_POWER, f"{name[0].upper()}{name[1:]}Type"): name
+    for name in ("powerApparent", "powerReactive", "powerReal", "energyApparent", "energyReactive", "energyReal")}
+MEASUREMENT_TAGS = tuple(q(ns, name) for name, ns in MEASUREMENT_NAMESPACES.items()) + tuple(_ITEM_HEADS)
 _POWER_ITEMS = {"powerApparent", "powerReactive", "powerReal"}
 _POWER_ATTRIBUTES = Spec("powerAttributes", [
     Field("hertz", q(NS_POWER, "hertz"), DECIMAL, required=True),
@@ -245,7 +252,8 @@ class Measurement(Kind):
 
     def decode(self, element):
         tag = element.tag
-        result: dict[str, Any] = {"name": tag[tag.index("}") + 1:]}
+        name = _measurement_of_head(element) if tag in _ITEM_HEADS else tag[tag.index("}") + 1:]
+        result: dict[str, Any] = {"name": name}
         for child in element:
             name = child.tag[child.tag.index("}") + 1:]
             if name == "itemDescription":
@@ -288,6 +296,18 @@ class Measurement(Kind):
                                   "power_attributes")
             _with_key("power_attributes", _POWER_ATTRIBUTES.encode,
                       SubElement(element, _POWER_ATTRIBUTES_TAG), attributes)
+
+
+def _measurement_of_head(element: etree._Element) -> str:
+    """``powerReal`` for ``<power:powerItem xsi:type="power:PowerRealType">``: the concrete
+    measurement the type stands for, written back as its own element."""
+    declared = (element.get(_XSI_TYPE) or "").strip()
+    prefix, _, local = declared.rpartition(":")
+    name = _MEASUREMENT_OF_TYPE.get((element.nsmap.get(prefix or None), local))
+    if name is None:  # the schema only lets the six concrete types through; stay explicit anyway
+        raise DecodeError(f"xsi:type {declared!r} on {_ITEM_HEADS[element.tag]} names no measurement; expected "
+                          f"one of {', '.join(sorted(f'power:{t}' for _, t in _MEASUREMENT_OF_TYPE))}", element)
+    return name
 
 
 class Feed(Kind):

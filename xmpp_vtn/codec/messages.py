@@ -12,7 +12,8 @@ from datetime import datetime, timezone
 from ..schema import NS_EI, NS_EMIX, NS_OADR, NS_PYLD, NS_STRM, NS_XCAL
 from .kinds import (FLOAT_PAYLOAD, MEASUREMENT_TAGS, RESOURCE_STATUS, TEST_EVENT, Feed, Measurement,
                     PayloadBase, PendingReports, TargetDict, TargetList, Targets)
-from .spec import (BOOL, DATETIME, DURATION, FLOAT, ID, INT, STR, TOKEN, Field, Nested, Spec, Wrapped, WrappedList, q)
+from .spec import (BOOL, DATETIME, DURATION, FLOAT, ID, INT, RESPONSE_CODE, STR, TOKEN, Field, Nested, Spec, Wrapped,
+                   WrappedList, q)
 
 
 def ei(name: str) -> str:
@@ -65,7 +66,7 @@ def _with_defaults(**defaults):
 # --- common ---------------------------------------------------------------------------------
 
 RESPONSE = Spec("eiResponse", [
-    Field("response_code", ei("responseCode"), INT, required=True),
+    Field("response_code", ei("responseCode"), RESPONSE_CODE, required=True),
     Field("response_description", ei("responseDescription"), STR),
     # requestID is required by the schema but may be empty: None <-> <requestID/>.
     Field("request_id", pyld("requestID"), ID),
@@ -101,7 +102,7 @@ INTERVAL = Spec("interval", [
         Field("resource_status", oadr("oadrPayloadResourceStatus"), Nested(RESOURCE_STATUS)),
         Field("data_quality", oadr("oadrDataQuality"), TOKEN),
     ])), plural="report_payloads"),
-    Field("greenbutton_feed", oadr("oadrGBPayload"), Feed()),
+    Field("greenbutton_feed", oadr("oadrGBPayload"), Feed(), plural="greenbutton_feeds"),
 ])
 INTERVALS = WrappedList(ei("interval"), Nested(INTERVAL))
 
@@ -159,7 +160,7 @@ EVENT = Spec("oadrEvent", [
 ], before_encode=_with_defaults(response_required="always"))
 
 EVENT_RESPONSE = Spec("eventResponse", [
-    Field("response_code", ei("responseCode"), INT, required=True),
+    Field("response_code", ei("responseCode"), RESPONSE_CODE, required=True),
     Field("response_description", ei("responseDescription"), STR),
     Field("request_id", pyld("requestID"), ID),
     flatten(ei("qualifiedEventID"), QUALIFIED_EVENT_ID),

@@ -43,6 +43,16 @@ class EncodeError(ValueError):
         return EncodeError(self.problem, path)
 
 
+class DecodeError(ValueError):
+    """A schema-valid value Python cannot represent, or that only the schema's loose pattern
+    admits (``P1H``, ``PT``, ``9999-12-31T24:00:00``); ``element`` is where it is, ``problem`` says why
+    in words, e.g. ``value 'P1H' is not an ISO 8601 duration: ...``."""
+
+    def __init__(self, problem: str, element: etree._Element):
+        super().__init__(problem)
+        self.problem, self.element = problem, element
+
+
 def as_mapping(value: Any) -> dict:
     """A payload level as a dict: dicts pass through, dataclasses become dicts of their set fields.
 
@@ -77,10 +87,18 @@ class Text(Kind):
     def decode(self, element):
         text = element.text
         if text is None:
-            return None if self.none_if_empty else self.parse("")
-        if self.none_if_empty and not text.strip():
+            if self.none_if_empty:
+                return None
+            text = ""
+        elif self.none_if_empty and not text.strip():
             return None
-        return self.parse(text)
+        try:
+            return self.parse(text)
+        except (ValueError, OverflowError) as exc:
+            problem = str(exc)
+            if not problem.startswith("value "):
+                problem = f"value {text.strip()!r}: {problem}"
+            raise DecodeError(problem, element) from None
 
     def encode(self, parent, tag, value):
         try:
@@ -105,6 +123,18 @@ def _format_int(value: Any) -> str:
     return str(value)
 
 
+def _format_response_code(value: Any) -> str:
+    # ei:ResponseCodeType is exactly three digits: 0 is written 000 and 99 is 099, so codes
+    # read as ints (what OpenLEADR users compare against) survive the round trip.
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"expected a response code such as 200 or '200', not {type(value).__name__} ({value!r})")
+    if not 0 <= value <= 999:
+        raise ValueError(f"response code {value} is not three digits (000 to 999)")
+    return f"{value:03d}"
+
+
 def _collapse(text: str) -> str:
     # xs:token and xs:anyURI values: the schema ignores surrounding and repeated whitespace.
     return " ".join(text.split())
@@ -114,6 +144,7 @@ STR = Text(str, _format_str)
 TOKEN = Text(_collapse, _format_str)
 ID = Text(str, _format_str, none_if_empty=True)          # identifiers: '' on the wire is "absent"
 INT = Text(int, _format_int)
+RESPONSE_CODE = Text(int, _format_response_code)     # int in Python, three digits on the wire
 FLOAT = Text(values.parse_float, values.format_float)
 DECIMAL = Text(values.parse_decimal, values.format_float)
 BOOL = Text(values.parse_bool, values.format_bool)
@@ -259,6 +290,10 @@ class Spec:
                 elif field.required:
                     raise EncodeError(f"required by {self.name} but missing", field.key)
                 continue
+            if field.plural is not None and get(field.plural) is not None:
+                # Writing one and dropping the other would lose data without a word.
+                raise EncodeError(f"give either {field.key!r} (one) or {field.plural!r} (a list), not both",
+                                  field.key)
             try:
                 if field.repeated:
                     encode_items(field.kind, element, field.tag, value)

@@ -19,22 +19,42 @@ _DURATION = re.compile(
     r"(?:T(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+)S)?)?)$")
 _DATETIME = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?Z?$")
+# What the schema's pattern for durations, (\+|\-)?P((\d+Y)?(\d+M)?(\d+D)?T?(\d+H)?(\d+M)?(\d+S)?)|(\d+W),
+# admits that ISO 8601 does not: time parts without their T, and weeks without their P.
+_TIME_WITHOUT_T = re.compile(r"^([+-]?)P((?:\d+Y)?(?:\d+M)?(?:\d+D)?)((?:\d+H)?(?:\d+M)?(?:\d+S)?)$")
+_WEEKS_WITHOUT_P = re.compile(r"^([+-]?)(\d+W)$")
+_MIDNIGHT_24 = re.compile(r"T24:00:00(?:\.0*)?(?=Z?$)")
 
 
 def parse_datetime(text: str) -> datetime:
-    """``'2026-11-23T12:00:00Z'`` -> ``datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)``."""
+    """``'2026-11-23T12:00:00Z'`` -> ``datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)``.
+
+    ``T24:00:00``, which xs:dateTime allows for the end of a day, is midnight of the next day.
+    """
     text = text.strip()
     try:
         value = datetime.fromisoformat(text)
     except ValueError:
-        match = _DATETIME.match(text)
-        if not match:
-            raise ValueError(f"not an OpenADR date-time: {text!r}") from None
-        fraction = (match.group(7) or "0")[:6].ljust(6, "0")
-        value = datetime(*(int(g) for g in match.groups()[:6]), int(fraction))
+        value = _parse_datetime_slowly(text)
     if value.tzinfo is None:
         return value.replace(tzinfo=timezone.utc)
     return value.astimezone(timezone.utc)
+
+
+def _parse_datetime_slowly(text: str) -> datetime:
+    # What fromisoformat refuses: 24:00:00, long fractions (before 3.11), and real mistakes.
+    end_of_day = _MIDNIGHT_24.search(text)
+    match = _DATETIME.match(_MIDNIGHT_24.sub("T00:00:00", text) if end_of_day else text)
+    if not match:
+        if text.startswith("-"):  # the schema's pattern admits a sign; xs:dateTime makes it a year BCE
+            raise ValueError(f"value {text!r} is a date before year 1, which a payload cannot hold")
+        raise ValueError(f"value {text!r} is not a date-time such as 2026-11-23T12:00:00Z")
+    fraction = (match.group(7) or "0")[:6].ljust(6, "0")
+    try:
+        value = datetime(*(int(g) for g in match.groups()[:6]), int(fraction))
+        return value + timedelta(days=1) if end_of_day else value
+    except (ValueError, OverflowError) as exc:
+        raise ValueError(f"value {text!r} is not a date-time that exists ({exc})") from None
 
 
 def format_datetime(value: datetime) -> str:
@@ -54,8 +74,8 @@ def format_datetime(value: datetime) -> str:
 def parse_duration(text: str) -> timedelta:
     """``'PT10M'`` -> ``timedelta(minutes=10)``. Years count 365 days and months 30, with a warning."""
     match = _DURATION.match(text.strip())
-    if not match or text.strip() in ("P", "PT", "-P", "+P"):
-        raise ValueError(f"not an RFC 5545 duration: {text!r}")
+    if not match or text.strip().lstrip("+-") in ("P", "PT"):
+        raise ValueError(_why_not_a_duration(text.strip()))
     parts = {name: int(value) for name, value in match.groupdict().items()
              if value is not None and name != "sign"}
     days = parts.get("days", 0)
@@ -65,6 +85,21 @@ def parse_duration(text: str) -> timedelta:
     value = timedelta(weeks=parts.get("weeks", 0), days=days, hours=parts.get("hours", 0),
                       minutes=parts.get("minutes", 0), seconds=parts.get("seconds", 0))
     return -value if match.group("sign") == "-" else value
+
+
+def _why_not_a_duration(text: str) -> str:
+    """Why ``text`` is not an ISO 8601 / RFC 5545 duration, with the form that was meant."""
+    prefix = f"value {text!r} is not an ISO 8601 duration"
+    if text.lstrip("+-") in ("P", "PT"):
+        return f"{prefix}: it has no number and unit (zero is PT0S)"
+    time_without_t = _TIME_WITHOUT_T.match(text)
+    if time_without_t and time_without_t.group(3):
+        sign, date, time = time_without_t.groups()
+        return f"{prefix}: hours, minutes and seconds go after a T ({sign}P{date}T{time})"
+    weeks = _WEEKS_WITHOUT_P.match(text)
+    if weeks:
+        return f"{prefix}: it needs a P before the weeks ({weeks.group(1)}P{weeks.group(2)})"
+    return f"{prefix} such as PT10M"
 
 
 @functools.lru_cache(maxsize=512)

@@ -4,8 +4,13 @@ The document is read with the VTN's own hardened rules (size and depth limits, n
 entities, no network), then checked against the bundled 2.0b XSDs with ``xmlschema``, which
 reports every violation with the element it concerns; each becomes one :class:`Problem`: the
 line, the element's path below ``oadrSignedObject`` and what was expected against what was
-found. libxml2 (what the VTN itself validates with) has the last word on validity, so a file
-this module calls valid is one the VTN accepts.
+found. libxml2 (what the VTN itself validates with) has the last word on validity, and the
+codec then reads the message as the VTN would (catching what the schema's loose patterns let
+through, such as the duration ``P1H``), so a file this module calls valid is one the VTN accepts.
+
+A document may be a whole ``oadrPayload``, a bare ``oadrSignedObject``, or a bare 2.0b message
+such as ``oadrDistributeEvent`` (as the specification prints its samples); a bare message is
+judged against its own element and the verdict says so.
 
 >>> verdict = explain(open("event.xml", "rb").read(), "event.xml")      # doctest: +SKIP
 >>> print(render(verdict))                                               # doctest: +SKIP
@@ -24,11 +29,14 @@ from typing import Any, Iterable
 import xmlschema
 from lxml import etree
 
-from .. import bundle
+from .. import bundle, codec
 from ..schema import (DEFAULT_MAX_BYTES, DEFAULT_MAX_DEPTH, NS_OADR, NSMAP, compiled_schema, plain_parser,
                      shorten_names)
 
 ROOTS = (f"{{{NS_OADR}}}oadrPayload", f"{{{NS_OADR}}}oadrSignedObject")
+#: The 23 messages, as root elements of a bare message file.
+BARE_MESSAGES = frozenset(f"{{{NS_OADR}}}{name}" for name in codec.MESSAGE_TYPES)
+BARE_MESSAGE = "a bare message"
 #: More than this many problems in one file are summarised: the first ones usually explain the rest.
 MAX_PROBLEMS = 20
 
@@ -52,13 +60,18 @@ class Problem:
 
 @dataclass(frozen=True)
 class Verdict:
-    """The outcome for one document: ``kind`` is valid, invalid, not well-formed, refused or unreadable."""
+    """The outcome for one document: ``kind`` is valid, invalid, not well-formed, refused or unreadable.
+
+    ``judged_as`` is :data:`BARE_MESSAGE` when the document was a message without its
+    ``oadrPayload`` (checked against the message's own element), else None.
+    """
 
     source: str
     kind: str
     message_type: str | None = None
     problems: tuple[Problem, ...] = ()
     omitted: int = 0
+    judged_as: str | None = None
 
     @property
     def valid(self) -> bool:
@@ -326,15 +339,45 @@ def _element_of(error: Any) -> etree._Element | None:
     return element if isinstance(element, etree._Element) else None
 
 
+_TEXT_IN_ELEMENT_ONLY = "character data between child elements not allowed"
+
+
+def _plain_text_value(error: Any, element: etree._Element | None) -> bool:
+    """Whether ``error`` is a value written as bare text in an element that holds it in a child."""
+    return (element is not None and (error.reason or "") == _TEXT_IN_ELEMENT_ONLY
+            and bool((element.text or "").strip()) and not any(isinstance(c.tag, str) for c in element))
+
+
+def _plain_text_problem(error: Any, element: etree._Element) -> Problem | None:
+    """``<ei:reportBackDuration>PT0S</ei:reportBackDuration>``: say where the value belongs.
+
+    Some published samples write a duration this way; the 2.0b schema wants it inside
+    ``xcal:duration``. ``error`` is the "content is not complete" error that follows the text one.
+    """
+    expected = _names(getattr(error, "expected", None) or [])
+    if len(expected) != 1:
+        return None
+    text, name, child = (element.text or "").strip(), shorten_names(element.tag), expected[0]
+    return Problem(f"value {text!r} is written as plain text, but the 2.0b schema wants it inside {child}: "
+                   f"<{name}><{child}>{text}</{child}></{name}>", element.sourceline, _path(element))
+
+
 def problems_from(errors: Iterable[Any]) -> list[Problem]:
     """One :class:`Problem` per violation (a value's several complaints become its clearest one)."""
     problems: list[Problem] = []
     values: dict[tuple[int, str], tuple[int, int]] = {}   # (element, attribute) -> (rank, index in problems)
+    plain_text: dict[int, int] = {}                         # element -> index of its plain-text problem
     for error in errors:
         element = _element_of(error)
         if isinstance(error, xmlschema.XMLSchemaChildrenValidationError) and element is not None:
+            merged = _plain_text_problem(error, element) if id(element) in plain_text else None
+            if merged is not None:                          # one problem for the value and its missing child
+                problems[plain_text.pop(id(element))] = merged
+                continue
             problems.append(_children_problem(error))
             continue
+        if _plain_text_value(error, element):
+            plain_text[id(element)] = len(problems)
         reason = shorten_names(error.reason or str(error))
         if element is None:
             problems.append(Problem(reason))
@@ -378,14 +421,35 @@ def _attribute_problem(name: str, reason: str) -> str:
 
 # -- the verdict -----------------------------------------------------------------------------------
 
-def _message_type(root: etree._Element) -> str | None:
+def _message_element(root: etree._Element) -> etree._Element | None:
+    """The message element of a payload, a signed object or a bare message; None if there is none."""
+    if root.tag in BARE_MESSAGES:
+        return root
     signed = root if root.tag == ROOTS[1] else root.find(f"{{{NS_OADR}}}oadrSignedObject")
     if signed is None:
         return None
     message = next((child for child in signed if isinstance(child.tag, str)), None)
     if message is None or etree.QName(message.tag).namespace != NS_OADR or _local(message.tag) not in xsd().elements:
         return None                               # not a message the schema knows: do not name it as one
-    return _local(message.tag)
+    return message
+
+
+def _message_type(root: etree._Element) -> str | None:
+    message = _message_element(root)
+    return None if message is None else _local(message.tag)
+
+
+def _codec_problems(root: etree._Element) -> list[Problem]:
+    """What the VTN's codec refuses in a schema-valid document: values only the schema's loose
+    patterns admit (the duration ``P1H``), date-times a payload cannot hold (9999-12-31T24:00:00)."""
+    message = _message_element(root)
+    if message is None or message.tag not in BARE_MESSAGES:
+        return []
+    try:
+        codec.decode_message(message)
+    except codec.DecodeError as exc:
+        return [Problem(exc.problem, exc.element.sourceline, _path(exc.element))]
+    return []
 
 
 def _libxml2_problems(root: etree._Element) -> list[Problem]:
@@ -420,21 +484,25 @@ def explain(data: bytes, source: str = "<document>", max_bytes: int = DEFAULT_MA
     root = _read(data, source, max_bytes, max_depth)
     if isinstance(root, Verdict):
         return root
-    if root.tag not in ROOTS:
+    judged_as = BARE_MESSAGE if root.tag in BARE_MESSAGES else None
+    if root.tag not in ROOTS and judged_as is None:
         return Verdict(source, "invalid", problems=(Problem(
-            f"root element is {shorten_names(root.tag)}; expected oadr:oadrPayload or oadr:oadrSignedObject "
-            "(a bare message such as oadrDistributeEvent goes inside oadrSignedObject)", root.sourceline),))
+            f"root element is {shorten_names(root.tag)}; expected oadr:oadrPayload, oadr:oadrSignedObject or a "
+            "bare 2.0b message such as oadr:oadrDistributeEvent", root.sourceline),))
     message_type = _message_type(root)
     # allow="none": the document itself may not make xmlschema fetch anything (its own
-    # schemaLocation hints included).
+    # schemaLocation hints included). A bare message is a global element of the schema, so
+    # both validators judge it against its own declaration.
     resource = xmlschema.XMLResource(root, allow="none", defuse="always")
     problems = problems_from(xsd().iter_errors(resource))
     if not problems:
         problems = _libxml2_problems(root)
     if not problems:
-        return Verdict(source, "valid", message_type)
+        problems = _codec_problems(root)
+    if not problems:
+        return Verdict(source, "valid", message_type, judged_as=judged_as)
     return Verdict(source, "invalid", message_type, tuple(problems[:MAX_PROBLEMS]),
-                   max(0, len(problems) - MAX_PROBLEMS))
+                   max(0, len(problems) - MAX_PROBLEMS), judged_as)
 
 
 def explain_file(path: str | Path) -> Verdict:
@@ -447,8 +515,13 @@ def explain_file(path: str | Path) -> Verdict:
 
 
 def render(verdict: Verdict) -> str:
-    """``FILE: valid (oadrDistributeEvent)``, or a heading and one indented line per problem."""
-    what = f" ({verdict.message_type})" if verdict.message_type else ""
+    """``FILE: valid (oadrDistributeEvent)``, or a heading and one indented line per problem.
+
+    A bare message says so: ``FILE: valid (oadrDistributeEvent, judged as a bare message)``.
+    """
+    said = [part for part in (verdict.message_type, verdict.judged_as and f"judged as {verdict.judged_as}")
+            if part]
+    what = f" ({', '.join(said)})" if said else ""
     if verdict.valid:
         return f"{verdict.source}: valid{what}"
     count = len(verdict.problems) + verdict.omitted
