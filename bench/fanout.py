@@ -3,8 +3,15 @@
 For each N: the time from ``vtn.add_event`` (one event for all N VENs) until every VEN's
 oadrCreatedEvent has been handled by the VTN, and p50/p99 of add_event -> VEN receipt. In the
 same run, the **raw ceiling**: bare slixmpp doing the same stanza exchange (push, empty ack, an
-``iq set`` back, its result) with a small fixed payload and no OpenADR work, clients spread over
-the same number of processes. Prints both and the ratio (raw / ours: 1.0 would be the ceiling).
+``iq set`` back, its result) with **the same bytes** (the real oadrDistributeEvent, oadrCreatedEvent
+and oadrResponse) and no OpenADR work, clients spread over the same number of processes; and, for
+reference, the same with tiny placeholder payloads. Prints both and the ratio (raw / ours: 1.0
+would be the ceiling), and the **CPU per exchange** of the VTN process and of the raw component
+(from /proc and the process clock), which holds whatever else the machine is doing.
+
+The simulated VENs answer the lean way by default (:mod:`xmpp_vtn.testing.lean_ven`: no validation
+of pushes, answers rendered once per event state), as the raw clients do; ``--validating-vens``
+runs the full SimulatedVEN instead.
 
     python bench/fanout.py --vens 100,1000 --ven-processes 3
 
@@ -36,7 +43,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-from raw_exchange import raw_ceiling  # noqa: E402
+from raw_exchange import SMALL, raw_ceiling, real_payloads  # noqa: E402
 
 from xmpp_vtn.testing import vensim  # noqa: E402
 from xmpp_vtn.testing.ejabberd import descendants  # noqa: E402
@@ -153,7 +160,7 @@ class AnswerLog:
 
 def vtn_fanout(server, store: str, accounts: list[str], processes: int, scratch: str, instances: int,
                tag: str, extra: tuple[str, ...] = (), first_extra: tuple[str, ...] = (),
-               cpu_groups: dict[str, list[int]] | None = None) -> Result:
+               cpu_groups: dict[str, list[int]] | None = None, lean: bool = True) -> Result:
     """One fan-out to ``accounts`` served by ``instances`` vtn_process.py sharing ``store``.
 
     When is it done? vtn_process.py prints ``fanout-ms`` once *its own* set of answering venIDs
@@ -216,7 +223,7 @@ def vtn_fanout(server, store: str, accounts: list[str], processes: int, scratch:
                 watch["done"].set()
         thread = threading.Thread(target=watcher, daemon=True)
         thread.start()
-        options = vensim.Options(vtn_jid=server.component, host="127.0.0.1", port=server.c2s_port)
+        options = vensim.Options(vtn_jid=server.component, host="127.0.0.1", port=server.c2s_port, lean=lean)
         counts = vensim.run_simulation([(account, PASSWORD) for account in accounts], options, processes=processes,
                                        until=lambda live: watch["done"].is_set(), out=open("/dev/null", "w"))
         thread.join(TIMEOUT)
@@ -261,6 +268,8 @@ def main() -> None:
                              "ejabberd brings a PostgreSQL store")
     parser.add_argument("--push-concurrency", type=int, default=None, help="the VTN's push_concurrency")
     parser.add_argument("--profile", help="cProfile the (first) VTN process into this file (largest N)")
+    parser.add_argument("--validating-vens", action="store_true",
+                        help="VENs validate every push and build every answer (default: lean VENs)")
     args = parser.parse_args()
     sizes = [int(size) for size in args.vens.split(",")]
     counts = [int(count) for count in args.instances.split(",")]
@@ -286,9 +295,13 @@ def main() -> None:
         for n in sizes:
             ours_accounts = server.register_many([f"fan{n}x{i}" for i in range(n)], PASSWORD)
             raw_accounts = server.register_many([f"raw{n}x{i}" for i in range(n)], PASSWORD)
-            raw_ms = raw_ceiling(raw_accounts, PASSWORD, server.component, server.secret, server.c2s_port,
-                                 server.component_port, args.ven_processes) * 1000
-            print(f"N={n}: raw ceiling {raw_ms:.0f} ms", flush=True)
+            raws = {}
+            for name, payloads in (("same bytes", real_payloads(ven_id=f"fan{n}x{n - 1}")), ("small", SMALL)):
+                raws[name] = raw_ceiling(raw_accounts, PASSWORD, server.component, server.secret, server.c2s_port,
+                                         server.component_port, args.ven_processes, payloads)
+            raw_ms = raws["same bytes"].seconds * 1000
+            print(f"N={n}: raw ceiling {raw_ms:.0f} ms with the same bytes, "
+                  f"{raws['small'].seconds * 1000:.0f} ms with small payloads", flush=True)
             for k in counts:
                 extra = ("--push-concurrency", str(args.push_concurrency)) if args.push_concurrency else ()
                 first = ("--profile", f"{args.profile}") if args.profile and n == sizes[-1] and k == counts[-1] else ()
@@ -297,24 +310,36 @@ def main() -> None:
                 else:
                     store = f"{scratch}/vtn-{n}-{k}.sqlite3"
                 result = vtn_fanout(server, store, ours_accounts, args.ven_processes, scratch, k, f"{n}-{k}",
-                                    extra, first, servers)
-                rows.append((n, k, raw_ms, result))
+                                    extra, first, servers, lean=not args.validating_vens)
+                rows.append((n, k, raws, result))
                 own = f" (the instance's own figure {result.own_fanout_ms:.0f} ms)" if result.own_fanout_ms else ""
                 print(f"N={n}, {k} instance(s): xmpp-vtn {result.fanout_ms:.0f} ms{own}, answers handled per "
                       f"instance {sorted(result.handled_by.values(), reverse=True)}; busiest other processes "
                       f"{', '.join(f'{name} {seconds:.2f}s' for name, seconds in result.others)}", flush=True)
     where = f"{args.server}{' + PostgreSQL' if cluster else ' + SQLite'}"
-    print(f"\nFan-out, {where} + VTN instance(s) + VENs in {args.ven_processes} processes, one machine "
+    vens_mode = "validating" if args.validating_vens else "lean"
+    print(f"\nFan-out, {where} + VTN instance(s) + {vens_mode} VENs in {args.ven_processes} processes, one machine "
           f"({os.cpu_count()} cores):")
-    print(f"{'VENs':>6} {'inst':>4} {'xmpp-vtn':>10} {'raw ceiling':>12} {'ratio':>6} {'vs 1 inst':>9} "
+    print(f"{'VENs':>6} {'inst':>4} {'xmpp-vtn':>10} {'raw same':>10} {'ratio':>6} {'raw small':>10} {'vs 1 inst':>9} "
           f"{'p50 receipt':>12} {'p99 receipt':>12}")
     single = {n: result.fanout_ms for n, k, _, result in rows if k == 1}
-    for n, k, raw, result in rows:
+    for n, k, raws, result in rows:
+        raw = raws["same bytes"].seconds * 1000
         speedup = f"{single[n] / result.fanout_ms:>8.2f}x" if n in single else f"{'-':>9}"
-        print(f"{n:>6} {k:>4} {result.fanout_ms:>8.0f}ms {raw:>10.0f}ms {raw / result.fanout_ms:>6.2f} {speedup} "
+        print(f"{n:>6} {k:>4} {result.fanout_ms:>8.0f}ms {raw:>8.0f}ms {raw / result.fanout_ms:>6.2f} "
+              f"{raws['small'].seconds * 1000:>8.0f}ms {speedup} "
               f"{percentile(result.latencies, 0.5) * 1000:>10.0f}ms {percentile(result.latencies, 0.99) * 1000:>10.0f}ms")
-    print("ratio = raw ceiling / xmpp-vtn (1.00 = as fast as bare slixmpp doing the same exchange); "
-          "vs 1 inst = fan-out with 1 instance / with this many")
+    print("ratio = raw ceiling with the same bytes / xmpp-vtn (1.00 = as fast as bare slixmpp doing the same "
+          "exchange); raw small = the same with tiny payloads; vs 1 inst = fan-out with 1 instance / with this many")
+    print("\nCPU per exchange (one VEN: push, acknowledgement, oadrCreatedEvent, oadrResponse):")
+    print(f"{'VENs':>6} {'inst':>4} {'xmpp-vtn (all inst)':>20} {'raw component':>14} {'ratio':>6} {'raw small':>10}")
+    for n, k, raws, result in rows:
+        ours = sum(seconds for name, seconds in result.cpu.items() if name.startswith("vtn")) / n * 1000
+        raw_cpu = raws["same bytes"].cpu_seconds / n * 1000
+        print(f"{n:>6} {k:>4} {ours:>17.3f}ms {raw_cpu:>11.3f}ms {ours / raw_cpu:>6.2f} "
+              f"{raws['small'].cpu_seconds / n * 1000:>7.3f}ms")
+    print("ratio = xmpp-vtn CPU / the bare component's CPU for the same bytes (1.00 = no more work than bare "
+          "slixmpp)")
     print("\nCPU seconds used during each fan-out (event-added until every answer handled), from /proc:")
     names = sorted({name for *_, result in rows for name in result.cpu if name.startswith("vtn")})
     names += [name for name in rows[0][3].cpu if not name.startswith(("vtn", "machine"))]

@@ -1,13 +1,20 @@
-"""The raw ceiling for the fan-out benchmark: bare slixmpp doing the OpenADR push exchange with a
-small fixed payload and no OpenADR work, and no waiting for acknowledgements. A component pushes an ``iq set`` to each client; each
-client acknowledges with an empty result and sends an ``iq set`` back, which the component
-answers. Clients run in worker processes; the component in the calling process.
+"""The raw ceiling for the fan-out benchmark: bare slixmpp doing the OpenADR push exchange with no
+OpenADR work, and no waiting for acknowledgements. A component pushes an ``iq set`` to each
+client; each client acknowledges with an empty result and sends an ``iq set`` back, which the
+component answers. Clients run in worker processes; the component in the calling process.
+
+By default the stanzas carry **the same bytes the VTN's exchange carries** (:func:`real_payloads`:
+the oadrDistributeEvent the VTN pushes for the benchmark's event, a VEN's oadrCreatedEvent, and
+the oadrResponse in the result), so the server's per-byte work and slixmpp's parsing are the
+same on both sides; ``small=True`` uses tiny placeholder payloads instead, for reference.
 """
 from __future__ import annotations
 
 import asyncio
 import multiprocessing
 import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 
 from slixmpp import ComponentXMPP
 from slixmpp.xmlstream.handler import Callback
@@ -17,11 +24,54 @@ from xmpp_vtn.testing.prosody import LOOPBACK
 from xmpp_vtn.runtime.stanzas import attach_payload, send_payloads_raw, wait_for_session
 from xmpp_vtn.testing.clients import plain_client
 
-PUSH = b"<oadrPayload xmlns='http://openadr.org/oadr-2.0b/2012/07'><push/></oadrPayload>"
-ANSWER = b"<oadrPayload xmlns='http://openadr.org/oadr-2.0b/2012/07'><answer/></oadrPayload>"
+SMALL_PUSH = b"<oadrPayload xmlns='http://openadr.org/oadr-2.0b/2012/07'><push/></oadrPayload>"
+SMALL_ANSWER = b"<oadrPayload xmlns='http://openadr.org/oadr-2.0b/2012/07'><answer/></oadrPayload>"
+SMALL_RESULT = b""
 
 
-async def _clients(jids: list[str], password: str, component: str, port: int, ready, stop) -> None:
+@dataclass(frozen=True)
+class Payloads:
+    """The three documents of one exchange: pushed, answered, and returned in the answer's result."""
+
+    push: bytes
+    answer: bytes
+    result: bytes
+
+
+def real_payloads(vtn_id: str = "VTN-1", ven_id: str = "fan1000x999") -> Payloads:
+    """The bytes of the benchmark's real exchange: the oadrDistributeEvent bench/vtn_process.py
+    pushes (one SIMPLE level event, one interval, the VEN among its targets), the oadrCreatedEvent
+    a VEN answers with, and the oadrResponse the VTN returns."""
+    from xmpp_vtn import codec
+    from xmpp_vtn.services.event_arguments import build_event
+
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    event = build_event(ven_ids=[ven_id], signal_name="SIMPLE", signal_type="level",
+                        intervals=[{"dtstart": now + timedelta(hours=1), "duration": timedelta(minutes=30),
+                                    "signal_payload": 1.0}], event_id="fault-event", created=now,
+                        targets=None, targets_by_type=None, market_context="oadr://unknown.context",
+                        priority=None, response_required="always", notification_period=None,
+                        ramp_up_period=None, recovery_period=None, signal_target_mrid=None,
+                        current_value=None, test_event=False, vtn_comment=None)
+    event["event_descriptor"]["event_status"] = "far"
+    push = codec.serialize("oadrDistributeEvent", {"request_id": "0123456789abcdef0123456789abcdef",
+                                                   "vtn_id": vtn_id, "events": [event]})
+    answer = codec.serialize("oadrCreatedEvent", {
+        "response": {"response_code": 200, "response_description": "OK", "request_id": None},
+        "event_responses": [{"response_code": 200, "response_description": "OK",
+                             "request_id": "0123456789abcdef0123456789abcdef", "event_id": "fault-event",
+                             "modification_number": 0, "opt_type": "optIn"}],
+        "ven_id": ven_id})
+    result = codec.serialize("oadrResponse", {"response": {"response_code": 200, "response_description": "OK",
+                                                           "request_id": None}, "ven_id": ven_id})
+    return Payloads(push, answer, result)
+
+
+SMALL = Payloads(SMALL_PUSH, SMALL_ANSWER, SMALL_RESULT)
+
+
+async def _clients(jids: list[str], password: str, component: str, port: int, ready, stop,
+                   answer_document: bytes) -> None:
     clients = []
     for jid in jids:
         client = plain_client(jid, password)
@@ -29,7 +79,7 @@ async def _clients(jids: list[str], password: str, component: str, port: int, re
         def on_push(iq, client=client) -> None:
             iq.reply(clear=True).send()
             answer = client.make_iq_set(ito=component)
-            attach_payload(answer, ANSWER)
+            attach_payload(answer, answer_document)
             client.send(answer)             # not answer.send(): no per-iq waiter (see below)
         client.register_handler(Callback("push", StanzaPath("iq@type=set/oadr"), on_push))
         clients.append(client)
@@ -46,11 +96,17 @@ async def _clients(jids: list[str], password: str, component: str, port: int, re
     await asyncio.gather(*(client.disconnect() for client in clients), return_exceptions=True)
 
 
-def _client_worker(jids, password, component, port, ready, stop) -> None:
-    asyncio.run(_clients(jids, password, component, port, ready, stop))
+def _client_worker(jids, password, component, port, ready, stop, answer_document) -> None:
+    asyncio.run(_clients(jids, password, component, port, ready, stop, answer_document))
 
 
-async def _push_round(jids: list[str], component_jid: str, secret: str, port: int) -> float:
+@dataclass(frozen=True)
+class RawResult:
+    seconds: float                  # the whole exchange with every client
+    cpu_seconds: float              # the component process's CPU meanwhile (user + system)
+
+
+async def _push_round(jids: list[str], component_jid: str, secret: str, port: int, payloads: Payloads) -> RawResult:
     component = ComponentXMPP(component_jid, secret, LOOPBACK, port)
     send_payloads_raw(component)
     done = asyncio.Event()
@@ -58,42 +114,47 @@ async def _push_round(jids: list[str], component_jid: str, secret: str, port: in
 
     def on_answer(iq) -> None:
         nonlocal answered
-        iq.reply(clear=True).send()
+        reply = iq.reply(clear=True)
+        if payloads.result:
+            attach_payload(reply, payloads.result)
+        reply.send()
         answered += 1
         if answered == len(jids):
             done.set()
     component.register_handler(Callback("answer", StanzaPath("iq@type=set/oadr"), on_answer))
     component.connect()
     await wait_for_session(component)
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     for jid in jids:
         iq = component.make_iq_set(ito=jid, ifrom=component_jid)
-        attach_payload(iq, PUSH)
+        attach_payload(iq, payloads.push)
         # XMLStream.send, not Iq.send: Iq.send registers a handler per pending iq that every
         # incoming stanza is tested against, quadratic at thousands in flight (the VTN avoids it
         # the same way). The acknowledgements are not awaited here; the answers are counted.
         component.send(iq)
     await asyncio.wait_for(done.wait(), 300)
-    elapsed = time.perf_counter() - started
+    result = RawResult(time.perf_counter() - started, time.process_time() - cpu_started)
     await component.disconnect()
-    return elapsed
+    return result
 
 
 def raw_ceiling(accounts: list[str], password: str, component: str, secret: str, c2s_port: int,
-                component_port: int, processes: int) -> float:
-    """Seconds for the whole exchange with every account, clients in ``processes`` workers."""
+                component_port: int, processes: int, payloads: Payloads = SMALL) -> RawResult:
+    """The whole exchange with every account (clients in ``processes`` workers): its seconds and
+    the component's CPU seconds."""
     context = multiprocessing.get_context("spawn")
     ready, stop = context.Queue(), context.Event()
     jids = [f"{account}/raw" for account in accounts]
     shares = [jids[i::processes] for i in range(processes)]
-    workers = [context.Process(target=_client_worker, args=(share, password, component, c2s_port, ready, stop),
+    workers = [context.Process(target=_client_worker, args=(share, password, component, c2s_port, ready, stop,
+                                                                  payloads.answer),
                                daemon=True) for share in shares if share]
     for worker in workers:
         worker.start()
     try:
         for _ in workers:
             ready.get(timeout=600)
-        return asyncio.run(_push_round(jids, component, secret, component_port))
+        return asyncio.run(_push_round(jids, component, secret, component_port, payloads))
     finally:
         stop.set()
         for worker in workers:

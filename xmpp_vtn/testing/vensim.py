@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+from .lean_ven import make_lean
 from .ven import SimulatedVEN
 
 
@@ -32,6 +33,8 @@ class Options:
     opt_in_ratio: float = 1.0
     answer_delay: float = 0.0
     request_timeout: float = 30.0
+    #: Answer event pushes the lean way (:mod:`xmpp_vtn.testing.lean_ven`): for load on one machine.
+    lean: bool = False
 
 
 @dataclass
@@ -87,7 +90,23 @@ async def _run_worker(accounts: list[tuple[str, str]], options: Options, progres
                 counts.answers_sent += len(ven.answered) - before
                 progress.put(("answers_sent", len(ven.answered) - before))
         ven._answers["oadrDistributeEvent"] = answer_events
+        if options.lean:
+            make_lean(ven, on_arrival=lambda states: arrived(ven, states), on_answer=answered)
         return ven
+
+    def arrived(ven: SimulatedVEN, states) -> None:
+        now = datetime.now(timezone.utc)
+        for event_id, modification, _status, created in states:
+            key = (ven.ven_id, event_id, modification)
+            if key not in seen:
+                seen.add(key)
+                counts.events_received += 1
+                if created is not None:
+                    counts.latencies.append((now - created).total_seconds())
+
+    def answered(count: int) -> None:
+        counts.answers_sent += count
+        progress.put(("answers_sent", count))
 
     vens = [make(jid, password) for jid, password in accounts]
 
