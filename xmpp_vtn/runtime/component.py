@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import xml.etree.ElementTree as ET
 import logging
 from dataclasses import dataclass
 from typing import Awaitable, Callable
@@ -18,12 +19,40 @@ from slixmpp.xmlstream.handler import Callback, CoroutineCallback
 from slixmpp.xmlstream.matcher import StanzaPath
 
 from .backoff import Backoff
-from .stanzas import (OADR_FEATURE, SERVICE_NODE_PREFIX, SERVICES, SERVICES_NODE, StreamFailed, attach_payload,
-                      guard_depth, payload_bytes, send_payloads_raw, wait_for_session)
+from ..schema import NS_OADR
+from .stanzas import (OADR_FEATURE, SERVICE_NODE_PREFIX, SERVICES, SERVICES_NODE, StreamFailed, guard_depth,
+                      raw_iq, send_payloads_raw, too_deep, wait_for_session)
 
 log = logging.getLogger("xmpp_vtn.component")
 
 RequestHandler = Callable[[str, str, bytes], Awaitable["bytes | None"]]
+
+_IQ = "{jabber:component:accept}iq"
+_PAYLOAD = f"{{{NS_OADR}}}oadrPayload"
+
+
+class _ComponentStream(ComponentXMPP):
+    """slixmpp's component stream with one fast path in front of its stanza machinery.
+
+    slixmpp turns every incoming element into stanza objects and matches it against every
+    registered handler (disco, ping, ad-hoc commands, ours), which cost more CPU per OpenADR
+    exchange than all the OpenADR work. ``fast_path(element)`` sees each top-level element first
+    and returns True when it handled it: the OpenADR requests and the answers to our own pushes.
+    Everything else takes slixmpp's usual way.
+    """
+
+    fast_path: Callable[[ET.Element], bool] | None = None
+
+    def _spawn_event(self, xml: ET.Element) -> None:
+        if self.fast_path is not None and self.fast_path(xml):
+            return
+        super()._spawn_event(xml)
+
+
+# The hook above needs slixmpp's per-stanza entry point; refuse to run without it rather than
+# silently fall back to the slow path.
+if not callable(getattr(ComponentXMPP, "_spawn_event", None)):  # pragma: no cover - a slixmpp we do not know
+    raise ImportError("this slixmpp has no XMLStream._spawn_event; xmpp-vtn needs slixmpp 1.8.5 to 1.x")
 
 
 class IqRefused(Exception):
@@ -79,7 +108,8 @@ class OadrComponent:
         self._stopping = False
         self._reconnect: asyncio.Task | None = None
         self._requests: set[asyncio.Task] = set()
-        self.xmpp = ComponentXMPP(jid, secret, host, port)
+        self.xmpp = _ComponentStream(jid, secret, host, port)
+        self.xmpp.fast_path = self._fast_path
         guard_depth(self.xmpp)
         send_payloads_raw(self.xmpp)
         self.xmpp.register_plugin("xep_0030")
@@ -201,40 +231,61 @@ class OadrComponent:
 
     # -- requests from VENs ----------------------------------------------------------------------
 
+    def _fast_path(self, xml: ET.Element) -> bool:
+        """OpenADR requests and answers to our pushes, straight from the parsed element."""
+        if xml.tag != _IQ:
+            return False
+        kind = xml.get("type")
+        if kind == "set":
+            if len(xml) != 1 or xml[0].tag != _PAYLOAD or not xml.get("from") or too_deep(xml):
+                return False                    # slixmpp answers or refuses it (depth guard)
+            if not self._stopping:
+                task = asyncio.get_running_loop().create_task(self._serve(xml))
+                self._requests.add(task)
+                task.add_done_callback(self._requests.discard)
+            return True
+        if kind in ("result", "error") and xml.get("id") in self._pending:
+            self._on_push_answer_element(xml)
+            return True
+        return False
+
     async def _on_payload_iq(self, iq: Iq) -> None:
+        """An OpenADR request the fast path left to slixmpp (one with other children, say)."""
         if self._stopping:
             return
         task = asyncio.current_task()
         if task is not None:
             self._requests.add(task)
         try:
-            reply = await self._answer(iq)
-            if self.connected:
-                reply.send()
+            await self._serve(iq.xml)
         finally:
             if task is not None:
                 self._requests.discard(task)
 
-    async def _answer(self, iq: Iq) -> Iq:
-        sender, addressed = str(iq["from"]), str(iq["to"])
+    async def _serve(self, xml: ET.Element) -> None:
+        """Answer one OpenADR request: its payload to ``on_request``, the answer back from the JID
+        it was addressed to. Built as bytes, not stanza objects: see :class:`_ComponentStream`."""
+        sender, addressed, iq_id = xml.get("from", ""), xml.get("to") or self.jid.bare, xml.get("id", "")
+        payload = xml.find(_PAYLOAD)
         try:
-            document = await self.on_request(sender, addressed, payload_bytes(iq) or b"")
+            document = await self.on_request(sender, addressed, b"" if payload is None else ET.tostring(payload))
         except IqRefused as refusal:
-            return self._error_reply(iq, refusal.condition, refusal.text, refusal.error_type)
+            if self.connected:
+                self._error_reply(iq_id, sender, addressed, refusal.condition, refusal.text, refusal.error_type).send()
+            return
         except Exception:
             log.exception("request from %s could not be answered", sender)
-            return self._error_reply(iq, "internal-server-error", "the VTN failed to process this request", "wait")
-        # Built fresh rather than with iq.reply(), which copies the whole request first.
-        reply = self.xmpp.make_iq_result(iq["id"], ito=iq["from"], ifrom=iq["to"])
-        if document:
-            attach_payload(reply, document)
-        return reply
+            if self.connected:
+                self._error_reply(iq_id, sender, addressed, "internal-server-error",
+                                  "the VTN failed to process this request", "wait").send()
+            return
+        if self.connected:
+            self.xmpp.send_raw(raw_iq("result", iq_id, sender, addressed, document))
 
-    def _error_reply(self, iq: Iq, condition: str, text: str, error_type: str) -> Iq:
+    def _error_reply(self, iq_id: str, to: str, sender: str, condition: str, text: str, error_type: str) -> Iq:
         if len(text) > MAX_ERROR_TEXT:
             text = text[:MAX_ERROR_TEXT - 3] + "..."
-        return self.xmpp.make_iq_error(iq["id"], type=error_type, condition=condition, text=text,
-                                       ito=iq["from"], ifrom=iq["to"])
+        return self.xmpp.make_iq_error(iq_id, type=error_type, condition=condition, text=text, ito=to, ifrom=sender)
 
     async def ping(self, to: str, timeout: float = 10.0) -> bool:
         """XEP-0199 ping of a full JID: whether it is there.
@@ -269,12 +320,12 @@ class OadrComponent:
         if not self.connected:
             raise PushFailed(to, "the component is not connected to its server")
         try:
-            iq = self.xmpp.make_iq_set(ito=JID(to), ifrom=self.jid.bare)
+            to = JID(to).full
         except InvalidJID as error:
             raise PushFailed(to, f"invalid JID: {error}") from None
-        attach_payload(iq, document)
+        iq_id = self.xmpp.new_id()
         try:
-            answer = await self._exchange(iq, timeout)
+            answer = await self._await_answer(iq_id, to, raw_iq("set", iq_id, to, self.jid.bare, document), timeout)
         except PushFailed as failure:
             raise PushFailed(to, failure.reason) from None
         if answer.type == "error":
@@ -283,24 +334,32 @@ class OadrComponent:
 
     async def _exchange(self, iq: Iq, timeout: float) -> "Answer":
         """Send ``iq`` and wait for its answer (result or error); PushFailed on timeout or disconnect."""
-        to = str(iq["to"])
+        return await self._await_answer(iq["id"], str(iq["to"]), iq, timeout)
+
+    async def _await_answer(self, iq_id: str, to: str, stanza: "Iq | bytes", timeout: float) -> "Answer":
         waiter: asyncio.Future = asyncio.get_running_loop().create_future()
-        self._pending[iq["id"]] = (to, waiter)
+        self._pending[iq_id] = (to, waiter)
         try:
-            self.xmpp.send(iq)
+            if isinstance(stanza, bytes):
+                self.xmpp.send_raw(stanza)
+            else:
+                self.xmpp.send(stanza)
             return await asyncio.wait_for(waiter, timeout)
         except asyncio.TimeoutError:
             raise PushFailed(to, f"no answer within {timeout} s") from None
         finally:
-            self._pending.pop(iq["id"], None)
+            self._pending.pop(iq_id, None)
 
     def _on_push_answer(self, iq: Iq) -> None:
+        self._on_push_answer_element(iq.xml)
+
+    def _on_push_answer_element(self, xml: ET.Element) -> None:
         condition, text, error_type = ("", "", "")
-        if iq["type"] == "error":
-            condition, text = error_condition(iq)
-            error_type = next((child.get("type") for child in iq.xml
+        if xml.get("type") == "error":
+            condition, text = error_condition(xml)
+            error_type = next((child.get("type") for child in xml
                                if child.tag.rsplit("}", 1)[-1] == "error"), None) or "cancel"
-        answer = Answer(iq["id"], str(iq["from"]), iq["type"], condition, text, error_type)
+        answer = Answer(xml.get("id", ""), xml.get("from", ""), xml.get("type", ""), condition, text, error_type)
         if not self.settle(answer) and self.on_foreign_answer is not None:
             self.on_foreign_answer(answer)
 
@@ -342,15 +401,15 @@ class Answer:
 _STANZA_ERRORS = "{urn:ietf:params:xml:ns:xmpp-stanzas}"
 
 
-def error_condition(iq: Iq) -> tuple[str, str]:
-    """(condition, text) of an error iq, read from the XML itself.
+def error_condition(xml: ET.Element) -> tuple[str, str]:
+    """(condition, text) of an error iq's element, read from the XML itself.
 
     slixmpp's ``iq['error']`` looks for the error in ``jabber:client``; on a component stream it
     is in ``jabber:component:accept``, so slixmpp invents a default ``feature-not-implemented``.
     (ComponentXMPP's ``fix_error_ns`` would fix it by changing a class shared with every client
     in the process.)
     """
-    for child in iq.xml:
+    for child in xml:
         if child.tag.rsplit("}", 1)[-1] != "error":
             continue
         condition, text = "undefined-condition", ""

@@ -4,6 +4,7 @@ the payload bytes, and sends back what it returns."""
 from __future__ import annotations
 
 from .. import codec
+from ..codec import templates
 from ..errors import SchemaError
 from ..services import Dispatcher, NotImplementedService, Outcome, Polled, Request
 from ..store import Store
@@ -54,6 +55,7 @@ class InboundPipeline:
             raise IqRefused("feature-not-implemented", str(error), "cancel") from None
         await self.effects.apply(outcome.effects)
         self._heard_from(sender, outcome)
+        await self.store.committed()                 # the VEN is answered once its message is recorded
         if outcome.answer is None:
             exchange_log.inbound(message_type, sender, ven_id, "empty result", data)
             return None
@@ -61,7 +63,7 @@ class InboundPipeline:
         code = (answer.get("response") or {}).get("response_code")
         exchange_log.inbound(message_type, sender, ven_id or answer.get("ven_id"),
                              f"{answer_type} {code}" if code is not None else answer_type, data)
-        return codec.serialize(answer_type, answer)
+        return templates.serialize(answer_type, answer)
 
     def _heard_from(self, sender: str, outcome: Outcome) -> None:
         """A registered VEN that speaks is reachable: it is online, and is delivered what it is owed."""

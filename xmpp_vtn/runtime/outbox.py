@@ -151,6 +151,7 @@ class Courier:
                 self._failed(ven_id, f"{item.message_type}: {failure.reason}")
                 return
             self.store.dequeue(item.item_id)
+            await self.store.committed()             # acknowledged is reported once it is recorded
             self._resolve(item.item_id, True)
             exchange_log.outbound(item.message_type, to, ven_id, "acknowledged", item.document)
         ven = self.store.ven(ven_id)

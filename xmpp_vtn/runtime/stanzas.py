@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import xml.etree.ElementTree as ET
+from xml.sax.saxutils import quoteattr
 
 from slixmpp import Iq
 from slixmpp.xmlstream import ElementBase, register_stanza_plugin
@@ -50,6 +51,27 @@ def attach_payload(iq: Iq, document: bytes) -> Iq:
     return iq
 
 
+def without_declaration(document: bytes) -> bytes:
+    """``document`` without its ``<?xml ...?>`` declaration, to go inside a stanza."""
+    if document.startswith(b"<?xml"):
+        return document[document.index(b"?>") + 2:].lstrip()
+    return document
+
+
+def raw_iq(kind: str, iq_id: str, to: str, sender: str, document: bytes | None = None) -> bytes:
+    """The bytes of ``<iq type=kind id to from>document</iq>`` on a component stream (whose
+    default namespace the iq takes), attribute values escaped; ``document`` without its XML
+    declaration. The stanza slixmpp would write, without building a stanza object for it.
+
+    >>> raw_iq("result", "a1", "ven@grid/oadr", "vtn.grid")
+    b'<iq type="result" id="a1" to="ven@grid/oadr" from="vtn.grid" />'
+    """
+    head = f'<iq type="{kind}" id={quoteattr(iq_id)} to={quoteattr(to)} from={quoteattr(sender)}'.encode()
+    if not document:
+        return head + b" />"
+    return head + b">" + without_declaration(document) + b"</iq>"
+
+
 def send_payloads_raw(xmpp) -> None:
     """Install the outgoing filter that writes an attached payload verbatim into its iq.
 
@@ -74,6 +96,8 @@ MAX_STANZA_DEPTH = 64
 
 def too_deep(root: ET.Element, limit: int = MAX_STANZA_DEPTH) -> bool:
     """Whether any element lies more than ``limit`` levels below ``root`` (checked without recursion)."""
+    if len(list(root.iter())) <= limit:
+        return False                        # counted in C: too few elements to be that deep
     pending = [(root, 1)]
     while pending:
         element, depth = pending.pop()

@@ -238,6 +238,14 @@ class Store(abc.ABC):
         """
         await asyncio.get_running_loop().create_future()
 
+    async def committed(self) -> None:
+        """Return once every change made so far is durable.
+
+        A store may group the writes of one event-loop turn into one transaction (the SQLite store
+        does); the VTN awaits this before it answers a VEN or counts a push as delivered, so nothing
+        is promised before it is kept. A store that commits each change at once returns at once.
+        """
+
     @abc.abstractmethod
     def close(self) -> None:
         """Release the backend's resources. The store is unusable afterwards."""

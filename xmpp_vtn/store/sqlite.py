@@ -1,6 +1,8 @@
 """The embedded default store: one SQLite file in WAL mode with a versioned schema."""
 from __future__ import annotations
 
+import asyncio
+import logging
 import sqlite3
 from contextlib import contextmanager
 from datetime import datetime
@@ -9,6 +11,8 @@ from typing import Iterator
 
 from .base import Delivery, Document, EventRecord, OutboxItem, Store, VenRecord
 from .documents import decode_document, decode_event, encode_document, encode_event
+
+log = logging.getLogger("xmpp_vtn.store")
 
 # Each entry upgrades the schema by one version; never edit one that has shipped, append instead.
 MIGRATIONS: list[str] = [
@@ -100,6 +104,8 @@ class SQLiteStore(Store):
         self.path = str(path)
         # isolation_level=None: we decide where transactions begin and end.
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        # The open group transaction, when changes are being grouped: done once committed.
+        self._group: asyncio.Future | None = None
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
@@ -126,13 +132,59 @@ class SQLiteStore(Store):
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
-        self._db.execute("BEGIN IMMEDIATE")
+        """One atomic change. Inside a running event loop, the changes of one loop turn share one
+        transaction (group commit), committed at the end of the turn: each change is a savepoint
+        in it, rolled back alone if it fails. Without a loop, each change commits at once."""
+        if self._group is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                loop = None
+            if loop is None:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+                return
+            self._db.execute("BEGIN IMMEDIATE")
+            self._group = loop.create_future()
+            loop.call_soon(self._commit_group)
+        self._db.execute("SAVEPOINT change")
         try:
             yield
         except BaseException:
-            self._db.execute("ROLLBACK")
+            self._db.execute("ROLLBACK TO change")
+            self._db.execute("RELEASE change")
             raise
-        self._db.execute("COMMIT")
+        self._db.execute("RELEASE change")
+
+    def _commit_group(self) -> None:
+        group, self._group = self._group, None
+        if group is None:
+            return
+        try:
+            self._db.execute("COMMIT")
+        except sqlite3.Error as error:
+            log.error("the store could not commit (%s): this turn's changes are lost", error)
+            self._db.execute("ROLLBACK")
+            self._forget_cached()                  # the caches may hold what was rolled back
+            if not group.done():
+                group.set_exception(error)
+            return
+        if not group.done():
+            group.set_result(None)
+
+    async def committed(self) -> None:
+        group = self._group
+        if group is not None:
+            await asyncio.shield(group)
+
+    def _forget_cached(self) -> None:
+        self._vens, self._events = None, None
+        self._by_jid, self._by_registration = {}, {}
 
     # Registrations are read on every request (who is speaking) and every push (where to): they
     # are kept in memory as well, loaded once. This store is the only writer of its file.
@@ -346,6 +398,7 @@ class SQLiteStore(Store):
         return {ven_id: (state, datetime.fromisoformat(seen) if seen else None) for ven_id, state, seen in rows}
 
     def close(self) -> None:
+        self._commit_group()
         self._db.close()
 
 
