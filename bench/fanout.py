@@ -268,6 +268,8 @@ def main() -> None:
                              "ejabberd brings a PostgreSQL store")
     parser.add_argument("--push-concurrency", type=int, default=None, help="the VTN's push_concurrency")
     parser.add_argument("--profile", help="cProfile the (first) VTN process into this file (largest N)")
+    parser.add_argument("--profile-fanout", help="cProfile the first VTN process from add_event to the last answer "
+                                                 "into this file (largest N)")
     parser.add_argument("--validating-vens", action="store_true",
                         help="VENs validate every push and build every answer (default: lean VENs)")
     args = parser.parse_args()
@@ -305,6 +307,8 @@ def main() -> None:
             for k in counts:
                 extra = ("--push-concurrency", str(args.push_concurrency)) if args.push_concurrency else ()
                 first = ("--profile", f"{args.profile}") if args.profile and n == sizes[-1] and k == counts[-1] else ()
+                if args.profile_fanout and n == sizes[-1] and k == counts[-1]:
+                    first = (*first, "--profile-fanout", args.profile_fanout)
                 if postgres is not None:
                     store = postgres.create_database(f"vtn_{n}_{k}")           # fresh per run
                 else:

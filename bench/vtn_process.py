@@ -52,8 +52,15 @@ async def serve(args: argparse.Namespace) -> None:
             os.fsync(log.fileno())
         if args.event_when and len(answered) == args.event_when and timing["start"]:
             print(f"fanout-ms {(time.perf_counter() - timing['start']) * 1000:.1f}", flush=True)
+            if profiler is not None:
+                profiler.disable()
+                profiler.dump_stats(args.profile_fanout)
     vtn.add_handler("on_create_party_registration", lambda payload: (payload["ven_id"], "reg-" + payload["ven_id"]))
     vtn.add_handler("on_created_event", on_created_event)
+    profiler = None
+    if args.profile_fanout:
+        import cProfile
+        profiler = cProfile.Profile()
     stopping = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopping.set)
     await vtn.run()
@@ -62,6 +69,8 @@ async def serve(args: argparse.Namespace) -> None:
         while len(vtn.vens()) < args.event_when:
             await asyncio.sleep(0.02)                   # polling a count the test drives; no event to await
         start = datetime.now(timezone.utc) + timedelta(seconds=args.event_start_in)
+        if profiler is not None:
+            profiler.enable()
         timing["start"] = time.perf_counter()
         added_at = time.monotonic()
         vtn.add_event([ven.ven_id for ven in vtn.vens()], "SIMPLE", "level",
@@ -91,6 +100,8 @@ def main() -> None:
     parser.add_argument("--log-times", action="store_true",
                         help='add "t" (time.monotonic()) to every --log line and print event-added-at <t>')
     parser.add_argument("--profile", help="write a cProfile of the whole run to this file")
+    parser.add_argument("--profile-fanout", help="write a cProfile of the fan-out alone (add_event to the last "
+                                                 "answer) to this file")
     args = parser.parse_args()
     if args.profile:
         import cProfile

@@ -20,8 +20,8 @@ from slixmpp.xmlstream.matcher import StanzaPath
 
 from .backoff import Backoff
 from ..schema import NS_OADR
-from .stanzas import (OADR_FEATURE, SERVICE_NODE_PREFIX, SERVICES, SERVICES_NODE, StreamFailed, guard_depth,
-                      raw_iq, send_payloads_raw, too_deep, wait_for_session)
+from .stanzas import (OADR_FEATURE, SERVICE_NODE_PREFIX, SERVICES, SERVICES_NODE, StreamFailed, element_bytes,
+                      guard_depth, raw_iq, send_payloads_raw, too_deep, wait_for_session)
 
 log = logging.getLogger("xmpp_vtn.component")
 
@@ -268,7 +268,7 @@ class OadrComponent:
         sender, addressed, iq_id = xml.get("from", ""), xml.get("to") or self.jid.bare, xml.get("id", "")
         payload = xml.find(_PAYLOAD)
         try:
-            document = await self.on_request(sender, addressed, b"" if payload is None else ET.tostring(payload))
+            document = await self.on_request(sender, addressed, b"" if payload is None else element_bytes(payload))
         except IqRefused as refusal:
             if self.connected:
                 self._error_reply(iq_id, sender, addressed, refusal.condition, refusal.text, refusal.error_type).send()
@@ -337,17 +337,22 @@ class OadrComponent:
         return await self._await_answer(iq["id"], str(iq["to"]), iq, timeout)
 
     async def _await_answer(self, iq_id: str, to: str, stanza: "Iq | bytes", timeout: float) -> "Answer":
-        waiter: asyncio.Future = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future = loop.create_future()
         self._pending[iq_id] = (to, waiter)
+        # A timer on our own future rather than asyncio.wait_for, which wraps it in more futures
+        # and callbacks: this runs once per push.
+        expiry = loop.call_later(timeout, _expire, waiter)
         try:
             if isinstance(stanza, bytes):
                 self.xmpp.send_raw(stanza)
             else:
                 self.xmpp.send(stanza)
-            return await asyncio.wait_for(waiter, timeout)
+            return await waiter
         except asyncio.TimeoutError:
             raise PushFailed(to, f"no answer within {timeout} s") from None
         finally:
+            expiry.cancel()
             self._pending.pop(iq_id, None)
 
     def _on_push_answer(self, iq: Iq) -> None:
@@ -396,6 +401,11 @@ class Answer:
     def decode(cls, line: str) -> "Answer":
         """The answer :meth:`encode` wrote."""
         return cls(*json.loads(line))
+
+
+def _expire(waiter: asyncio.Future) -> None:
+    if not waiter.done():
+        waiter.set_exception(asyncio.TimeoutError())
 
 
 _STANZA_ERRORS = "{urn:ietf:params:xml:ns:xmpp-stanzas}"

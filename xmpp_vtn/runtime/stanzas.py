@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import xml.etree.ElementTree as ET
-from xml.sax.saxutils import quoteattr
+from xml.sax.saxutils import escape, quoteattr
 
 from slixmpp import Iq
 from slixmpp.xmlstream import ElementBase, register_stanza_plugin
@@ -34,7 +34,49 @@ register_stanza_plugin(Iq, OadrPayload)
 def payload_bytes(iq: Iq) -> bytes | None:
     """The iq's oadrPayload as a standalone XML document, or None when it carries none."""
     element = iq.xml.find(f"{{{NS_OADR}}}oadrPayload")
-    return None if element is None else ET.tostring(element)
+    return None if element is None else element_bytes(element)
+
+
+def element_bytes(root: ET.Element) -> bytes:
+    """``root`` (an element slixmpp's parser made) as a standalone UTF-8 document, its tail left out.
+
+    What ``ET.tostring`` writes, less its cost: ElementTree serializes through a text stream one
+    small write at a time, which was a large share of handling one OpenADR request. Namespaces
+    are declared once, on the root, with generated prefixes (as ElementTree does).
+    """
+    prefixes: dict[str, str] = {}
+    parts: list[str] = []
+    append = parts.append
+
+    def name(tag: str) -> str:
+        if tag[:1] != "{":
+            return tag
+        namespace, local = tag[1:].split("}", 1)
+        prefix = prefixes.get(namespace)
+        if prefix is None:
+            prefix = prefixes[namespace] = f"ns{len(prefixes)}"
+        return f"{prefix}:{local}"
+
+    def write(element: ET.Element) -> None:
+        tag = name(element.tag)
+        append("<" + tag)
+        for key, value in element.attrib.items():
+            append(f" {name(key)}={quoteattr(value)}")
+        append(">")
+        if element.text:
+            append(escape(element.text))
+        for child in element:
+            if not isinstance(child.tag, str):          # comments, processing instructions
+                continue
+            write(child)
+            if child.tail:
+                append(escape(child.tail))
+        append(f"</{tag}>")
+
+    write(root)
+    declarations = "".join(f" xmlns:{prefix}={quoteattr(namespace)}" for namespace, prefix in prefixes.items())
+    parts[0] += declarations
+    return "".join(parts).encode("utf-8")
 
 
 def attach_payload(iq: Iq, document: bytes) -> Iq:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+from dataclasses import replace
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -104,8 +105,13 @@ class SQLiteStore(Store):
         self.path = str(path)
         # isolation_level=None: we decide where transactions begin and end.
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        # The open group transaction, when changes are being grouped: done once committed.
-        self._group: asyncio.Future | None = None
+        # The open group transaction, when changes are being grouped: who waits for its commit.
+        self._group: list[asyncio.Future] | None = None
+        # Journal entries made in the open group, written with its commit unless done by then.
+        self._pending_journal: dict[int, tuple[str, bytes, str]] = {}
+        self._next_journal_entry: int | None = None
+        # Per VEN and event, the delivery and opt state (the event_vens rows), loaded once.
+        self._deliveries: dict[str, dict[str, Delivery]] | None = None
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
@@ -130,28 +136,35 @@ class SQLiteStore(Store):
                     self._db.execute(statement)
                 self._db.execute(f"PRAGMA user_version={number}")
 
+    def _grouping(self) -> bool:
+        """Open this loop turn's group transaction if there is a loop and none is open yet;
+        whether changes are being grouped (False: no loop, each change commits at once)."""
+        if self._group is not None:
+            return True
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return False
+        self._db.execute("BEGIN IMMEDIATE")
+        self._group = []
+        loop.call_soon(self._commit_group)
+        return True
+
     @contextmanager
     def _transaction(self) -> Iterator[None]:
-        """One atomic change. Inside a running event loop, the changes of one loop turn share one
-        transaction (group commit), committed at the end of the turn: each change is a savepoint
-        in it, rolled back alone if it fails. Without a loop, each change commits at once."""
-        if self._group is None:
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:
-                loop = None
-            if loop is None:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    yield
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
-                self._db.execute("COMMIT")
-                return
+        """One atomic change of several statements. Inside a running event loop, the changes of
+        one loop turn share one transaction (group commit), committed at the end of the turn: each
+        change is a savepoint in it, rolled back alone if it fails. Without a loop, each change
+        commits at once."""
+        if not self._grouping():
             self._db.execute("BEGIN IMMEDIATE")
-            self._group = loop.create_future()
-            loop.call_soon(self._commit_group)
+            try:
+                yield
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+            return
         self._db.execute("SAVEPOINT change")
         try:
             yield
@@ -161,30 +174,49 @@ class SQLiteStore(Store):
             raise
         self._db.execute("RELEASE change")
 
+    def _write(self, statement: str, arguments: tuple | list = (), many: bool = False) -> sqlite3.Cursor:
+        """One change of one statement: atomic by itself, so it needs no savepoint of its own (a
+        statement run for several rows does: each row is an execution of its own)."""
+        if many and len(arguments) > 1:
+            with self._transaction():
+                return self._db.executemany(statement, arguments)
+        self._grouping()
+        return (self._db.executemany if many else self._db.execute)(statement, arguments)
+
     def _commit_group(self) -> None:
-        group, self._group = self._group, None
-        if group is None:
+        waiters, self._group = self._group, None
+        if waiters is None:
             return
         try:
+            # Answers whose handlers are still running are journaled with this commit; those
+            # already handed over need no journal entry at all.
+            if self._pending_journal:
+                self._db.executemany("INSERT INTO journal (entry_id, ven_id, document, owner) VALUES (?, ?, ?, ?)",
+                                     [(entry_id, *entry) for entry_id, entry in self._pending_journal.items()])
+                self._pending_journal.clear()
             self._db.execute("COMMIT")
         except sqlite3.Error as error:
             log.error("the store could not commit (%s): this turn's changes are lost", error)
             self._db.execute("ROLLBACK")
             self._forget_cached()                  # the caches may hold what was rolled back
-            if not group.done():
-                group.set_exception(error)
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_exception(error)
             return
-        if not group.done():
-            group.set_result(None)
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
     async def committed(self) -> None:
-        group = self._group
-        if group is not None:
-            await asyncio.shield(group)
+        if self._group is not None:
+            waiter = asyncio.get_running_loop().create_future()
+            self._group.append(waiter)
+            await waiter
 
     def _forget_cached(self) -> None:
-        self._vens, self._events = None, None
+        self._vens, self._events, self._deliveries = None, None, None
         self._by_jid, self._by_registration = {}, {}
+        self._pending_journal.clear()
 
     # Registrations are read on every request (who is speaking) and every push (where to): they
     # are kept in memory as well, loaded once. This store is the only writer of its file.
@@ -288,6 +320,12 @@ class SQLiteStore(Store):
         ven_ids = tuple(sorted(record.ven_ids))
         cache[record.event_id] = (EventRecord(record.event_id, record.modification_number, decode_event(document),
                                               ven_ids, record.cancelled), frozenset(ven_ids))
+        deliveries = self._delivery_cache()
+        for ven_id, per_ven in deliveries.items():             # VENs the event no longer targets
+            if record.event_id in per_ven and ven_id not in cache[record.event_id][1]:
+                del per_ven[record.event_id]
+        for ven_id in ven_ids:
+            deliveries.setdefault(ven_id, {}).setdefault(record.event_id, Delivery(record.event_id, ven_id))
 
     def event(self, event_id: str) -> EventRecord | None:
         found = self._event_cache().get(event_id)
@@ -296,39 +334,70 @@ class SQLiteStore(Store):
     def events(self, ven_id: str | None = None) -> list[EventRecord]:
         return [record for record, ven_ids in self._event_cache().values() if ven_id is None or ven_id in ven_ids]
 
+    # The delivery and opt state is read on every push, acknowledgement and answer: it is kept in
+    # memory too, changed only by the methods below, which write it through to the file.
+
+    def _delivery_cache(self) -> dict[str, dict[str, Delivery]]:
+        if self._deliveries is None:
+            self._deliveries = {}
+            for row in self._db.execute("SELECT event_id, ven_id, delivered_modification, delivered_status, "
+                                        "opt_type, opt_modification FROM event_vens"):
+                self._deliveries.setdefault(row[1], {})[row[0]] = Delivery(*row)
+        return self._deliveries
+
     def deliveries(self, event_id: str | None = None, ven_id: str | None = None) -> list[Delivery]:
-        conditions = [(column, value) for column, value in (("event_id", event_id), ("ven_id", ven_id))
-                      if value is not None]
-        where = " AND ".join(f"{column} = ?" for column, _ in conditions) or "1"
-        rows = self._db.execute(
-            "SELECT event_id, ven_id, delivered_modification, delivered_status, opt_type, opt_modification "
-            f"FROM event_vens WHERE {where} ORDER BY event_id, ven_id", [value for _, value in conditions])
-        return [Delivery(*row) for row in rows]
+        cache = self._delivery_cache()
+        rows = cache.get(ven_id, {}).values() if ven_id is not None else \
+            [delivery for per_ven in cache.values() for delivery in per_ven.values()]
+        found = [delivery for delivery in rows if event_id is None or delivery.event_id == event_id]
+        return sorted(found, key=lambda delivery: (delivery.event_id, delivery.ven_id))
 
     def mark_delivered(self, ven_id: str, delivered: list[tuple[str, int, str]]) -> None:
-        with self._transaction():
-            self._db.executemany(
-                "UPDATE event_vens SET delivered_modification = ?, delivered_status = ? "
-                "WHERE event_id = ? AND ven_id = ?",
-                [(modification, status, event_id, ven_id) for event_id, modification, status in delivered])
+        held = self._delivery_cache().get(ven_id, {})
+        changed = [(event_id, modification, status) for event_id, modification, status in delivered if event_id in held]
+        if not changed:
+            return
+        self._write("UPDATE event_vens SET delivered_modification = ?, delivered_status = ? "
+                    "WHERE event_id = ? AND ven_id = ?",
+                    [(modification, status, event_id, ven_id) for event_id, modification, status in changed], many=True)
+        for event_id, modification, status in changed:
+            held[event_id] = replace(held[event_id], delivered_modification=modification, delivered_status=status)
 
     def set_opt(self, ven_id: str, opts: list[tuple[str, str, int]], journal: bytes | None = None,
                 owner: str = "") -> int | None:
-        with self._transaction():
-            self._db.executemany(
-                "UPDATE event_vens SET opt_type = ?, opt_modification = ? WHERE event_id = ? AND ven_id = ?",
-                [(opt_type, modification, event_id, ven_id) for event_id, opt_type, modification in opts])
-            if journal is None:
-                return None
-            return self._db.execute("INSERT INTO journal (ven_id, document, owner) VALUES (?, ?, ?)",
-                                    (ven_id, journal, owner)).lastrowid
+        if journal is not None and not isinstance(journal, (bytes, bytearray)):
+            raise TypeError(f"a journal entry is the answer's bytes, not {type(journal).__name__}")
+        held = self._delivery_cache().get(ven_id, {})
+        changed = [(event_id, opt_type, modification) for event_id, opt_type, modification in opts if event_id in held]
+        if changed:
+            self._write("UPDATE event_vens SET opt_type = ?, opt_modification = ? WHERE event_id = ? AND ven_id = ?",
+                        [(opt_type, modification, event_id, ven_id) for event_id, opt_type, modification in changed],
+                        many=True)
+            for event_id, opt_type, modification in changed:
+                held[event_id] = replace(held[event_id], opt_type=opt_type, opt_modification=modification)
+        if journal is None:
+            return None
+        if self._next_journal_entry is None:
+            self._next_journal_entry = self._db.execute(
+                "SELECT COALESCE(MAX(seq), 0) FROM sqlite_sequence WHERE name = 'journal'").fetchone()[0]
+            self._next_journal_entry = max(self._next_journal_entry, self._db.execute(
+                "SELECT COALESCE(MAX(entry_id), 0) FROM journal").fetchone()[0])
+        if not self._grouping():
+            entry_id = self._db.execute("INSERT INTO journal (ven_id, document, owner) VALUES (?, ?, ?)",
+                                        (ven_id, journal, owner)).lastrowid
+            self._next_journal_entry = max(self._next_journal_entry, entry_id)
+            return entry_id
+        self._next_journal_entry += 1
+        self._pending_journal[self._next_journal_entry] = (ven_id, journal, owner)
+        return self._next_journal_entry
 
     def journal(self) -> list[tuple[int, str, bytes, str]]:
-        return self._db.execute("SELECT entry_id, ven_id, document, owner FROM journal ORDER BY entry_id").fetchall()
+        stored = self._db.execute("SELECT entry_id, ven_id, document, owner FROM journal ORDER BY entry_id").fetchall()
+        return stored + [(entry_id, *entry) for entry_id, entry in sorted(self._pending_journal.items())]
 
     def journal_done(self, entry_id: int) -> None:
-        with self._transaction():
-            self._db.execute("DELETE FROM journal WHERE entry_id = ?", (entry_id,))
+        if self._pending_journal.pop(entry_id, None) is None:
+            self._write("DELETE FROM journal WHERE entry_id = ?", (entry_id,))
 
     # -- other documents -----------------------------------------------------------------------------
 
@@ -358,15 +427,13 @@ class SQLiteStore(Store):
         return self._documents("kind = ? AND ven_id = ?", (kind, ven_id))
 
     def remove_document(self, kind: str, key: str) -> bool:
-        with self._transaction():
-            return self._db.execute("DELETE FROM documents WHERE kind = ? AND key = ?", (kind, key)).rowcount > 0
+        return self._write("DELETE FROM documents WHERE kind = ? AND key = ?", (kind, key)).rowcount > 0
 
     # -- outbox ------------------------------------------------------------------------------------
 
     def enqueue(self, ven_id: str, to: str, message_type: str, document: bytes) -> int:
-        with self._transaction():
-            return self._db.execute("INSERT INTO outbox (ven_id, destination, message_type, document) "
-                                    "VALUES (?,?,?,?)", (ven_id, to, message_type, document)).lastrowid
+        return self._write("INSERT INTO outbox (ven_id, destination, message_type, document) VALUES (?,?,?,?)",
+                           (ven_id, to, message_type, document)).lastrowid
 
     def outbox(self, ven_id: str | None = None) -> list[OutboxItem]:
         where, args = ("WHERE ven_id = ?", (ven_id,)) if ven_id is not None else ("", ())
@@ -375,12 +442,10 @@ class SQLiteStore(Store):
         return [OutboxItem(*row) for row in rows]
 
     def attempted(self, item_id: int) -> None:
-        with self._transaction():
-            self._db.execute("UPDATE outbox SET attempts = attempts + 1 WHERE item_id = ?", (item_id,))
+        self._write("UPDATE outbox SET attempts = attempts + 1 WHERE item_id = ?", (item_id,))
 
     def dequeue(self, item_id: int) -> None:
-        with self._transaction():
-            self._db.execute("DELETE FROM outbox WHERE item_id = ?", (item_id,))
+        self._write("DELETE FROM outbox WHERE item_id = ?", (item_id,))
 
     def owed_ven_ids(self) -> set[str]:
         rows = self._db.execute(OWED_VEN_IDS).fetchall()
@@ -389,9 +454,8 @@ class SQLiteStore(Store):
     # -- liveness ----------------------------------------------------------------------------------
 
     def set_liveness(self, ven_id: str, state: str, last_seen: datetime | None) -> None:
-        with self._transaction():
-            self._db.execute("INSERT OR REPLACE INTO liveness VALUES (?, ?, ?)",
-                             (ven_id, state, last_seen.isoformat() if last_seen else None))
+        self._write("INSERT OR REPLACE INTO liveness VALUES (?, ?, ?)",
+                    (ven_id, state, last_seen.isoformat() if last_seen else None))
 
     def liveness(self) -> dict[str, tuple[str, datetime | None]]:
         rows = self._db.execute("SELECT ven_id, state, last_seen FROM liveness").fetchall()
