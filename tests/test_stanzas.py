@@ -11,8 +11,13 @@ from xmpp_vtn.runtime.stanzas import element_bytes, raw_iq, too_deep
 from payloads import CATALOGUE
 
 
-def canonical(data: bytes) -> bytes:
-    return etree.tostring(etree.fromstring(data), method="c14n")
+def canonical(data: bytes) -> tuple:
+    """The document's information, whatever prefixes it uses: names with their namespaces,
+    attributes, text and tails, in order."""
+    def shape(element) -> tuple:
+        return (element.tag, sorted(element.attrib.items()), element.text or "", element.tail or "",
+                [shape(child) for child in element if isinstance(child.tag, str)])
+    return shape(etree.fromstring(data))
 
 
 def as_received(document: bytes) -> ET.Element:

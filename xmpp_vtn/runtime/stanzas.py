@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import xml.etree.ElementTree as ET
-from xml.sax.saxutils import escape, quoteattr
 
 from slixmpp import Iq
 from slixmpp.xmlstream import ElementBase, register_stanza_plugin
@@ -44,39 +43,75 @@ def element_bytes(root: ET.Element) -> bytes:
     small write at a time, which was a large share of handling one OpenADR request. Namespaces
     are declared once, on the root, with generated prefixes (as ElementTree does).
     """
-    prefixes: dict[str, str] = {}
+    used: dict[str, str] = {}
     parts: list[str] = []
     append = parts.append
 
-    def name(tag: str) -> str:
-        if tag[:1] != "{":
-            return tag
-        namespace, local = tag[1:].split("}", 1)
-        prefix = prefixes.get(namespace)
-        if prefix is None:
-            prefix = prefixes[namespace] = f"ns{len(prefixes)}"
-        return f"{prefix}:{local}"
-
     def write(element: ET.Element) -> None:
-        tag = name(element.tag)
+        namespace, tag = _qualified(element.tag)
+        if namespace:
+            used[namespace] = tag[:tag.index(":")]
         append("<" + tag)
         for key, value in element.attrib.items():
-            append(f" {name(key)}={quoteattr(value)}")
+            namespace, key = _qualified(key)
+            if namespace:
+                used[namespace] = key[:key.index(":")]
+            append(f" {key}={attribute_value(value)}")
         append(">")
         if element.text:
-            append(escape(element.text))
+            append(_text(element.text))
         for child in element:
-            if not isinstance(child.tag, str):          # comments, processing instructions
-                continue
-            write(child)
+            if isinstance(child.tag, str):              # not a comment or processing instruction
+                write(child)
             if child.tail:
-                append(escape(child.tail))
+                append(_text(child.tail))
         append(f"</{tag}>")
 
     write(root)
-    declarations = "".join(f" xmlns:{prefix}={quoteattr(namespace)}" for namespace, prefix in prefixes.items())
-    parts[0] += declarations
+    parts[0] += "".join(f" xmlns:{prefix}={attribute_value(namespace)}" for namespace, prefix in used.items())
     return "".join(parts).encode("utf-8")
+
+
+# ``{namespace}local`` -> (namespace, "prefix:local"): the same few names recur in every payload.
+# Prefixes are per process; bounded, so that made-up namespaces cannot grow it without end.
+_QUALIFIED: dict[str, tuple[str, str]] = {}
+_PREFIXES: dict[str, str] = {}
+_MAX_NAMES = 2048
+
+
+def _qualified(tag: str) -> tuple[str, str]:
+    found = _QUALIFIED.get(tag)
+    if found is not None:
+        return found
+    if tag[:1] != "{":
+        return "", tag
+    namespace, local = tag[1:].split("}", 1)
+    prefix = _PREFIXES.get(namespace)
+    if prefix is None:
+        prefix = f"ns{len(_PREFIXES)}"
+        if len(_PREFIXES) < _MAX_NAMES:
+            _PREFIXES[namespace] = prefix
+        else:                                   # past the bound: a prefix of this document's own
+            prefix = f"nx{abs(hash(namespace))}"
+    found = (namespace, f"{prefix}:{local}")
+    if len(_QUALIFIED) < _MAX_NAMES:
+        _QUALIFIED[tag] = found
+    return found
+
+
+def _text(text: str) -> str:
+    if "&" in text or "<" in text or ">" in text:
+        return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return text
+
+
+_ATTRIBUTE_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;",
+                                    "\n": "&#10;", "\r": "&#13;", "\t": "&#9;"})
+
+
+def attribute_value(value: str) -> str:
+    """``value`` quoted and escaped for an XML attribute: ``attribute_value('a"b') == '"a&quot;b"'``."""
+    return '"' + value.translate(_ATTRIBUTE_ESCAPES) + '"'
 
 
 def attach_payload(iq: Iq, document: bytes) -> Iq:
@@ -108,7 +143,7 @@ def raw_iq(kind: str, iq_id: str, to: str, sender: str, document: bytes | None =
     >>> raw_iq("result", "a1", "ven@grid/oadr", "vtn.grid")
     b'<iq type="result" id="a1" to="ven@grid/oadr" from="vtn.grid" />'
     """
-    head = f'<iq type="{kind}" id={quoteattr(iq_id)} to={quoteattr(to)} from={quoteattr(sender)}'.encode()
+    head = f'<iq type="{kind}" id={attribute_value(iq_id)} to={attribute_value(to)} from={attribute_value(sender)}'.encode()
     if not document:
         return head + b" />"
     return head + b">" + without_declaration(document) + b"</iq>"
