@@ -38,10 +38,10 @@ def _schemas(args: argparse.Namespace) -> int:
 
 
 def _ven_sim(args: argparse.Namespace) -> int:
-    from ..testing import clients, vensim
+    from ..testing import vensim
     try:
         accounts = vensim.load_accounts(args.accounts, args.prefix, args.domain, args.count, args.password)
-        security = clients.Security(args.tls, ca_file=args.ca_file, insecure=args.insecure, mechanism=args.sasl)
+        security = vensim.Security(args.tls, ca_file=args.ca_file, insecure=args.insecure, mechanism=args.sasl)
     except (OSError, ValueError) as exc:
         print(f"xmpp-vtn ven-sim: {exc}", file=sys.stderr)
         return 2
