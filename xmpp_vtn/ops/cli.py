@@ -1,4 +1,4 @@
-"""The ``xmpp-vtn`` command: ``run``, ``status``, ``validate``, ``schemas``, ``ven-sim``.
+"""The ``xmpp-vtn`` command: ``run``, ``status``, ``validate``, ``schemas``, ``ven-sim``, ``event``.
 
 Exit codes: 0 done; 1 the work failed (the server could not be reached, a payload is invalid,
 a simulated VEN failed); 2 the command or its configuration is wrong.
@@ -209,13 +209,16 @@ async def serve(config: "VTNConfig", handlers: dict[str, Callable[..., Any]], ar
     when stopped before it was connected), 1 the server could not be reached, 2 the store cannot be used."""
     from ..runtime.stanzas import StreamFailed
     from ..vtn import VTNComponent
+    from .config import MODULE_HOOKS
     try:
         vtn = VTNComponent(**arguments)
     except (ValueError, OSError, sqlite3.Error, RuntimeError) as exc:
         _say("run", f"cannot start: {exc}")
         return 2
+    on_start = handlers.get("on_start")
     for name, handler in handlers.items():
-        vtn.add_handler(name, handler)
+        if name not in MODULE_HOOKS:
+            vtn.add_handler(name, handler)
     stopping = asyncio.Event()
     _on_signals(stopping)
     watch = _ConnectionWatch(vtn.component.xmpp)      # before connecting: the first failure counts too
@@ -228,7 +231,15 @@ async def serve(config: "VTNConfig", handlers: dict[str, Callable[..., Any]], ar
         await asyncio.gather(connecting, return_exceptions=True)
     elif connecting.exception() is None:
         log.info("serving; stop with SIGTERM or Ctrl-C")
+        hook = _start_hook(on_start, vtn, stopping) if on_start is not None else None
         await stop_requested
+        if hook is not None and not hook.done():
+            hook.cancel()
+            await asyncio.gather(hook, return_exceptions=True)
+        if hook is not None and not hook.cancelled() and hook.exception() is not None:
+            stop_requested.cancel()
+            await vtn.stop()
+            return 1
     stop_requested.cancel()
     failure = connecting.exception() if not connecting.cancelled() else None
     await vtn.stop()                                  # also after a failed start: it ends what run() began
@@ -241,6 +252,21 @@ async def serve(config: "VTNConfig", handlers: dict[str, Callable[..., Any]], ar
     else:
         log.error("the VTN could not start", exc_info=failure)
     return 1
+
+
+def _start_hook(on_start: Callable[..., Any], vtn: Any, stopping: asyncio.Event) -> asyncio.Task:
+    """Run the handler module's ``on_start(vtn)`` (function or coroutine) beside serving. If it
+    fails, the VTN stops (exit 1): what it was to set up (events, reports) did not happen."""
+    from ..services.handlers import invoke
+
+    async def call() -> None:
+        try:
+            await invoke(on_start, vtn)
+        except Exception:
+            log.exception("on_start failed: stopping")
+            stopping.set()
+            raise
+    return asyncio.get_running_loop().create_task(call())
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -348,6 +374,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                     "and explain what is wrong")
     validate.add_argument("files", nargs="+", metavar="FILE", help="oadrPayload (or oadrSignedObject) XML files")
     validate.set_defaults(run=_validate)
+
+    from . import event_command
+    event_command.add_parser(commands, _ShowDefaults)
     return parser
 
 
