@@ -143,9 +143,24 @@ class _ConnectionWatch:
         self.failure: object = None           # an OSError or slixmpp's text, from connection_failed
         self.stream_error: Any = None         # the server's <stream:error/>
         self.tcp_connected = False
+        #: The server answered with a client (c2s) stream: the configured port is the client port.
+        self.client_stream = False
+        self._header = b""
         xmpp.add_event_handler("connection_failed", self._failed)
         xmpp.add_event_handler("stream_error", self._stream_error)
         xmpp.add_event_handler("connected", self._connected)
+        # The namespace of the server's stream header says which port this is: a component port
+        # answers in jabber:component:accept, a client port in jabber:client (and offers stream
+        # features, which a component never gets). slixmpp's parser keeps no namespace
+        # declarations, so the first bytes are read as they arrive.
+        received = xmpp.data_received
+
+        def data_received(data: bytes) -> None:
+            if len(self._header) < 1024:
+                self._header += data[:1024]
+                self.client_stream = self.client_stream or _is_client_stream(self._header)
+            received(data)
+        xmpp.data_received = data_received
 
     def _failed(self, error: object) -> None:
         self.failure = error
@@ -154,11 +169,24 @@ class _ConnectionWatch:
         self.stream_error = error
 
     def _connected(self, _event: object) -> None:
-        self.failure, self.tcp_connected = None, True
+        self.failure, self.tcp_connected, self._header = None, True, b""
+
+
+def _is_client_stream(header: bytes) -> bool:
+    start = header.find(b"<stream:stream")
+    end = header.find(b">", start)
+    if start < 0 or end < 0:
+        return False
+    opening = header[start:end]
+    return b"xmlns='jabber:client'" in opening or b'xmlns="jabber:client"' in opening
 
 
 def connect_failure(watch: _ConnectionWatch, jid: str, host: str, port: int, timeout: float) -> str:
     """One line saying why the component has no session with its server."""
+    if watch.client_stream:
+        return (f"{host}:{port} is the server's client (c2s) port, where VENs log in: it answered with a client "
+                "stream. Give [component] port the server's component port (Prosody: component_ports, usually "
+                "5347; ejabberd: the ejabberd_service listener)")
     if watch.stream_error is not None:
         condition, text = watch.stream_error["condition"], watch.stream_error["text"]
         said = f" (server said: {condition}{': ' + text if text else ''})"
