@@ -48,7 +48,8 @@ class Options:
     #: Answer event pushes the lean way (:mod:`xmpp_vtn.testing.lean_ven`): for load on one machine.
     lean: bool = False
     security: Security = PLAIN
-    telemetry: bool = True
+    #: Offer telemetry (real power and energy); ven-sim does unless --no-telemetry.
+    telemetry: bool = False
     #: The shortest sampling period the VENs offer (the VTN asks for its own, not below it).
     min_sampling: timedelta = timedelta(seconds=1)
 
