@@ -18,7 +18,8 @@ log = {
 -- Only what VENs and the VTN need. No in-band registration ("register"): the operator creates
 -- one account per VEN. No s2s: VENs and the VTN are on this server, nothing federates.
 modules_enabled = {
-    "roster"; "saslauth"; "tls"; "disco"; "ping"; "limits"; "posix"; "admin_shell";
+    -- No "posix": Prosody loads it itself when it daemonizes; listed, it prints a Lua traceback as root.
+    "roster"; "saslauth"; "tls"; "disco"; "ping"; "limits"; "admin_shell";
 }
 modules_disabled = { "s2s"; "offline" }
 

@@ -7,7 +7,7 @@ import sys
 # The catalogue of payloads lives beside the tests.
 sys.path.insert(0, os.path.dirname(__file__))
 
-pytest_plugins = ["fixtures_postgres", "fixtures_ejabberd"]
+pytest_plugins = ["fixtures_postgres", "fixtures_ejabberd", "fixtures_tls"]
 
 import pytest  # noqa: E402
 

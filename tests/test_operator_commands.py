@@ -11,7 +11,8 @@ import pytest
 from slixmpp import ClientXMPP, Iq
 from slixmpp.exceptions import IqError
 
-from xmpp_vtn.control.adhoc_commands import CANCEL_EVENT, CREATE_EVENT, LIST_VENS, install_operator_commands
+from xmpp_vtn.control.adhoc_commands import (CANCEL_EVENT, CREATE_EVENT, LIST_EVENTS, LIST_VENS, MODIFY_EVENT,
+                                             install_operator_commands)
 from xmpp_vtn.testing.prosody import ProsodyServer
 from xmpp_vtn.testing.clock import ManualScheduler
 from xmpp_vtn.runtime.stanzas import wait_for_session
@@ -82,7 +83,7 @@ def test_operator_lists_the_vens_and_sees_the_commands(prosody):
 
     jid, ven, commands, info, answer = run(scenario())
     assert sorted(node for _, node, _ in commands["disco_items"]["items"]) == sorted(
-        [LIST_VENS, CREATE_EVENT, CANCEL_EVENT])
+        [LIST_VENS, CREATE_EVENT, CANCEL_EVENT, MODIFY_EVENT, LIST_EVENTS])
     assert COMMANDS_NS in info["disco_info"]["features"]
     assert str(answer["from"]) == jid                      # the component JID the operator addressed
     assert answer["command"]["status"] == "completed"

@@ -10,6 +10,8 @@ node               what it does
 ``list-vens``      a result table: venID, account JID, transport address, online, registration id
 ``create-event``   a form (venIDs or targets, signal, payload, start, duration); answers the event id
 ``cancel-event``   a form choosing among the events not yet over; cancels it
+``modify-event``   a form: the event, and a new payload, start or duration (empty: kept)
+``list-events``    a result table: event id, status, modification, signal, start, end, VENs, opts
 =================  ==================================================================
 
 Only the bare JIDs in ``operators`` may run them (the XMPP server stamps and authenticates the
@@ -49,6 +51,8 @@ DATA_FORMS_NS = "jabber:x:data"
 LIST_VENS = "list-vens"
 CREATE_EVENT = "create-event"
 CANCEL_EVENT = "cancel-event"
+MODIFY_EVENT = "modify-event"
+LIST_EVENTS = "list-events"
 
 #: Target kinds an operator may type into create-event's ``targets`` field (``kind=value``);
 #: the VTN's ``on_targets`` handler turns them into venIDs.
@@ -74,7 +78,8 @@ class _BadInput(ValueError):
 
 
 def install_operator_commands(desk: OperatorDesk, xmpp: Any, operators: Iterable[str]) -> None:
-    """Offer the operator commands (``list-vens``, ``create-event``, ``cancel-event``) on the
+    """Offer the operator commands (``list-vens``, ``create-event``, ``cancel-event``,
+    ``modify-event``, ``list-events``) on the
     component stream ``xmpp``, to the bare JIDs in ``operators`` only, acting through ``desk``.
 
     Registers the ``vtn_operator_commands`` plugin (with slixmpp's ``xep_0004`` and ``xep_0050``)
@@ -124,6 +129,8 @@ class OperatorCommands(BasePlugin):
             LIST_VENS: ("List VENs", self._list_vens),
             CREATE_EVENT: ("Create an event", self._create_event),
             CANCEL_EVENT: ("Cancel an event", self._cancel_event),
+            MODIFY_EVENT: ("Modify an event", self._modify_event),
+            LIST_EVENTS: ("List events", self._list_events),
         }
         self.install()
 
@@ -366,6 +373,111 @@ class OperatorCommands(BasePlugin):
         return _finish(session, result, ("info", f"Event {event_id} cancelled; its {len(state.deliveries)} "
                                                  "VEN(s) are told."))
 
+    # -- modify-event ----------------------------------------------------------------------------
+
+    def _modify_event(self, iq: Iq, session: dict) -> dict:
+        submitted = _submitted_form(session["payload"])
+        if submitted is not None:
+            return self._modify_submitted(submitted, session)
+        events = [state for state in self.desk.events() if state.status not in _DONE_STATUSES]
+        if not events:
+            return _finish(session, None, ("info", "There is no event to modify."))
+        form = self._form("form", "Modify an event")
+        form["instructions"] = "Choose the event; fill in what changes (empty fields keep their value)."
+        if len(events) <= MAX_LISTED:
+            form.add_field("event_id", "list-single", label="Event", required=True, options=[
+                {"value": state.event_id, "label": _event_label(state)} for state in events])
+        else:
+            form.add_field("event_id", "text-single", label="Event id", required=True)
+        form.add_field("payload", "text-single", label="Payload value", desc="a number; empty: unchanged")
+        form.add_field("start", "text-single", label="Start", desc="ISO 8601; empty: unchanged")
+        form.add_field("duration", "text-single", label="Duration (minutes)", desc="empty: unchanged")
+        return _ask(session, form, self._modify_submitted)
+
+    def _modify_submitted(self, payload: Any, session: dict) -> dict:
+        form = _submitted_form(payload)
+        if form is None or form["type"] == "cancel":
+            return _finish(session, None, ("info", "No event was modified."))
+        values = form.get_values()
+        event_id = _one(values.get("event_id"))
+        state = next((state for state in self.desk.events() if state.event_id == event_id), None)
+        try:
+            intervals = self._modified_intervals(event_id, state, values)
+            modification = self.desk.modify_event(event_id, intervals)
+        except _BadInput as error:
+            return _finish(session, None, *(("error", problem) for problem in error.problems))
+        except (ValueError, TypeError, KeyError) as error:       # modify_event's own checks
+            return _finish(session, None, ("error", _text_of(error)))
+        except Exception:
+            log.exception("operator %s: modify-event %s failed", session["from"], event_id)
+            return _finish(session, None, ("error", "the VTN failed to modify the event; see its log"))
+        log.info("operator %s modified event %s (modification %d)", session["from"], event_id, modification)
+        result = self._form("result", "Event modified")
+        result.add_field("event_id", "text-single", label="Event id", value=event_id)
+        result.add_field("modification_number", "text-single", label="Modification", value=str(modification))
+        return _finish(session, result, ("info", f"Event {event_id} is at modification {modification}; "
+                                                 f"its {len(state.deliveries)} VEN(s) are told."))
+
+    def _modified_intervals(self, event_id: str, state: Any, values: dict) -> list[dict]:
+        """The event's one interval with the submitted changes; _BadInput for what cannot be done."""
+        if not event_id:
+            raise _BadInput("choose an event")
+        if state is None:
+            raise _BadInput(f"there is no event {event_id!r}")
+        if state.status in _DONE_STATUSES:
+            raise _BadInput(f"event {event_id} is {state.status} already")
+        texts = {name: _one(values.get(name)) for name in ("payload", "start", "duration")}
+        if not any(texts.values()):
+            raise _BadInput("give a new payload value, start or duration")
+        signals = state.event["event_signals"]
+        if len(signals) != 1 or len(signals[0]["intervals"]) != 1:
+            raise _BadInput(f"event {event_id} has several signals or intervals: change it with "
+                            "VTNComponent.modify_event")
+        period, interval = state.event["active_period"], signals[0]["intervals"][0]
+        problems: list[str] = []
+
+        def checked(parse: Callable[..., Any], text: str, *args: Any, current: Any) -> Any:
+            if not text:
+                return current
+            try:
+                return parse(text, *args)
+            except _BadInput as error:
+                problems.extend(error.problems)
+                return current
+        now = self.desk.now()
+        payload = checked(_number, texts["payload"], current=interval["signal_payload"])
+        start = checked(_start, texts["start"], now, current=period["dtstart"])
+        duration = checked(_duration, texts["duration"], current=interval.get("duration") or period["duration"])
+        if not problems and start + duration <= now:
+            problems.append(f"the event would be over already (start {start.isoformat()}, "
+                            f"{int(duration.total_seconds() // 60)} minutes)")
+        if problems:
+            raise _BadInput(*problems)
+        return [{"dtstart": start, "duration": duration, "signal_payload": payload}]
+
+    # -- list-events -----------------------------------------------------------------------------
+
+    def _list_events(self, iq: Iq, session: dict) -> dict:
+        form = self._form("result", "Events")
+        for var, label in (("event_id", "Event id"), ("status", "Status"), ("modification_number", "Modification"),
+                           ("signal", "Signal"), ("start", "Start"), ("end", "End"), ("vens", "VENs"),
+                           ("opts", "Answers")):
+            form.add_reported(var, ftype="text-single", label=label)
+        states = self.desk.events()
+        for state in states:
+            signal = state.event["event_signals"][0]
+            period = state.event["active_period"]
+            form.add_item({
+                "event_id": state.event_id, "status": state.status,
+                "modification_number": str(state.modification_number),
+                "signal": f"{signal['signal_name']} {signal['signal_type']} "
+                          f"{_payloads(signal['intervals'])}",
+                "start": period["dtstart"].isoformat(), "end": (period["dtstart"] + period["duration"]).isoformat(),
+                "vens": ", ".join(sorted(state.deliveries)),
+                "opts": ", ".join(f"{ven_id} {delivery.opt_type or 'no answer'}"
+                                  for ven_id, delivery in sorted(state.deliveries.items()))})
+        return _finish(session, form, ("info", f"{len(states)} event(s)"))
+
     # -- helpers ---------------------------------------------------------------------------------
 
     def _form(self, form_type: str, title: str) -> Form:
@@ -456,6 +568,11 @@ def _duration(text: str) -> timedelta:
     return timedelta(minutes=minutes)
 
 
+def _payloads(intervals: list[dict]) -> str:
+    return ", ".join(f"{interval.get('signal_payload'):g}" if isinstance(interval.get("signal_payload"), (int, float))
+                     else str(interval.get("signal_payload")) for interval in intervals)
+
+
 def _online(state: bool | None) -> str:
     return {True: "online", False: "offline", None: "unknown"}[state]
 
@@ -477,4 +594,5 @@ def _text_of(error: Exception) -> str:
 # Registered once, at import, as slixmpp's own plugins are.
 register_plugin(OperatorCommands)
 
-__all__ = ["install_operator_commands", "OperatorCommands", "LIST_VENS", "CREATE_EVENT", "CANCEL_EVENT"]
+__all__ = ["install_operator_commands", "OperatorCommands", "LIST_VENS", "CREATE_EVENT", "CANCEL_EVENT",
+           "MODIFY_EVENT", "LIST_EVENTS"]

@@ -23,6 +23,9 @@ class OperatorDesk(Protocol):
     def add_event(self, ven_id: Any, signal_name: str, signal_type: str, intervals: list, **arguments: Any) -> str:
         """``VTNComponent.add_event``: create and push an event; its event_id."""
 
+    def modify_event(self, event_id: str, intervals: list | None = None, **changes: Any) -> int:
+        """``VTNComponent.modify_event``: change an event and push it; its new modification number."""
+
     def cancel_event(self, event_id: str) -> None:
         """Cancel an event and tell its VENs."""
 

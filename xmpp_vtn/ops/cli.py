@@ -1,4 +1,4 @@
-"""The ``xmpp-vtn`` command: ``run``, ``status``, ``validate``, ``schemas``, ``ven-sim``.
+"""The ``xmpp-vtn`` command: ``run``, ``status``, ``validate``, ``schemas``, ``ven-sim``, ``event``.
 
 Exit codes: 0 done; 1 the work failed (the server could not be reached, a payload is invalid,
 a simulated VEN failed); 2 the command or its configuration is wrong.
@@ -41,6 +41,7 @@ def _ven_sim(args: argparse.Namespace) -> int:
     from ..testing import vensim
     try:
         accounts = vensim.load_accounts(args.accounts, args.prefix, args.domain, args.count, args.password)
+        security = vensim.Security(args.tls, ca_file=args.ca_file, insecure=args.insecure, mechanism=args.sasl)
     except (OSError, ValueError) as exc:
         print(f"xmpp-vtn ven-sim: {exc}", file=sys.stderr)
         return 2
@@ -50,11 +51,70 @@ def _ven_sim(args: argparse.Namespace) -> int:
     if not 0 <= args.opt_in <= 1:
         print("xmpp-vtn ven-sim: --opt-in is a ratio between 0 and 1", file=sys.stderr)
         return 2
-    options = vensim.Options(vtn_jid=args.vtn, host=args.host, port=args.port, opt_in_ratio=args.opt_in,
-                             answer_delay=args.answer_delay / 1000)
+    if (args.ca_file or args.insecure) and args.tls == "none":
+        print("xmpp-vtn ven-sim: --ca-file and --insecure need --tls starttls or --tls direct", file=sys.stderr)
+        return 2
+    if args.ca_file and not os.path.isfile(args.ca_file):
+        print(f"xmpp-vtn ven-sim: --ca-file {args.ca_file}: no such file", file=sys.stderr)
+        return 2
+    port = args.port or (5223 if args.tls == "direct" else 5222)
+    opt_in = vensim.choose_opt_in([jid for jid, _ in accounts], args.opt_in)
+    options = vensim.Options(vtn_jid=args.vtn, host=args.host, port=port, opt_in=opt_in,
+                             answer_delay=args.answer_delay / 1000, security=security,
+                             telemetry=not args.no_telemetry)
     counts = vensim.run_simulation(accounts, options, processes=args.processes, duration=args.duration)
     print(vensim.summary(counts, len(accounts)))
     return 0 if counts.failed == 0 else 1
+
+
+class _ShowDefaults(argparse.HelpFormatter):
+    """Like argparse's ArgumentDefaultsHelpFormatter, without "(default: None)" or "False", and not
+    when the help text already says what the default is."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text or action.default in (None, False, argparse.SUPPRESS) or not action.option_strings:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+def _add_ven_sim(commands: Any) -> None:
+    sim = commands.add_parser(
+        "ven-sim", help="run many simulated VENs against a VTN (load and behaviour tests)",
+        formatter_class=_ShowDefaults,
+        description="Simulated VENs log in, register (venID = the account's local part), offer telemetry "
+                    "(real power and energy), answer events and send the readings the VTN asks for.",
+        epilog="Logging in: --tls starttls or direct verifies the server's certificate (--ca-file, or the "
+               "system store) and uses SCRAM. slixmpp's SCRAM is pure-Python PBKDF2, about 35-65 ms of CPU per "
+               "login: fine for a handful of VENs; for load runs of thousands, spread them over --processes or "
+               "use --sasl PLAIN (inside TLS). --tls none (PLAIN, unencrypted) is for loopback test servers only. "
+               "Exit code 0 when every VEN registered, 1 when any failed, 2 for bad arguments.")
+    sim.add_argument("--vtn", required=True, help="the VTN component's JID, e.g. vtn.example.com")
+    sim.add_argument("--host", default="127.0.0.1", help="the XMPP server's client address")
+    sim.add_argument("--port", type=int, default=None,
+                     help="the XMPP server's client port (default: 5222, or 5223 with --tls direct)")
+    sim.add_argument("--tls", choices=("starttls", "direct", "none"), default="starttls",
+                     help="how to secure the login: starttls, direct (TLS from the first byte), or none")
+    sim.add_argument("--ca-file", metavar="PATH", help="PEM file of the CA that signed the server's certificate "
+                                                      "(default: the system's trust store)")
+    sim.add_argument("--insecure", action="store_true",
+                     help="do not verify the server's certificate (throwaway test certificates only)")
+    sim.add_argument("--sasl", metavar="MECHANISM", default=None,
+                     help="force one SASL mechanism, e.g. PLAIN (default: SCRAM with TLS, PLAIN without)")
+    sim.add_argument("--count", type=int, default=0, help="how many VENs (with --accounts: at most this many)")
+    sim.add_argument("--accounts", help="file of 'jid password' lines (otherwise PREFIX<n>@DOMAIN)")
+    sim.add_argument("--prefix", default="simven", help="account name prefix without --accounts")
+    sim.add_argument("--domain", default="localhost", help="account domain without --accounts")
+    sim.add_argument("--password", default="simven", help="the accounts' password without --accounts")
+    sim.add_argument("--processes", type=int, default=max(1, (os.cpu_count() or 2) - 1),
+                     help="worker processes the VENs are spread over")
+    sim.add_argument("--opt-in", type=float, default=1.0,
+                     help="share of VENs that opt in to events (0..1; the same VENs every run)")
+    sim.add_argument("--answer-delay", type=float, default=0.0, help="milliseconds a VEN waits before answering")
+    sim.add_argument("--no-telemetry", action="store_true", help="offer no reports")
+    sim.add_argument("--duration", type=float, default=None,
+                     help="seconds to run once all VENs are up (default: until Ctrl-C)")
+    sim.set_defaults(run=_ven_sim)
 
 
 def _say(command: str, message: str) -> None:
@@ -83,9 +143,24 @@ class _ConnectionWatch:
         self.failure: object = None           # an OSError or slixmpp's text, from connection_failed
         self.stream_error: Any = None         # the server's <stream:error/>
         self.tcp_connected = False
+        #: The server answered with a client (c2s) stream: the configured port is the client port.
+        self.client_stream = False
+        self._header = b""
         xmpp.add_event_handler("connection_failed", self._failed)
         xmpp.add_event_handler("stream_error", self._stream_error)
         xmpp.add_event_handler("connected", self._connected)
+        # The namespace of the server's stream header says which port this is: a component port
+        # answers in jabber:component:accept, a client port in jabber:client (and offers stream
+        # features, which a component never gets). slixmpp's parser keeps no namespace
+        # declarations, so the first bytes are read as they arrive.
+        received = xmpp.data_received
+
+        def data_received(data: bytes) -> None:
+            if len(self._header) < 1024:
+                self._header += data[:1024]
+                self.client_stream = self.client_stream or _is_client_stream(self._header)
+            received(data)
+        xmpp.data_received = data_received
 
     def _failed(self, error: object) -> None:
         self.failure = error
@@ -94,11 +169,24 @@ class _ConnectionWatch:
         self.stream_error = error
 
     def _connected(self, _event: object) -> None:
-        self.failure, self.tcp_connected = None, True
+        self.failure, self.tcp_connected, self._header = None, True, b""
+
+
+def _is_client_stream(header: bytes) -> bool:
+    start = header.find(b"<stream:stream")
+    end = header.find(b">", start)
+    if start < 0 or end < 0:
+        return False
+    opening = header[start:end]
+    return b"xmlns='jabber:client'" in opening or b'xmlns="jabber:client"' in opening
 
 
 def connect_failure(watch: _ConnectionWatch, jid: str, host: str, port: int, timeout: float) -> str:
     """One line saying why the component has no session with its server."""
+    if watch.client_stream:
+        return (f"{host}:{port} is the server's client (c2s) port, where VENs log in: it answered with a client "
+                "stream. Give [component] port the server's component port (Prosody: component_ports, usually "
+                "5347; ejabberd: the ejabberd_service listener)")
     if watch.stream_error is not None:
         condition, text = watch.stream_error["condition"], watch.stream_error["text"]
         said = f" (server said: {condition}{': ' + text if text else ''})"
@@ -149,13 +237,16 @@ async def serve(config: "VTNConfig", handlers: dict[str, Callable[..., Any]], ar
     when stopped before it was connected), 1 the server could not be reached, 2 the store cannot be used."""
     from ..runtime.stanzas import StreamFailed
     from ..vtn import VTNComponent
+    from .config import MODULE_HOOKS
     try:
         vtn = VTNComponent(**arguments)
     except (ValueError, OSError, sqlite3.Error, RuntimeError) as exc:
         _say("run", f"cannot start: {exc}")
         return 2
+    on_start = handlers.get("on_start")
     for name, handler in handlers.items():
-        vtn.add_handler(name, handler)
+        if name not in MODULE_HOOKS:
+            vtn.add_handler(name, handler)
     stopping = asyncio.Event()
     _on_signals(stopping)
     watch = _ConnectionWatch(vtn.component.xmpp)      # before connecting: the first failure counts too
@@ -168,7 +259,15 @@ async def serve(config: "VTNConfig", handlers: dict[str, Callable[..., Any]], ar
         await asyncio.gather(connecting, return_exceptions=True)
     elif connecting.exception() is None:
         log.info("serving; stop with SIGTERM or Ctrl-C")
+        hook = _start_hook(on_start, vtn, stopping) if on_start is not None else None
         await stop_requested
+        if hook is not None and not hook.done():
+            hook.cancel()
+            await asyncio.gather(hook, return_exceptions=True)
+        if hook is not None and not hook.cancelled() and hook.exception() is not None:
+            stop_requested.cancel()
+            await vtn.stop()
+            return 1
     stop_requested.cancel()
     failure = connecting.exception() if not connecting.cancelled() else None
     await vtn.stop()                                  # also after a failed start: it ends what run() began
@@ -181,6 +280,21 @@ async def serve(config: "VTNConfig", handlers: dict[str, Callable[..., Any]], ar
     else:
         log.error("the VTN could not start", exc_info=failure)
     return 1
+
+
+def _start_hook(on_start: Callable[..., Any], vtn: Any, stopping: asyncio.Event) -> asyncio.Task:
+    """Run the handler module's ``on_start(vtn)`` (function or coroutine) beside serving. If it
+    fails, the VTN stops (exit 1): what it was to set up (events, reports) did not happen."""
+    from ..services.handlers import invoke
+
+    async def call() -> None:
+        try:
+            await invoke(on_start, vtn)
+        except Exception:
+            log.exception("on_start failed: stopping")
+            stopping.set()
+            raise
+    return asyncio.get_running_loop().create_task(call())
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -267,22 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
     schemas.add_argument("--wheel", help="install from this openleadr wheel file instead of downloading it")
     schemas.set_defaults(run=_schemas)
 
-    sim = commands.add_parser("ven-sim", help="run many simulated VENs against a VTN (load and behaviour tests)")
-    sim.add_argument("--vtn", required=True, help="the VTN component's JID, e.g. vtn.example.com")
-    sim.add_argument("--host", default="127.0.0.1", help="the XMPP server's client address")
-    sim.add_argument("--port", type=int, default=5222, help="the XMPP server's client port")
-    sim.add_argument("--count", type=int, default=0, help="how many VENs (with --accounts: at most this many)")
-    sim.add_argument("--accounts", help="file of 'jid password' lines (otherwise PREFIX<n>@DOMAIN)")
-    sim.add_argument("--prefix", default="simven", help="account name prefix without --accounts")
-    sim.add_argument("--domain", default="localhost", help="account domain without --accounts")
-    sim.add_argument("--password", default="simven", help="the accounts' password without --accounts")
-    sim.add_argument("--processes", type=int, default=max(1, (os.cpu_count() or 2) - 1),
-                     help="worker processes the VENs are spread over")
-    sim.add_argument("--opt-in", type=float, default=1.0, help="share of VENs that opt in to events (0..1)")
-    sim.add_argument("--answer-delay", type=float, default=0.0, help="milliseconds a VEN waits before answering")
-    sim.add_argument("--duration", type=float, default=None,
-                     help="seconds to run once all VENs are up (default: until Ctrl-C)")
-    sim.set_defaults(run=_ven_sim)
+    _add_ven_sim(commands)
 
     run = commands.add_parser("run", help="run the VTN from a configuration file until SIGTERM or Ctrl-C")
     run.add_argument("--config", required=True, metavar="FILE", help="the TOML configuration (see README)")
@@ -303,6 +402,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                     "and explain what is wrong")
     validate.add_argument("files", nargs="+", metavar="FILE", help="oadrPayload (or oadrSignedObject) XML files")
     validate.set_defaults(run=_validate)
+
+    from . import event_command
+    event_command.add_parser(commands, _ShowDefaults)
     return parser
 
 

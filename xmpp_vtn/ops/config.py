@@ -28,7 +28,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable, Iterable
 
-from ..services.handlers import HANDLER_NAMES
+from ..services.handlers import HANDLER_NAMES, signature_problem
 
 DEFAULT_STORE_NAME = "xmpp-vtn.sqlite3"
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
@@ -444,11 +444,27 @@ def _where(exc: BaseException) -> str:
     return f" at {frames[-1].filename}:{frames[-1].lineno}"
 
 
+#: Functions of a handler module that are not VTN handlers: ``on_start(vtn)`` is called by
+#: ``xmpp-vtn run`` with the running :class:`~xmpp_vtn.VTNComponent` once it is connected (a plain
+#: function or a coroutine; one still running when the VTN stops is cancelled).
+MODULE_HOOKS = frozenset({"on_start"})
+
+
+def _takes_one(function: Callable[..., Any]) -> bool:
+    try:
+        inspect.signature(function).bind(object())
+    except TypeError:
+        return False
+    except ValueError:
+        return True                                   # no signature to go by
+    return True
+
+
 def load_handlers(spec: str, base: Path | None = None) -> tuple[dict[str, Callable[..., Any]], list[str]]:
     """Import the handler module ``spec`` (a module name or a .py path) and pick its handlers.
 
     Returns ``(handlers, warnings)``: the functions named after a handler xmpp-vtn calls (see
-    :data:`~xmpp_vtn.services.handlers.HANDLER_NAMES`), and one warning per ``on_...`` function that
+    :data:`~xmpp_vtn.services.handlers.HANDLER_NAMES`) or a module hook (:data:`MODULE_HOOKS`), and one warning per ``on_...`` function that
     is not one of them (naming the closest valid name), or when no VEN could ever register.
     Raises :class:`ConfigError` when the module cannot be imported.
     """
@@ -463,13 +479,22 @@ def load_handlers(spec: str, base: Path | None = None) -> tuple[dict[str, Callab
     for name, value in vars(module).items():
         if not name.startswith("on_"):
             continue
-        if name in HANDLER_NAMES:
+        if name in MODULE_HOOKS:
             if inspect.isclass(value) or not callable(value):
                 errors.append(f"handlers: {name} in {spec} must be a function, not {type(value).__name__}")
+            elif not _takes_one(value):
+                errors.append(f"handlers: {name} in {spec} must take one argument, the running VTN: {name}(vtn)")
+            else:
+                found[name] = value
+        elif name in HANDLER_NAMES:
+            if inspect.isclass(value) or not callable(value):
+                errors.append(f"handlers: {name} in {spec} must be a function, not {type(value).__name__}")
+            elif signature_problem(name, value) is not None:
+                errors.append(f"handlers: {spec}: {signature_problem(name, value)}")
             else:
                 found[name] = value
         elif callable(value):
-            close = difflib.get_close_matches(name, sorted(HANDLER_NAMES), n=1, cutoff=0.6)
+            close = difflib.get_close_matches(name, sorted(HANDLER_NAMES | MODULE_HOOKS), n=1, cutoff=0.6)
             hint = f"; did you mean {close[0]}?" if close else f"; handler names: {', '.join(sorted(HANDLER_NAMES))}"
             warnings.append(f"handlers: {name} in {spec} is not a handler name and will never be called{hint}")
     if errors:

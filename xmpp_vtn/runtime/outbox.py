@@ -139,6 +139,8 @@ class Courier:
             try:
                 await self.component.push(to, item.document, self.push_timeout)
             except PushFailed as failure:
+                if self._moved(ven_id, to, item.message_type, failure):
+                    return
                 exchange_log.outbound(item.message_type, to, ven_id, f"failed: {failure.reason}", item.document)
                 if failure.refused:
                     # The VEN itself rejects these bytes for good: retrying would block the rest.
@@ -161,6 +163,8 @@ class Courier:
             try:
                 await self.component.push(ven.transport_address, document, self.push_timeout)
             except PushFailed as failure:
+                if self._moved(ven_id, ven.transport_address, "oadrDistributeEvent", failure):
+                    return
                 exchange_log.outbound("oadrDistributeEvent", ven.transport_address, ven_id,
                                       f"failed: {failure.reason}", document)
                 self._failed(ven_id, f"oadrDistributeEvent: {failure.reason}")
@@ -168,6 +172,17 @@ class Courier:
             exchange_log.outbound("oadrDistributeEvent", ven.transport_address, ven_id, "acknowledged", document)
             await self.on_events_acknowledged(ven_id, included)
         self._succeeded(ven_id)
+
+    def _moved(self, ven_id: str, to: str, message_type: str, failure: PushFailed) -> bool:
+        """Whether the VEN re-registered at another address while a push to ``to`` was under way.
+        Not a failure then: the registration woke a delivery to where it is now."""
+        current = self.store.ven(ven_id)
+        if current is None or current.transport_address == to:
+            return False
+        log.info("venID %s moved to %s while %s went to %s (%s); delivering there", ven_id,
+                 current.transport_address, message_type, to, failure.reason)
+        self.wake(ven_id)
+        return True
 
     def _resolve(self, item_id: int, acknowledged: bool) -> None:
         waiter = self._waiting.get(item_id)

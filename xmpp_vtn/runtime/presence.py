@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Callable
 
 from ..services import Handlers
@@ -14,6 +14,10 @@ from ..store import Store
 from .outbox import Courier
 
 log = logging.getLogger("xmpp_vtn")
+
+#: How stale the last-seen time operators read (``xmpp-vtn status``) may get while a VEN stays
+#: online and busy: at most one store write per VEN per this long, not one per message.
+LAST_SEEN_EVERY = timedelta(seconds=30)
 
 
 def bare(jid: str) -> str:
@@ -29,17 +33,28 @@ class VenPresence:
         self.store, self.handlers, self.courier, self.now = store, handlers, courier, now
         self.liveness = Liveness(offline_after)
         self._notifications: set[asyncio.Task] = set()
+        self._recorded: dict[str, datetime] = {}         # venID -> the last-seen time last stored
 
     def is_online(self, ven_id: str) -> bool | None:
         """Whether ``ven_id`` is online (None: not heard of since start)."""
         state = self.liveness.state.get(ven_id)
         return None if state is None else state == "online"
 
-    def alive(self, ven_id: str, polled: bool = False) -> None:
-        """The VEN showed life (a request, a poll, presence, a ping answered): it is reachable now."""
+    def alive(self, ven_id: str, polled: bool = False, reachable: bool = True) -> None:
+        """The VEN showed life (a request, a poll, presence, a ping answered): it is reachable now
+        (``reachable=False``: alive, but not at the address pushes go to, so failing deliveries
+        are not retried at once)."""
         now = self.now()
-        self._notify(ven_id, self.liveness.polled(ven_id, now) if polled else self.liveness.seen(ven_id, now))
-        self.courier.seen(ven_id)
+        transition = self.liveness.polled(ven_id, now) if polled else self.liveness.seen(ven_id, now)
+        self._notify(ven_id, transition)
+        if transition is None:
+            recorded = self._recorded.get(ven_id)
+            state = self.liveness.state.get(ven_id)
+            if state is not None and (recorded is None or now - recorded >= LAST_SEEN_EVERY):
+                self._recorded[ven_id] = now
+                self.store.set_liveness(ven_id, state, now)
+        if reachable:
+            self.courier.seen(ven_id)
 
     def ping_missed(self, ven_id: str) -> None:
         self._notify(ven_id, self.liveness.ping_missed(ven_id))
@@ -56,19 +71,26 @@ class VenPresence:
         if ven is None or (not available and sender != ven.transport_address):
             return
         if available:
-            self.alive(ven.ven_id)
+            # A session on another resource is the VEN back, but pushes still go to the resource
+            # it registered from, likely gone: retrying now would only bounce there. It
+            # re-registers from where it is, and that wakes its deliveries.
+            self.alive(ven.ven_id, reachable=sender == ven.transport_address)
         else:
             self._notify(ven.ven_id, self.liveness.gone(ven.ven_id))
 
     def forget(self, ven_id: str) -> None:
         self.liveness.forget(ven_id)
+        self._recorded.pop(ven_id, None)
 
     def _notify(self, ven_id: str, transition: str | None) -> None:
         """Call on_ven_online / on_ven_offline once per transition, without holding up the caller."""
         if transition is None:
             return
         log.info("venID %s is %s", ven_id, transition)
-        self.store.set_liveness(ven_id, transition, self.liveness.last_seen.get(ven_id))     # for operators
+        last_seen = self.liveness.last_seen.get(ven_id)
+        self.store.set_liveness(ven_id, transition, last_seen)     # for operators
+        if last_seen is not None:
+            self._recorded[ven_id] = last_seen
 
         async def call() -> None:
             try:

@@ -18,6 +18,62 @@ HANDLER_NAMES = frozenset({
 })
 
 
+#: How xmpp-vtn calls each handler (the argument lists it may pass), for the messages that say so.
+SIGNATURES: dict[str, tuple[str, ...]] = {
+    **{name: ("payload",) for name in HANDLER_NAMES},
+    "on_create_party_registration": ("payload", "payload, sender"),
+    "on_poll": ("ven_id",), "on_request_event": ("ven_id",),
+    "on_ven_online": ("ven_id",), "on_ven_offline": ("ven_id",),
+    "on_register_report": ("report", "resource_id, measurement, unit, scale, min_sampling, max_sampling",
+                           "ven_id, resource_id, measurement, unit, scale, min_sampling, max_sampling"),
+    "on_targets": ("targets",),
+}
+
+_EVENT_CALLBACK_HINT = ("; (ven_id, event_id, opt_type) is the form of the per-event callback: "
+                        "add_event(..., callback=fn)")
+
+
+def signature_problem(name: str, handler: Callable[..., Any]) -> str | None:
+    """Why ``handler`` cannot be called the way xmpp-vtn calls handler ``name`` (None: it can).
+
+    >>> signature_problem("on_created_event", lambda ven_id, event_id, opt_type: None) is not None
+    True
+    """
+    forms = SIGNATURES.get(name)
+    if forms is None:
+        return None
+    try:
+        signature = inspect.signature(handler)
+    except (TypeError, ValueError):
+        return None                                   # a builtin or extension: nothing to go by
+    parameters = list(signature.parameters.values())
+    positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    required = len([p for p in positional if p.default is p.empty])
+    most = float("inf") if any(p.kind is p.VAR_POSITIONAL for p in parameters) else len(positional)
+    keyword_only = [p.name for p in parameters if p.kind is p.KEYWORD_ONLY and p.default is p.empty]
+    passed = _arguments_passed(name, len(positional), most)
+    if not keyword_only and required <= passed <= most:
+        return None
+    expected = " or ".join(f"({form})" for form in forms)
+    shown = f"{getattr(handler, '__name__', type(handler).__name__)}{signature}"
+    problem = f"handler {name}: {shown} does not fit: it takes {expected}"
+    if keyword_only:
+        problem += f"; keyword-only argument {', '.join(keyword_only)} is never given"
+    if name == "on_created_event" and required == 3:
+        problem += _EVENT_CALLBACK_HINT
+    return problem
+
+
+def _arguments_passed(name: str, positional: int, most: float) -> int:
+    """How many arguments the VTN passes this handler (some handlers' form depends on their own)."""
+    if name == "on_register_report":
+        # The services' rule: one parameter is the full form; seven or more take the venID first.
+        return 1 if positional == 1 and most == 1 else 7 if positional >= 7 or most == float("inf") else 6
+    if name == "on_create_party_registration":
+        return 2 if positional >= 2 or most == float("inf") else 1
+    return len(SIGNATURES[name][0].split(", "))
+
+
 class Handlers:
     """Handlers by name. Plain functions and coroutine functions are both accepted.
 
@@ -29,9 +85,16 @@ class Handlers:
         self._table: dict[str, Callable[..., Any]] = {}
 
     def add(self, name: str, handler: Callable[..., Any]) -> None:
-        """Install ``handler`` under ``name`` (replacing any earlier one)."""
+        """Install ``handler`` under ``name`` (replacing any earlier one).
+
+        TypeError when ``handler`` cannot take the arguments xmpp-vtn passes (the message gives the
+        signature expected): found here rather than as a failed answer to every VEN.
+        """
         if not callable(handler):
             raise TypeError(f"handler for {name!r} must be callable, not {type(handler).__name__}")
+        problem = signature_problem(name, handler)
+        if problem is not None:
+            raise TypeError(problem)
         if name not in HANDLER_NAMES:
             close = [known for known in sorted(HANDLER_NAMES) if known.split("_")[-1] == name.split("_")[-1]]
             hint = f" (did you mean {', '.join(close)}?)" if close else ""

@@ -75,6 +75,7 @@ class ReportService:
         # reportIDs already delivered to callbacks, newest last: a VEN resending an update it got
         # no answer to must not make a callback fire twice. Bounded; lost on restart.
         self._delivered_reports: dict[str, OrderedDict[str, None]] = {}
+        self._said_nothing_requested = False
 
     # -- VEN -> VTN: offers and the application's choice -----------------------------------------
 
@@ -105,6 +106,15 @@ class ReportService:
             self.store.put_document(Document(OFFER, _offer_key(ven.ven_id, report["report_specifier_id"]),
                                              ven.ven_id, report, "offered"))
         report_requests = [self._subscribe(ven.ven_id, *group) for group in _grouped(chosen)]
+        if reports and not chosen and "on_register_report" in self.handlers and not self._said_nothing_requested:
+            # Once per process: usually a handler whose names or return value do not fit, which
+            # otherwise looks like VENs that never send readings.
+            self._said_nothing_requested = True
+            offered = sorted({(description.get("measurement") or {}).get("name") or description.get("report_type")
+                              for report in reports for description in report.get("report_descriptions") or []})
+            log.warning("on_register_report requested nothing of venID %s's offer (%s); it must return "
+                        "(callback, sampling_interval) for a reading it wants (said once)", ven.ven_id,
+                        ", ".join(str(name) for name in offered) or "no readings")
         return Outcome(("oadrRegisteredReport", {"response": response(codes.OK, request.request_id),
                                                  "report_requests": report_requests, "ven_id": ven.ven_id}))
 

@@ -35,18 +35,18 @@ component_ports = {{ {component_port} }}
 s2s_ports = {{ }}
 http_ports = {{ }}
 https_ports = {{ }}
-c2s_direct_tls_ports = {{ }}
+c2s_direct_tls_ports = {{ {direct_tls_ports} }}
 legacy_ssl_ports = {{ }}
-c2s_require_encryption = false
-allow_unencrypted_plain_auth = true
+c2s_require_encryption = {require_encryption}
+allow_unencrypted_plain_auth = {plain_auth}
 authentication = "internal_plain"
 -- Without this every stanza over 8 KiB stalls about 45 ms; OpenADR payloads often are larger.
 network_settings = {{ nagle = false }}
-modules_enabled = {{ "roster"; "saslauth"; "disco"; "ping" }}
+modules_enabled = {{ "roster"; "saslauth"; "disco"; "ping"{tls_module} }}
 modules_disabled = {{ "s2s"; "offline" }}
-
+{direct_tls_ssl}
 VirtualHost "{domain}"
-
+{host_ssl}
 Component "{component}"
     component_secret = "{secret}"
 """
@@ -56,12 +56,27 @@ class ProsodyError(RuntimeError):
     """Prosody is not installed, or did not start."""
 
 
+def self_signed_certificate(directory: Path, name: str) -> tuple[Path, Path]:
+    """A self-signed certificate for ``name`` (subjectAltName DNS:name) and its key, made with
+    openssl in ``directory``; returns (certificate, key). Clients verify against the certificate."""
+    if shutil.which("openssl") is None:
+        raise ProsodyError("openssl is not installed: run `apt-get install -y openssl` (as root)")
+    certificate, key = directory / f"{name}.crt", directory / f"{name}.key"
+    if not certificate.exists():
+        # A P-256 key: about 10 ms to make, where RSA-2048 takes ten times that.
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                        "-nodes", "-days", "30", "-subj", f"/CN={name}", "-addext", f"subjectAltName=DNS:{name}",
+                        "-keyout", str(key), "-out", str(certificate)],
+                       check=True, capture_output=True, timeout=30)
+    return certificate, key
+
+
 class ProsodyServer(LocalServer):
     """A Prosody process serving ``domain`` (clients) and ``component`` (the VTN) on loopback."""
 
     def __init__(self, domain: str = "localhost", component: str = "vtn.localhost",
                  secret: str = "component-secret", directory: str | Path | None = None,
-                 log_level: str = "warn"):
+                 log_level: str = "warn", tls: bool = False):
         if shutil.which("prosody") is None or shutil.which("prosodyctl") is None:
             raise ProsodyError("prosody is not installed: run `apt-get install -y prosody` (as root)")
         self.domain, self.component, self.secret = domain, component, secret
@@ -69,6 +84,11 @@ class ProsodyServer(LocalServer):
         self.directory = Path(directory or tempfile.mkdtemp(prefix="xmpp-vtn-prosody-"))
         self.c2s_port = free_port()
         self.component_port = free_port()
+        #: With ``tls``: clients must use TLS (STARTTLS on ``c2s_port``, direct TLS on
+        #: ``direct_tls_port``), verified against ``ca_file``, a self-signed certificate for ``domain``.
+        self.tls = tls
+        self.direct_tls_port: int | None = free_port() if tls else None
+        self.ca_file: Path | None = None
         self.config = self.directory / "prosody.cfg.lua"
         self.log_level = log_level
         self.process: subprocess.Popen | None = None
@@ -76,9 +96,20 @@ class ProsodyServer(LocalServer):
     def _write_config(self) -> None:
         (self.directory / "data").mkdir(parents=True, exist_ok=True)
         (self.directory / "certs").mkdir(exist_ok=True)
+        tls: dict[str, str] = {"direct_tls_ports": "", "require_encryption": "false", "plain_auth": "true",
+                               "tls_module": "", "direct_tls_ssl": "", "host_ssl": ""}
+        if self.tls:
+            certificate, key = self_signed_certificate(self.directory / "certs", self.domain)
+            self.ca_file = certificate
+            ssl = f'ssl = {{ certificate = "{certificate}"; key = "{key}" }}'
+            # Without "tls" in the explicit module list Prosody has no stream features to offer
+            # an unencrypted session and closes it.
+            tls = {"direct_tls_ports": str(self.direct_tls_port), "require_encryption": "true",
+                   "plain_auth": "false", "tls_module": '; "tls"', "direct_tls_ssl": f"c2s_direct_tls_{ssl}\n",
+                   "host_ssl": f"    {ssl}\n"}
         self.config.write_text(_CONFIG.format(
             dir=self.directory, host=LOOPBACK, c2s_port=self.c2s_port, component_port=self.component_port,
-            domain=self.domain, component=self.component, secret=self.secret, log_level=self.log_level))
+            domain=self.domain, component=self.component, secret=self.secret, log_level=self.log_level, **tls))
 
     def start(self, timeout: float = 10.0) -> "ProsodyServer":
         """Start the server (again, after :meth:`stop`, on the same ports and data) and wait for its ports.
@@ -92,7 +123,7 @@ class ProsodyServer(LocalServer):
                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                         preexec_fn=die_with_parent(signal.SIGTERM))
         deadline = time.monotonic() + timeout
-        for port in (self.c2s_port, self.component_port):
+        for port in (self.c2s_port, self.component_port, *((self.direct_tls_port,) if self.tls else ())):
             while not self._listening(port):
                 if self.process.poll() is not None:
                     error = self.process.stderr.read().decode(errors="replace") if self.process.stderr else ""

@@ -22,8 +22,8 @@ from slixmpp.xmlstream.matcher import StanzaPath
 
 from .. import codec
 from ..errors import SchemaError
-from ..runtime.stanzas import attach_payload, guard_depth, payload_bytes, wait_for_session
-from .clients import plain_client
+from ..runtime.stanzas import attach_payload, guard_depth, payload_bytes
+from .clients import PLAIN, Security, make_client, wait_for_login
 
 log = logging.getLogger("xmpp_vtn.ven")
 
@@ -89,9 +89,12 @@ class SimulatedVEN:
     wants_vtn_reports: "Callable[[dict], list[dict]] | None" = None
     #: Send readings on the requested schedule by itself (else call :meth:`send_report`).
     report_on_schedule: bool = False
+    #: How it logs in: plain PLAIN by default (the loopback test servers); ``Security("starttls",
+    #: ca_file=...)`` or ``Security("direct", ...)`` for a server that requires TLS (SCRAM then).
+    security: Security = PLAIN
 
     def __post_init__(self) -> None:
-        self.xmpp = plain_client(self.jid, self.password)
+        self.xmpp = make_client(self.jid, self.password, self.security)
         guard_depth(self.xmpp)
         # Disco and ping answered, as any well-behaved XMPP client does (the VTN pings VENs).
         self.xmpp.register_plugin("xep_0030")
@@ -118,10 +121,14 @@ class SimulatedVEN:
         return str(self.xmpp.boundjid)
 
     async def start(self, timeout: float = 10.0) -> "SimulatedVEN":
-        """Log in and wait for the session (and send available presence)."""
+        """Log in and wait for the session (and send available presence).
+
+        Raises :class:`~xmpp_vtn.testing.clients.LoginFailed` saying why at the first sign of
+        trouble (connection refused, certificate not trusted, TLS required, login refused).
+        """
         self._arrivals = asyncio.Condition()
         self.xmpp.connect(self.host, self.port)
-        await wait_for_session(self.xmpp, timeout)
+        await wait_for_login(self.xmpp, self.host, self.port, timeout)
         self.xmpp.send_presence()
         if self.announce_presence:
             self.xmpp.send_presence(pto=self.vtn_jid)   # directed: the VTN learns we are back

@@ -1,8 +1,11 @@
 """``xmpp-vtn ven-sim``: many simulated VENs, spread over processes, against a VTN.
 
-Each VEN logs in, registers, answers every event (opting in or out at the configured ratio,
-after the configured delay) and every report request, the way :class:`~xmpp_vtn.testing.ven.SimulatedVEN`
-does. The parent process prints a progress line while they connect and a summary at the end.
+Each VEN logs in (plain, STARTTLS or direct TLS), registers with its account's local part as its
+venID, offers telemetry (real power and energy of one meter), answers every event (opting in or
+out: the configured share of the VENs, the same ones every run, after the configured delay) and
+every report request, sending readings on the schedule the VTN asks for, the way
+:class:`~xmpp_vtn.testing.ven.SimulatedVEN` does. The parent process prints a progress line while
+they connect, each kind of failure as it first happens, and a summary at the end.
 
 Accounts come from a file (``jid password`` per line, for a real server) or are made up as
 ``<prefix><n>@<domain>`` with one password (for a test server that has them, e.g. created with
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import multiprocessing
 import queue
 import signal
@@ -19,10 +23,17 @@ import statistics
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
+from .clients import PLAIN, Security
 from .lean_ven import make_lean
 from .ven import SimulatedVEN
+
+#: What each simulated VEN offers (OpenLEADR's measurement representation).
+POWER = {"name": "powerReal", "description": "RealPower", "unit": "W", "scale": "none",
+         "power_attributes": {"hertz": 50.0, "voltage": 230.0, "ac": True}}
+ENERGY = {"name": "energyReal", "description": "RealEnergy", "unit": "Wh", "scale": "none"}
+TELEMETRY_SPECIFIER = "telemetry"
 
 
 @dataclass
@@ -30,11 +41,17 @@ class Options:
     vtn_jid: str
     host: str
     port: int
-    opt_in_ratio: float = 1.0
+    #: The bare JIDs that opt in to events (the others opt out): see :func:`choose_opt_in`.
+    opt_in: frozenset[str] | None = None
     answer_delay: float = 0.0
     request_timeout: float = 30.0
     #: Answer event pushes the lean way (:mod:`xmpp_vtn.testing.lean_ven`): for load on one machine.
     lean: bool = False
+    security: Security = PLAIN
+    #: Offer telemetry (real power and energy); ven-sim does unless --no-telemetry.
+    telemetry: bool = False
+    #: The shortest sampling period the VENs offer (the VTN asks for its own, not below it).
+    min_sampling: timedelta = timedelta(seconds=1)
 
 
 @dataclass
@@ -46,6 +63,7 @@ class Counts:
     failed: int = 0
     events_received: int = 0
     answers_sent: int = 0
+    readings_sent: int = 0
     #: seconds from an event's createdDateTime (the VTN's add_event) to its first arrival at a VEN
     latencies: list[float] = field(default_factory=list)
 
@@ -55,12 +73,35 @@ class Counts:
         self.failed += other.failed
         self.events_received += other.events_received
         self.answers_sent += other.answers_sent
+        self.readings_sent += other.readings_sent
         self.latencies.extend(other.latencies)
 
 
-def _opts_in(jid: str, ratio: float) -> bool:
-    """A stable choice per VEN, so a run can be repeated: the same VENs opt in every time."""
-    return int(hashlib.sha256(jid.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF < ratio
+def choose_opt_in(jids: list[str], ratio: float) -> frozenset[str]:
+    """The VENs that opt in: ``round(ratio * len(jids))`` of them, chosen by a hash of each JID,
+    so a run can be repeated (the same VENs opt in every time) and 0.5 of 2 VENs is one VEN.
+
+    >>> sorted(choose_opt_in(["a@x", "b@x"], 0.5)) in (["a@x"], ["b@x"])
+    True
+    """
+    ranked = sorted(jids, key=lambda jid: hashlib.sha256(jid.encode()).hexdigest())
+    return frozenset(ranked[:round(ratio * len(jids))])
+
+
+def _meter(jid: str):
+    """A VEN's readings: a steady walk around a base load of its own (deterministic per JID)."""
+    seed = int(hashlib.sha256(jid.encode()).hexdigest()[:8], 16)
+    base = 500.0 + seed % 4500                                   # 0.5 .. 5 kW
+    state = {"n": 0, "energy": 0.0}
+
+    def power() -> float:
+        state["n"] += 1
+        return round(base * (1 + 0.1 * ((state["n"] * 7 + seed) % 11 - 5) / 5), 1)
+
+    def energy() -> float:
+        state["energy"] += base / 3600                           # Wh per second at the base load
+        return round(state["energy"], 3)
+    return power, energy
 
 
 async def _run_worker(accounts: list[tuple[str, str]], options: Options, progress, stop) -> Counts:
@@ -68,10 +109,25 @@ async def _run_worker(accounts: list[tuple[str, str]], options: Options, progres
     seen: set[tuple[str, str, int]] = set()
 
     def make(jid: str, password: str) -> SimulatedVEN:
+        opts_in = options.opt_in is None or jid.split("/")[0] in options.opt_in
         ven = SimulatedVEN(jid if "/" in jid else f"{jid}/oadr", password, options.vtn_jid, host=options.host,
                            port=options.port, ven_id=jid.split("@")[0], request_timeout=options.request_timeout,
-                           opt="optIn" if _opts_in(jid, options.opt_in_ratio) else "optOut")
+                           opt="optIn" if opts_in else "optOut", security=options.security,
+                           report_on_schedule=True)
+        if options.telemetry:
+            power, energy = _meter(jid)
+            for r_id, source, measurement in (("power", power, POWER), ("energy", energy, ENERGY)):
+                ven.offer_report(TELEMETRY_SPECIFIER, r_id, source, measurement, resource_id="meter1",
+                                 min_period=options.min_sampling)
         original = ven._answer_events
+        original_send = ven.send_report
+
+        async def send_report(*args, **kwargs):
+            answer = await original_send(*args, **kwargs)
+            counts.readings_sent += 1
+            progress.put(("readings_sent", 1))
+            return answer
+        ven.send_report = send_report
 
         async def answer_events(item):
             arrived = datetime.now(timezone.utc)
@@ -118,9 +174,11 @@ async def _run_worker(accounts: list[tuple[str, str]], options: Options, progres
             await ven.register()
             counts.registered += 1
             progress.put(("registered", 1))
+            if ven.offered_reports:
+                await ven.register_reports()
         except Exception as error:                              # counted and reported, not fatal
             counts.failed += 1
-            progress.put(("failed", str(error)[:200]))
+            progress.put(("failed", (ven.jid.split("/")[0], _reason(ven.jid, error))))
     slots = asyncio.Semaphore(50)                               # logins in flight per process
 
     async def limited(ven):
@@ -133,8 +191,16 @@ async def _run_worker(accounts: list[tuple[str, str]], options: Options, progres
     return counts
 
 
+def _reason(jid: str, error: Exception) -> str:
+    """Why a VEN failed, without its JID (so a thousand alike are one line)."""
+    text = str(error) or type(error).__name__
+    return text.split(": ", 1)[1] if text.startswith(jid.split("/")[0] + ": ") else text
+
+
 def _worker(accounts, options, progress, stop, results) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)                # the parent decides when to stop
+    # The parent prints each failure with its reason; slixmpp's own lines about it would repeat it.
+    logging.getLogger("slixmpp").setLevel(logging.CRITICAL)
     results.put(asyncio.run(_run_worker(accounts, options, progress, stop)))
 
 
@@ -150,7 +216,7 @@ def run_simulation(accounts: list[tuple[str, str]], options: Options, processes:
     for worker in workers:
         worker.start()
     live = Counts()
-    errors: list[str] = []
+    reasons: dict[str, int] = {}                                # failure reason -> how many VENs
     up_since = None
     try:
         while True:
@@ -158,10 +224,13 @@ def run_simulation(accounts: list[tuple[str, str]], options: Options, processes:
                 kind, value = progress.get(timeout=0.2)
                 if kind == "failed":
                     live.failed += 1
-                    errors.append(value)
+                    jid, reason = value
+                    reasons[reason] = reasons.get(reason, 0) + 1
+                    if reasons[reason] == 1:                    # each kind of failure once, as it happens
+                        print(f"\n{jid} failed: {reason}", file=out, flush=True)
                 else:
                     setattr(live, kind, getattr(live, kind) + value)
-                if kind != "answers_sent":
+                if kind not in ("answers_sent", "readings_sent"):
                     print(f"\rconnected {live.connected}/{len(accounts)}  registered {live.registered}  "
                           f"failed {live.failed}", end="", file=out, flush=True)
             except queue.Empty:
@@ -181,15 +250,17 @@ def run_simulation(accounts: list[tuple[str, str]], options: Options, processes:
     for worker in workers:
         worker.join(30)
     total.failed = max(total.failed, live.failed)
-    if errors:
-        print(f"first failure: {errors[0]}", file=out)
+    for reason, count in reasons.items():
+        if count > 1:
+            print(f"{count} VENs failed: {reason}", file=out)
     return total
 
 
 def summary(counts: Counts, total: int) -> str:
     """The end-of-run report, one line per figure."""
     lines = [f"VENs: {total}, connected {counts.connected}, registered {counts.registered}, failed {counts.failed}",
-             f"events received {counts.events_received}, answers sent {counts.answers_sent}"]
+             f"events received {counts.events_received}, answers sent {counts.answers_sent}, "
+             f"readings sent {counts.readings_sent}"]
     if counts.latencies:
         ordered = sorted(counts.latencies)
         p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
