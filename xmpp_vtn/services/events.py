@@ -263,6 +263,9 @@ class EventService:
         entry = self.store.set_opt(ven.ven_id, answered,
                                    journal=request.document or codec.serialize("oadrCreatedEvent", request.payload),
                                    owner=self.journal_owner)
+        # Durable before any handler sees it: a VTN killed from here on hands the answer over on
+        # its next start (counted as replayed), and one killed before never showed it to anyone.
+        await self.store.committed()
         try:
             await self.handlers.call("on_created_event", request.payload)
         except Exception:

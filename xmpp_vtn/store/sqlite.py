@@ -109,6 +109,8 @@ class SQLiteStore(Store):
         self._group: list[asyncio.Future] | None = None
         # Journal entries made in the open group, written with its commit unless done by then.
         self._pending_journal: dict[int, tuple[str, bytes, str]] = {}
+        # Journal entries handed over since the group opened: deleted with its commit.
+        self._done_journal: list[int] = []
         self._next_journal_entry: int | None = None
         # Per VEN and event, the delivery and opt state (the event_vens rows), loaded once.
         self._deliveries: dict[str, dict[str, Delivery]] | None = None
@@ -194,6 +196,10 @@ class SQLiteStore(Store):
                 self._db.executemany("INSERT INTO journal (entry_id, ven_id, document, owner) VALUES (?, ?, ?, ?)",
                                      [(entry_id, *entry) for entry_id, entry in self._pending_journal.items()])
                 self._pending_journal.clear()
+            if self._done_journal:
+                self._db.executemany("DELETE FROM journal WHERE entry_id = ?",
+                                     [(entry_id,) for entry_id in self._done_journal])
+                self._done_journal.clear()
             self._db.execute("COMMIT")
         except sqlite3.Error as error:
             log.error("the store could not commit (%s): this turn's changes are lost", error)
@@ -217,6 +223,7 @@ class SQLiteStore(Store):
         self._vens, self._events, self._deliveries = None, None, None
         self._by_jid, self._by_registration = {}, {}
         self._pending_journal.clear()
+        self._done_journal.clear()
 
     # Registrations are read on every request (who is speaking) and every push (where to): they
     # are kept in memory as well, loaded once. This store is the only writer of its file.
@@ -392,12 +399,18 @@ class SQLiteStore(Store):
         return self._next_journal_entry
 
     def journal(self) -> list[tuple[int, str, bytes, str]]:
-        stored = self._db.execute("SELECT entry_id, ven_id, document, owner FROM journal ORDER BY entry_id").fetchall()
+        done = set(self._done_journal)
+        stored = [entry for entry in self._db.execute(
+            "SELECT entry_id, ven_id, document, owner FROM journal ORDER BY entry_id") if entry[0] not in done]
         return stored + [(entry_id, *entry) for entry_id, entry in sorted(self._pending_journal.items())]
 
     def journal_done(self, entry_id: int) -> None:
-        if self._pending_journal.pop(entry_id, None) is None:
-            self._write("DELETE FROM journal WHERE entry_id = ?", (entry_id,))
+        if self._pending_journal.pop(entry_id, None) is not None:
+            return                                    # never written: nothing to take back
+        if self._grouping():
+            self._done_journal.append(entry_id)       # deleted with the group's commit, in one statement
+        else:
+            self._db.execute("DELETE FROM journal WHERE entry_id = ?", (entry_id,))
 
     # -- other documents -----------------------------------------------------------------------------
 
