@@ -70,6 +70,7 @@ class EffectRunner:
             self.timers.unschedule_report(key)
         self.opts.forget(ven_id)
         self.presence.forget(ven_id)
+        self.courier.forget_polled(ven_id)
 
     def offer_reports(self, ven_id: str) -> None:
         """After a registration: push the VTN's oadrRegisterReport (empty when it offers nothing)."""

@@ -109,6 +109,14 @@ class Courier:
         finally:
             self._waiting.pop(item_id, None)
 
+    def forget_polled(self, ven_id: str) -> None:
+        """``ven_id``'s registration is gone: what a polling VEN was owed under it goes too (its
+        polls would never take it, and it means nothing without the registration)."""
+        for item in self.store.outbox(ven_id):
+            if polled_at(item.to):
+                self.store.dequeue(item.item_id)
+                self._resolve(item.item_id, False)
+
     def handed_out(self, ven_id: str, item_id: int, message_type: str) -> None:
         """A VEN that pulls took an owed item as its poll's answer: it is delivered."""
         for item in self.store.outbox(ven_id):

@@ -322,12 +322,13 @@ class EventService:
         return Outcome(("oadrDistributeEvent", payload), (polled, Delivered(ven.ven_id, included)))
 
     async def poll_unregistered(self, request: Request) -> Outcome | None:
-        """oadrPoll from a VEN without a registration: what is still owed to it from when it had one
-        (the VTN's oadrCancelPartyRegistration), else None (refused as any unregistered sender)."""
+        """oadrPoll from a VEN without a registration: the VTN's oadrCancelPartyRegistration still
+        owed to it, else None (refused as any unregistered sender)."""
         claimed = request.payload.get("ven_id")
         for item in self.store.outbox():
             # Owed to this very sender (its identity is the address of a VEN that pulls).
-            if item.to == request.bare_jid and claimed in (None, item.ven_id):
+            if item.to == request.bare_jid and claimed in (None, item.ven_id) and \
+                    item.message_type == "oadrCancelPartyRegistration":
                 return Outcome((item.message_type, item.document), (HandedOut(item.ven_id, item.item_id,
                                                                               item.message_type),))
         return None
