@@ -17,17 +17,19 @@ from .runtime.backoff import Backoff
 from .runtime.cluster import Cluster
 from .runtime.component import Answer, OadrComponent, PushFailed
 from .runtime.effects import EffectRunner, EventAcknowledgements
+from .runtime.http import DEFAULT_PATH_PREFIX, HttpPusher, HttpSettings, HttpTransport
 from .runtime.inbound import InboundPipeline
 from .runtime.outbox import Courier
 from .runtime.presence import VenPresence
 from .runtime.scheduler import RealTimeScheduler, Scheduler
 from .runtime.timers import Timers
 from .services import Dispatcher, Handlers, Push, RegistrationService
+from .services.registration import TRANSPORT
 from .services.event_arguments import aware, build_event, ven_id_list
 from .services.events import EventService
 from .services.opts import OptService
 from .services.reports import ReportService, VTNReport
-from .store import Delivery, EventRecord, Store, VenRecord, open_store
+from .store import SIMPLE_HTTP, Delivery, EventRecord, Store, VenRecord, open_store
 from .store.documents import encode_document
 
 log = logging.getLogger("xmpp_vtn")
@@ -63,6 +65,14 @@ class VTNComponent:
     accepts several connections for it) with one shared ``postgresql://`` store. ``instance_id``
     names this one (default: random per start); ``lease_seconds`` bounds how long a dead instance's
     work waits before the others take it over. See :mod:`xmpp_vtn.runtime.cluster`.
+
+    simpleHTTP beside XMPP, with OpenLEADR's server argument names: ``http_port`` starts a listener
+    on ``http_host`` (no listener without it; 0 picks a free port) for ``POST
+    {http_path_prefix}/EiRegisterParty|EiEvent|EiReport|EiOpt|OadrPoll``. ``http_cert``/``http_key``
+    make it HTTPS, ``http_ca_file`` asks VENs for client certificates (their fingerprint is the
+    identity a venID binds to); without them ``http_allow_insecure=True`` must say so.
+    ``verify_message_signatures`` checks the XML signatures of VENs with client certificates.
+    See docs/http.md.
     """
 
     def __init__(self, vtn_id: str, jid: str, secret: str, host: str = "127.0.0.1", port: int = 5347,
@@ -71,19 +81,29 @@ class VTNComponent:
                  scheduler: Scheduler | None = None, push_concurrency: int = 256,
                  ping_interval: timedelta | None = timedelta(seconds=60), offline_after: int = 3,
                  max_requests_in_flight: int = 16, instance_id: str | None = None, lease_seconds: float = 15.0,
-                 operators: Iterable[str] = ()):
+                 operators: Iterable[str] = (), http_host: str = "127.0.0.1", http_port: int | None = None,
+                 http_cert: str | None = None, http_key: str | None = None, http_ca_file: str | None = None,
+                 http_path_prefix: str = DEFAULT_PATH_PREFIX, http_allow_insecure: bool = False,
+                 verify_message_signatures: bool = True):
         if not vtn_id:
             raise ValueError("vtn_id must be a non-empty string")
         self.vtn_id = vtn_id
         self.push_timeout = push_timeout
         self.ping_interval = ping_interval
+        http = HttpSettings(http_host, http_port, http_cert, http_key, http_ca_file, http_path_prefix,
+                            http_allow_insecure, verify_message_signatures) if http_port is not None else None
+        if http is not None:
+            http.check()
+            # VENs that poll need a cadence, and liveness needs one to count missed polls: OpenLEADR's.
+            requested_poll_freq = requested_poll_freq or timedelta(seconds=10)
         self.requested_poll_freq = requested_poll_freq
         self.store = open_store(store)
         self.cluster = Cluster(self.store, instance_id, lease_seconds)
         self.scheduler = scheduler or RealTimeScheduler()
         self._handlers = Handlers()
         # The services: pure OpenADR, each publishing its own routes.
-        self.registration = RegistrationService(self.store, self._handlers, vtn_id, requested_poll_freq)
+        self.registration = RegistrationService(self.store, self._handlers, vtn_id, requested_poll_freq,
+                                                (TRANSPORT, SIMPLE_HTTP) if http is not None else (TRANSPORT,))
         self.event_service = EventService(self.store, self._handlers, vtn_id, self.scheduler.now,
                                           journal_owner=self.cluster.instance_id)
         self.report_service = ReportService(self.store, self._handlers, vtn_id, self.scheduler.now)
@@ -94,9 +114,12 @@ class VTNComponent:
         self.component = OadrComponent(jid, secret, host, port, self._on_request, backoff=reconnect_backoff,
                                        on_session_start=self._on_session_start, on_presence=self._on_presence,
                                        on_foreign_answer=self._forward_answer)
+        #: The simpleHTTP listener (None without ``http_port``) and the client that pushes over HTTP.
+        self.http = HttpTransport(http, self._on_http_request) if http is not None else None
+        self.http_pusher = HttpPusher(http, self._on_http_push_answer) if http is not None else None
         acknowledgements = EventAcknowledgements(self.event_service)
         self.courier = Courier(self.store, self.component, self.event_service, push_timeout, push_concurrency,
-                               acknowledgements, cluster=self.cluster)
+                               acknowledgements, cluster=self.cluster, http=self.http_pusher)
         self.presence = VenPresence(self.store, self._handlers, self.courier, self.scheduler.now, offline_after)
         self.timers = Timers(self.store, self.scheduler, self.cluster, self.component, self.courier, self.presence,
                              self.event_service, self.report_service, ping_interval=ping_interval,
@@ -140,16 +163,24 @@ class VTNComponent:
         await self.timers.start()
         self.cluster.start(self.timers.sweep, self._settle_forwarded_answer)
         await self.component.start(timeout)
-        log.info("VTN %s serving as %s%s", self.vtn_id, self.jid,
+        if self.http is not None:
+            await self.http.start()
+        log.info("VTN %s serving as %s%s%s", self.vtn_id, self.jid,
+                 f" and on {self.http.url}" if self.http is not None else "",
                  f" (instance {self.cluster.instance_id})" if self.cluster.shared else "")
 
     async def stop(self) -> None:
         """Stop taking requests, stop delivering, disconnect and release the store. What is still
         owed stays in the store and goes out on the next start."""
         await self.component.quiesce()
+        if self.http is not None:
+            await self.http.quiesce()
         await self.scheduler.shutdown()
         await self.courier.close()
         await self.presence.close()
+        if self.http is not None:
+            await self.http.stop()
+            await self.http_pusher.close()
 
         await self.component.stop()
         await self.cluster.stop()
@@ -415,6 +446,25 @@ class VTNComponent:
     async def _on_request(self, sender: str, addressed: str, data: bytes) -> bytes | None:
         """One inbound iq, through the pipeline (:mod:`xmpp_vtn.runtime.inbound`)."""
         return await self.inbound(sender, addressed, data)
+
+    async def _on_http_request(self, sender, addressed: str, data: bytes, account: str | None) -> bytes | None:
+        """One simpleHTTP POST, through the same pipeline."""
+        return await self.inbound(sender, addressed, data, account)
+
+    async def _on_http_push_answer(self, to: str, body: bytes) -> None:
+        """A VEN answered a push with an OpenADR message in the response body: take it as its request."""
+        ven = next((ven for ven in self.store.vens() if ven.transport_address == to), None)
+        if ven is None:
+            return
+        try:
+            await self.inbound(ven.bare_jid, "", body)
+        except Exception as error:            # the VEN gets no answer to an answer; say why here
+            log.warning("venID %s answered a push with a message the VTN could not take: %s", ven.ven_id, error)
+
+    @property
+    def http_url(self) -> str | None:
+        """The simpleHTTP base URL VENs use (OpenLEADR's ``vtn_url``), once running; None without HTTP."""
+        return self.http.url if self.http is not None and self.http.port is not None else None
 
     # -- the operator's desk (:class:`xmpp_vtn.control.desk.OperatorDesk`) ---------------------------
 

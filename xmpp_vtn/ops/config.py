@@ -37,9 +37,10 @@ SECRET_KEYS = ("secret", "secret_file", "secret_env")
 
 # The keys each table takes: anything else is an error (a typo must not silently become a default).
 _TOP_KEYS = ("vtn_id", "store", "handlers", "push_timeout", "push_concurrency", "requested_poll_freq",
-             "operators", "component", "liveness", "log", "cluster")
+             "operators", "component", "liveness", "log", "cluster", "http")
 _TABLES = {
     "component": ("jid", *SECRET_KEYS, "host", "port"),
+    "http": ("host", "port", "cert", "key", "ca_file", "path_prefix", "allow_insecure", "verify_message_signatures"),
     "liveness": ("ping_interval", "offline_after"),
     "log": ("level", "format"),
     "cluster": ("instance_id", "lease_seconds"),
@@ -94,6 +95,21 @@ class ClusterConfig:
 
 
 @dataclass(frozen=True)
+class HttpConfig:
+    """``[http]``: the simpleHTTP listener, with OpenLEADR's names (``port`` absent: no listener).
+    Paths are absolute."""
+
+    host: str = "127.0.0.1"
+    port: int | None = None
+    cert: str | None = None
+    key: str | None = None
+    ca_file: str | None = None
+    path_prefix: str = "/OpenADR2/Simple/2.0b"
+    allow_insecure: bool = False
+    verify_message_signatures: bool = True
+
+
+@dataclass(frozen=True)
 class VTNConfig:
     """A validated configuration. Paths are absolute; ``store`` is a path, ``:memory:`` or a URL."""
 
@@ -110,6 +126,7 @@ class VTNConfig:
     cluster: ClusterConfig = ClusterConfig()
     #: Bare JIDs allowed to run the XEP-0050 operator commands.
     operators: tuple[str, ...] = ()
+    http: HttpConfig = HttpConfig()
 
 
 class _Invalid(Exception):
@@ -254,6 +271,51 @@ def _handlers(base: Path) -> Callable[[Any], str]:
     return check
 
 
+def _boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise _Invalid(f"must be true or false, got {show(value)}")
+    return value
+
+
+def _readable_file(base: Path) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        path = _resolve(base, _text(value).strip())
+        if not path.is_file():
+            raise _Invalid(f"no such file: {path}")
+        return str(path)
+    return check
+
+
+def _path_prefix(value: Any) -> str:
+    text = _text(value).strip()
+    if not text.startswith("/") or any(char.isspace() for char in text):
+        raise _Invalid(f"must be a URL path starting with \"/\", such as \"/OpenADR2/Simple/2.0b\", got {show(value)}")
+    return text
+
+
+def _http(table: "_Table", base: Path) -> HttpConfig:
+    """``[http]``, checked as a whole: TLS files go together, and plain HTTP must be asked for."""
+    files = {key: table.get(key, _readable_file(base)) for key in ("cert", "key", "ca_file")}
+    config = HttpConfig(
+        host=table.get("host", _text, default="127.0.0.1"),
+        port=table.get("port", _integer(0, 65535)), **files,
+        path_prefix=table.get("path_prefix", _path_prefix, default="/OpenADR2/Simple/2.0b"),
+        allow_insecure=table.get("allow_insecure", _boolean, default=False),
+        verify_message_signatures=table.get("verify_message_signatures", _boolean, default=True))
+    given = set(table.data)
+    if ("cert" in given) != ("key" in given):
+        table.error("cert" if "key" in given else "key", "cert and key go together (the VTN's certificate and "
+                    "its private key)")
+    if "ca_file" in given and "cert" not in given:
+        table.error("ca_file", "verifying VEN certificates needs TLS: give cert and key too")
+    if given and "port" not in given:
+        table.error("port", "missing; the [http] table starts a simpleHTTP listener on this port")
+    elif "port" in given and not {"cert", "key", "ca_file"} <= given and not config.allow_insecure:
+        table.error("allow_insecure", "simpleHTTP without TLS client certificates (cert, key and ca_file) "
+                    "authenticates nobody: add them, or set allow_insecure = true to accept that risk")
+    return config
+
+
 def _resolve(base: Path, text: str) -> Path:
     path = Path(text).expanduser()
     return path if path.is_absolute() else (base / path).resolve()
@@ -382,6 +444,7 @@ def parse_config(data: dict, base: Path, path: Path | None = None, require_secre
     cluster = tables["cluster"]
     instance_id = cluster.get("instance_id", _text)
     lease_seconds = cluster.get("lease_seconds", _seconds(allow_zero=False), default=15.0)
+    http = _http(tables["http"], base)
 
     if errors:
         raise ConfigError(errors, path)
@@ -390,7 +453,7 @@ def parse_config(data: dict, base: Path, path: Path | None = None, require_secre
         component=ComponentConfig(jid, secret, secret_source, host, port),
         push_timeout=push_timeout, push_concurrency=push_concurrency, requested_poll_freq=poll,
         liveness=LivenessConfig(ping_interval, offline_after), log=LogConfig(level, log_format),
-        cluster=ClusterConfig(instance_id, lease_seconds), operators=operators)
+        cluster=ClusterConfig(instance_id, lease_seconds), operators=operators, http=http)
 
 
 def load_config(path: str | Path, require_secret: bool = True) -> VTNConfig:
@@ -517,6 +580,11 @@ def vtn_arguments(config: VTNConfig) -> dict[str, Any]:
         ping_interval=timedelta(seconds=config.liveness.ping_interval) if config.liveness.ping_interval else None,
         offline_after=config.liveness.offline_after, lease_seconds=config.cluster.lease_seconds,
         instance_id=config.cluster.instance_id, operators=config.operators)
+    if config.http.port is not None:
+        arguments.update(http_host=config.http.host, http_port=config.http.port, http_cert=config.http.cert,
+                         http_key=config.http.key, http_ca_file=config.http.ca_file,
+                         http_path_prefix=config.http.path_prefix, http_allow_insecure=config.http.allow_insecure,
+                         verify_message_signatures=config.http.verify_message_signatures)
     return arguments
 
 

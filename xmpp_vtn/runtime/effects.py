@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from ..services import Delivered, Effect, Forget, Polled, Registered, ScheduleReport, UnscheduleReport
+from ..services import Delivered, Effect, Forget, HandedOut, Polled, Registered, ScheduleReport, UnscheduleReport
 from ..services.events import EventService, Included
 from ..services.handlers import invoke
 from ..services.opts import OptService
@@ -57,6 +57,8 @@ class EffectRunner:
             elif isinstance(effect, Registered):
                 self.courier.wake(effect.ven_id)
                 self.offer_reports(effect.ven_id)
+            elif isinstance(effect, HandedOut):
+                self.courier.handed_out(effect.ven_id, effect.item_id, effect.message_type)
             elif isinstance(effect, Polled):
                 pass                                # read by the inbound pipeline (liveness of pollers)
             else:
@@ -68,6 +70,7 @@ class EffectRunner:
             self.timers.unschedule_report(key)
         self.opts.forget(ven_id)
         self.presence.forget(ven_id)
+        self.courier.forget_polled(ven_id)
 
     def offer_reports(self, ven_id: str) -> None:
         """After a registration: push the VTN's oadrRegisterReport (empty when it offers nothing)."""

@@ -1,7 +1,9 @@
 """The path of one inbound OpenADR message: per-account limits, decode, dispatch, effects, the
-exchange log, and the encoded answer. Transport-free: the XMPP component hands it the sender and
-the payload bytes, and sends back what it returns."""
+exchange log, and the encoded answer. Transport-free: the XMPP component and the simpleHTTP
+adapter hand it the sender and the payload bytes, and send back what it returns."""
 from __future__ import annotations
+
+from typing import Callable, Union
 
 from .. import codec
 from ..codec import templates
@@ -13,10 +15,16 @@ from .component import IqRefused
 from .effects import EffectRunner
 from .presence import VenPresence, bare
 
+#: Who sent a message: an identity known before the payload is read (a JID, a certificate
+#: fingerprint), or, where the transport authenticates nobody, a function of the parsed
+#: ``(message_type, payload)`` that names it (or raises IqRefused).
+Sender = Union[str, Callable[[str, dict], str]]
+
 
 class InboundPipeline:
     """``await pipeline(sender, addressed, data)``: the answer's bytes (None: an empty result), or
-    :class:`~xmpp_vtn.runtime.component.IqRefused` for a transport-level error."""
+    :class:`~xmpp_vtn.runtime.component.IqRefused` for a transport-level error. ``sender`` is a
+    :data:`Sender`; ``account`` (default: the sender's bare JID) is what the in-flight limit counts."""
 
     def __init__(self, store: Store, dispatcher: Dispatcher, effects: EffectRunner, presence: VenPresence,
                  max_requests_in_flight: int = 16):
@@ -24,10 +32,10 @@ class InboundPipeline:
         self.max_requests_in_flight = max_requests_in_flight
         self._in_flight: dict[str, int] = {}
 
-    async def __call__(self, sender: str, addressed: str, data: bytes) -> bytes | None:
+    async def __call__(self, sender: Sender, addressed: str, data: bytes, account: str | None = None) -> bytes | None:
         """One inbound request. An account with too many requests in flight is told to wait, so it
         cannot starve the others."""
-        account = bare(sender)
+        account = account or (bare(sender) if isinstance(sender, str) else "(unauthenticated)")
         if self._in_flight.get(account, 0) >= self.max_requests_in_flight:
             raise IqRefused("resource-constraint", f"more than {self.max_requests_in_flight} requests in flight "
                             "from this account; wait for answers", "wait")
@@ -41,12 +49,20 @@ class InboundPipeline:
             else:
                 del self._in_flight[account]
 
-    async def _answer(self, sender: str, data: bytes) -> bytes | None:
+    async def _answer(self, sender: Sender, data: bytes) -> bytes | None:
         try:
             message_type, payload = codec.parse(data)
         except SchemaError as error:
-            exchange_log.inbound("(invalid)", sender, None, f"bad-request: {str(error).splitlines()[0]}", data)
+            exchange_log.inbound("(invalid)", sender if isinstance(sender, str) else "(unauthenticated)", None,
+                                 f"bad-request: {str(error).splitlines()[0]}", data)
             raise IqRefused("bad-request", str(error)) from None
+        if not isinstance(sender, str):
+            try:
+                sender = sender(message_type, payload)
+            except IqRefused as refusal:
+                exchange_log.inbound(message_type, "(unauthenticated)", payload.get("ven_id"),
+                                     f"{refusal.condition}: {refusal.text}", data)
+                raise
         ven_id = payload.get("ven_id")
         try:
             outcome = await self.dispatcher.handle(Request(sender, message_type, payload, data))
@@ -60,6 +76,9 @@ class InboundPipeline:
             exchange_log.inbound(message_type, sender, ven_id, "empty result", data)
             return None
         answer_type, answer = outcome.answer
+        if isinstance(answer, bytes):                # a document built before (an owed outbox item)
+            exchange_log.inbound(message_type, sender, ven_id, answer_type, data)
+            return answer
         code = (answer.get("response") or {}).get("response_code")
         exchange_log.inbound(message_type, sender, ven_id or answer.get("ven_id"),
                              f"{answer_type} {code}" if code is not None else answer_type, data)

@@ -12,6 +12,10 @@ Two kinds of debt, one delivery per VEN (:class:`~xmpp_vtn.runtime.delivery_loop
 A failed delivery leaves everything owed and retries with capped, jittered backoff; a VEN that
 shows life (presence, any request) is served at once; a VTN that starts serves everyone owed.
 
+Where a delivery goes depends on the address: a full JID is pushed to through the XMPP component,
+an ``http(s)://`` URL through the simpleHTTP pusher, and a simpleHTTP VEN that pulls is not pushed
+to at all: its polls take the same items, in the same order (:meth:`Courier.handed_out`).
+
 With several instances (:mod:`~xmpp_vtn.runtime.cluster`) a delivery to one VEN runs under that VEN's lease,
 so one instance at a time pushes to it; the others try again shortly, and take over if it dies.
 """
@@ -29,11 +33,28 @@ from .component import OadrComponent, PushFailed
 from .delivery_loop import DeliveryLoop
 from ..services import Push
 from ..services.events import EventService
-from ..store import Store
+from ..store import SIMPLE_HTTP, Store, transport_of
 
 log = logging.getLogger("xmpp_vtn.courier")
 
 EventsAcknowledged = Callable[[str, list], Awaitable[None]]
+
+
+class Pusher:
+    """What carries a push: ``await push(to, document, timeout)``, :class:`PushFailed` if not acknowledged."""
+
+    async def push(self, to: str, document: bytes, timeout: float = 10.0) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+
+def polled_at(to: str) -> bool:
+    """Whether ``to`` is the address of a VEN that pulls (a simpleHTTP identity, not a URL or JID)."""
+    return transport_of(to) == SIMPLE_HTTP
+
+
+def over_http(to: str) -> bool:
+    """Whether pushes to ``to`` are HTTP POSTs."""
+    return to.startswith(("http://", "https://"))
 
 
 class Courier:
@@ -42,8 +63,10 @@ class Courier:
     def __init__(self, store: Store, component: OadrComponent, events: EventService, push_timeout: float,
                  concurrency: int, on_events_acknowledged: EventsAcknowledged,
                  retry: Callable[[], Backoff] = lambda: Backoff(initial=1.0, cap=60.0),
-                 cluster: Cluster | None = None):
+                 cluster: Cluster | None = None, http: Pusher | None = None):
         self.store, self.component, self.events = store, component, events
+        #: Pushes to ``http(s)://`` transport addresses (simpleHTTP VENs that do not poll).
+        self.http = http
         self.cluster = cluster or Cluster(store)
         self.push_timeout = push_timeout
         self.on_events_acknowledged = on_events_acknowledged
@@ -72,14 +95,35 @@ class Courier:
         it stays owed, is retried, and is delivered when the VEN shows up again.
         """
         item_id = self.queue(ven_id, to, push)     # the delivery task it wakes runs after we wait below
-        if not self.component.connected or self._closed:
+        if self._closed or (not polled_at(to) and not self.component.connected):
             return False
         waiter = asyncio.get_running_loop().create_future()
         self._waiting[item_id] = waiter
         try:
+            if polled_at(to):
+                # A VEN that pulls takes it with its next poll; "the first attempt" is that long.
+                return await asyncio.wait_for(waiter, self.push_timeout)
             return await waiter
+        except asyncio.TimeoutError:
+            return False
         finally:
             self._waiting.pop(item_id, None)
+
+    def forget_polled(self, ven_id: str) -> None:
+        """``ven_id``'s registration is gone: what a polling VEN was owed under it goes too (its
+        polls would never take it, and it means nothing without the registration)."""
+        for item in self.store.outbox(ven_id):
+            if polled_at(item.to):
+                self.store.dequeue(item.item_id)
+                self._resolve(item.item_id, False)
+
+    def handed_out(self, ven_id: str, item_id: int, message_type: str) -> None:
+        """A VEN that pulls took an owed item as its poll's answer: it is delivered."""
+        for item in self.store.outbox(ven_id):
+            if item.item_id == item_id:
+                exchange_log.outbound(message_type, item.to, ven_id, "handed out in a poll answer", item.document)
+        self.store.dequeue(item_id)
+        self._resolve(item_id, True)
 
     def wake(self, ven_id: str) -> None:
         """Deliver what ``ven_id`` is owed, soon. Does nothing while the component is offline:
@@ -129,15 +173,30 @@ class Courier:
             if self.cluster.shared:
                 self.cluster.let_go(lease)
 
+    def _pusher(self, to: str) -> OadrComponent | Pusher:
+        if over_http(to):
+            if self.http is None:
+                raise PushFailed(to, "this VTN has no simpleHTTP transport configured")
+            return self.http
+        return self.component
+
+    async def _push(self, to: str, document: bytes) -> None:
+        await self._pusher(to).push(to, document, self.push_timeout)
+
     async def _deliver_held(self, ven_id: str, still_held: Callable[[], bool]) -> None:
+        ven = self.store.ven(ven_id)
+        if ven is not None and ven.pulls:
+            return                       # it polls for what it is owed (EventService.poll)
         for item in self.store.outbox(ven_id):
             if not still_held():
                 return
             # Where the VEN is now: it may have re-registered from another resource since.
             current = self.store.ven(ven_id)
             to = current.transport_address if current is not None else item.to
+            if polled_at(to):
+                continue                 # owed to a poller whose registration is gone: its next poll
             try:
-                await self.component.push(to, item.document, self.push_timeout)
+                await self._push(to, item.document)
             except PushFailed as failure:
                 if self._moved(ven_id, to, item.message_type, failure):
                     return
@@ -161,7 +220,7 @@ class Courier:
         if found is not None and still_held():
             document, included = found
             try:
-                await self.component.push(ven.transport_address, document, self.push_timeout)
+                await self._push(ven.transport_address, document)
             except PushFailed as failure:
                 if self._moved(ven_id, ven.transport_address, "oadrDistributeEvent", failure):
                     return

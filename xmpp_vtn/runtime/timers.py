@@ -11,7 +11,7 @@ from typing import Callable
 from ..services import lifecycle
 from ..services.events import EventService
 from ..services.reports import ReportService
-from ..store import EventRecord, Store, VenRecord
+from ..store import XMPP, EventRecord, Store, VenRecord
 from .cluster import Cluster
 from .component import OadrComponent
 from .outbox import Courier
@@ -140,7 +140,9 @@ class Timers:
         # One instance pings (it holds the lease until a round after the next is due).
         leader = self.cluster.hold_across("liveness", self.ping_interval or timedelta(0))
         if self.ping_interval and self.component.connected and leader:
-            results = await asyncio.gather(*(check(ven) for ven in self.store.vens()), return_exceptions=True)
+            # Only XMPP VENs can be pinged; simpleHTTP VENs show life by their requests and polls.
+            results = await asyncio.gather(*(check(ven) for ven in self.store.vens() if ven.transport_name == XMPP),
+                                           return_exceptions=True)
             for failure in [result for result in results if isinstance(result, Exception)][:1]:
                 log.error("liveness check failed: %r", failure)
         try:

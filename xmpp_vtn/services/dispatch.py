@@ -67,7 +67,13 @@ class Dispatcher:
                 raise NotImplementedService(f"{request.message_type} is not served by this VTN")
             if not route.bound:
                 return await route.handler(request)
-            ven = self.speaker(request)
+            try:
+                ven = self.speaker(request)
+            except Refusal:
+                found = await route.unregistered(request) if route.unregistered is not None else None
+                if found is None:
+                    raise
+                return found
             ven_id = ven.ven_id
             return await route.handler(request, ven)
         except Refusal as refusal:

@@ -18,7 +18,7 @@ from .. import codec
 from ..store import Delivery, EventRecord, Store, VenRecord
 from . import codes, lifecycle
 from .handlers import Handlers, invoke
-from .outcome import Delivered, Outcome, Polled, Refusal, Request, Route, acknowledge, response
+from .outcome import Delivered, HandedOut, Outcome, Polled, Refusal, Request, Route, acknowledge, response
 from .registration import new_request_id
 
 log = logging.getLogger("xmpp_vtn.events")
@@ -63,7 +63,7 @@ class EventService:
     def routes(self) -> dict[str, Route]:
         """The EiEvent messages a registered VEN may send."""
         return {"oadrCreatedEvent": Route(self.created_event), "oadrRequestEvent": Route(self.request_event),
-                "oadrPoll": Route(self.poll)}
+                "oadrPoll": Route(self.poll, unregistered=self.poll_unregistered)}
 
     # -- the application's side ------------------------------------------------------------------
 
@@ -311,11 +311,30 @@ class EventService:
         if "on_poll" in self.handlers:
             result = await self.handlers.call("on_poll", ven.ven_id)
             return Outcome(self._application_answer(result, request, ven), (polled,))
+        if ven.pulls:
+            # What a pushed VEN gets from the outbox, in the same order: one item per poll.
+            owed = self.store.outbox(ven.ven_id)
+            if owed:
+                item = owed[0]
+                return Outcome((item.message_type, item.document),
+                               (polled, HandedOut(ven.ven_id, item.item_id, item.message_type)))
         found = self.distribution(ven.ven_id)
         if found is None:
             return Outcome(("oadrResponse", {"response": response(codes.OK, None), "ven_id": ven.ven_id}), (polled,))
         payload, included = found
         return Outcome(("oadrDistributeEvent", payload), (polled, Delivered(ven.ven_id, included)))
+
+    async def poll_unregistered(self, request: Request) -> Outcome | None:
+        """oadrPoll from a VEN without a registration: the VTN's oadrCancelPartyRegistration still
+        owed to it, else None (refused as any unregistered sender)."""
+        claimed = request.payload.get("ven_id")
+        for item in self.store.outbox():
+            # Owed to this very sender (its identity is the address of a VEN that pulls).
+            if item.to == request.bare_jid and claimed in (None, item.ven_id) and \
+                    item.message_type == "oadrCancelPartyRegistration":
+                return Outcome((item.message_type, item.document), (HandedOut(item.ven_id, item.item_id,
+                                                                              item.message_type),))
+        return None
 
     def _application_answer(self, result: Any, request: Request, ven: VenRecord) -> tuple[str, dict]:
         """What a pull handler returned, as a message: None -> empty oadrResponse (the seed's rule);

@@ -9,12 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Union
 
+from ..store import CERTIFICATE_IDENTITY, transport_of
 from . import codes
 
 
 @dataclass(frozen=True)
 class Request:
-    """One OpenADR message as it arrived: who sent it (the full JID the server authenticated)."""
+    """One OpenADR message as it arrived: who sent it (the full JID the server authenticated, or a
+    simpleHTTP VEN's identity: see :data:`~xmpp_vtn.store.HTTP_IDENTITIES`)."""
 
     sender: str
     message_type: str
@@ -30,6 +32,18 @@ class Request:
     @property
     def request_id(self) -> str | None:
         return self.payload.get("request_id")
+
+    @property
+    def transport(self) -> str:
+        """The OpenADR transport the message came by: ``"xmpp"`` or ``"simpleHttp"``."""
+        return transport_of(self.sender)
+
+    @property
+    def fingerprint(self) -> str | None:
+        """The TLS client certificate fingerprint of a simpleHTTP sender, when it has one."""
+        if self.sender.startswith(CERTIFICATE_IDENTITY):
+            return self.sender[len(CERTIFICATE_IDENTITY):]
+        return None
 
 
 @dataclass(frozen=True)
@@ -64,6 +78,15 @@ class Registered:
 
 
 @dataclass(frozen=True)
+class HandedOut:
+    """An owed outbox item went to a VEN that pulls, as the answer to its poll: it is delivered."""
+
+    ven_id: str
+    item_id: int
+    message_type: str
+
+
+@dataclass(frozen=True)
 class Forget:
     """A registration is gone: its report schedules, opts and liveness go with it."""
 
@@ -84,14 +107,17 @@ class UnscheduleReport:
     key: str
 
 
-Effect = Union[Delivered, Polled, Registered, Forget, ScheduleReport, UnscheduleReport]
+Effect = Union[Delivered, Polled, HandedOut, Registered, Forget, ScheduleReport, UnscheduleReport]
 
 
 @dataclass
 class Outcome:
-    """The answer to a request (None: an empty iq result) and the effects that follow it."""
+    """The answer to a request (None: an empty iq result) and the effects that follow it.
 
-    answer: tuple[str, dict] | None
+    The answer's payload is a dict, or the bytes of a document already built (an owed outbox item
+    handed to a polling VEN as it was queued)."""
+
+    answer: tuple[str, dict | bytes] | None
     effects: tuple[Effect, ...] = ()
     refused: bool = False
 
@@ -125,12 +151,15 @@ class Route:
     ``handler(request, ven)`` for a ``bound`` route (only registered VENs, speaking for their own
     venID), ``handler(request)`` otherwise. A refusal travels in ``answer_type``;
     ``refusal_fields(request_id)`` gives what such an answer must carry besides the response.
+    ``unregistered(request)``, on a bound route, answers a sender that holds no registration (or
+    None to refuse it as usual): a VEN whose registration the VTN cancelled still polls for that news.
     """
 
     handler: Callable[..., Awaitable[Outcome]]
     answer_type: str = "oadrResponse"
     bound: bool = True
     refusal_fields: Callable[[str | None], dict] | None = None
+    unregistered: Callable[[Request], Awaitable["Outcome | None"]] | None = None
 
 
 def acknowledge(request: Request, ven_id: str | None, *effects: Effect) -> Outcome:

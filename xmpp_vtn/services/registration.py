@@ -1,7 +1,8 @@
 """EiRegisterParty: query, create, re-register and cancel, in both directions.
 
 A venID is bound to the bare JID that registered it. The XMPP server has authenticated that JID,
-so the binding is what lets the VTN refuse a VEN speaking for another.
+so the binding is what lets the VTN refuse a VEN speaking for another. A simpleHTTP VEN is bound
+the same way to its sender identity (its TLS client certificate's fingerprint).
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from datetime import timedelta
 
 from slixmpp.jid import JID, InvalidJID
 
-from ..store import Store, VenRecord
+from ..store import SIMPLE_HTTP, XMPP, Store, VenRecord
 from . import codes
 from .handlers import Handlers
 from .outcome import Forget, Outcome, Push, Refusal, Registered, Request, Route, acknowledge, response
@@ -19,16 +20,18 @@ from .outcome import Forget, Outcome, Push, Refusal, Registered, Request, Route,
 log = logging.getLogger("xmpp_vtn.registration")
 
 PROFILE = "2.0b"
-TRANSPORT = "xmpp"
+TRANSPORT = XMPP
 
 
 class RegistrationService:
     """The VTN side of EiRegisterParty, free of I/O: requests in, :class:`Outcome` out."""
 
     def __init__(self, store: Store, handlers: Handlers, vtn_id: str,
-                 requested_poll_freq: timedelta | None = None):
+                 requested_poll_freq: timedelta | None = None, transports: tuple[str, ...] = (TRANSPORT,)):
         self.store, self.handlers, self.vtn_id = store, handlers, vtn_id
         self.requested_poll_freq = requested_poll_freq
+        #: The OpenADR transports this VTN serves, as offered in oadrCreatedPartyRegistration.
+        self.transports = transports
 
     @property
     def routes(self) -> dict[str, Route]:
@@ -46,14 +49,15 @@ class RegistrationService:
     def created_answer(self, request_id: str | None, **ids: str | None) -> tuple[str, dict]:
         """The oadrCreatedPartyRegistration this VTN answers with: its profile, transport and ``ids``."""
         payload = {"response": response(codes.OK, request_id), "vtn_id": self.vtn_id,
-                   "profiles": [{"profile_name": PROFILE, "transports": [{"transport_name": TRANSPORT}]}],
+                   "profiles": [{"profile_name": PROFILE,
+                                 "transports": [{"transport_name": name} for name in self.transports]}],
                    **{key: value for key, value in ids.items() if value is not None}}
         if self.requested_poll_freq is not None:
             payload["requested_oadr_poll_freq"] = self.requested_poll_freq
         return "oadrCreatedPartyRegistration", payload
 
     async def query(self, request: Request) -> Outcome:
-        """oadrQueryRegistration: what this VTN offers (2.0b over xmpp); no registration is made.
+        """oadrQueryRegistration: what this VTN offers (2.0b over its transports); no registration is made.
 
         A VEN that is registered also gets its venID and registrationID back (the schema's rule).
         ``on_query_registration(payload)`` is told; its return value is not used.
@@ -68,9 +72,9 @@ class RegistrationService:
         payload = request.payload
         if payload.get("profile_name") != PROFILE:
             raise Refusal(codes.INVALID_DATA, f"this VTN speaks profile {PROFILE}, not {payload.get('profile_name')}")
-        if payload.get("transport_name") != TRANSPORT:
-            raise Refusal(codes.INVALID_DATA,
-                          f"this VTN speaks transport {TRANSPORT}, not {payload.get('transport_name')}")
+        if payload.get("transport_name") != request.transport or request.transport not in self.transports:
+            raise Refusal(codes.INVALID_DATA, f"this message came by {request.transport}: register with transport "
+                          f"{request.transport}, not {payload.get('transport_name')}")
         current = self.store.ven_by_jid(request.bare_jid)
         claimed_registration = payload.get("registration_id")
         if claimed_registration is not None and (current is None or current.registration_id != claimed_registration):
@@ -81,6 +85,8 @@ class RegistrationService:
         # authenticated JID as a second argument to decide who may hold which venID.
         transport_address = self._transport_address(payload.get("transport_address"), request)
         payload = {**payload, "transport_address": transport_address}
+        if request.fingerprint is not None:
+            payload["fingerprint"] = request.fingerprint        # where OpenLEADR's handlers look for it
         result = await self.handlers.call_with_sender("on_create_party_registration", payload, request.sender)
         if result is None or result is False:
             log.info("registration of %s (venID %s) refused by on_create_party_registration",
@@ -138,7 +144,15 @@ class RegistrationService:
     @staticmethod
     def _transport_address(offered: str | None, request: Request) -> str:
         """The full JID pushes go to: the VEN's own offer if it is a valid full JID of its own
-        account, else the JID it sent from."""
+        account, else the JID it sent from. Over simpleHTTP: the VEN's URL when it wants pushes
+        (``oadrHttpPullModel`` false), else its identity (it polls)."""
+        if request.transport == SIMPLE_HTTP:
+            if request.payload.get("http_pull_model") is not False:
+                return request.sender
+            if not offered or not offered.startswith(("http://", "https://")):
+                raise Refusal(codes.INVALID_DATA, "a VEN that is pushed to (oadrHttpPullModel false) must give "
+                              f"its http:// or https:// oadrTransportAddress, not {offered!r}")
+            return offered
         if offered:
             try:
                 jid = JID(offered)

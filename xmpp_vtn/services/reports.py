@@ -280,7 +280,8 @@ class ReportService:
                 raise Refusal(codes.INVALID_ID, f"rID {', '.join(unknown)} was not requested in {report_request_id}")
             deliveries.append((document, readings))
         fresh = [(document, readings, report_id) for (document, readings), report_id in
-                 zip(deliveries, [report.get("report_id") for report in request.payload.get("reports") or []])
+                 # An empty eiReportID (OpenLEADR's VENs send one) identifies nothing: never a resend.
+                 zip(deliveries, [report.get("report_id") or None for report in request.payload.get("reports") or []])
                  if report_id is None or report_id not in self._delivered_reports.get(ven.ven_id, {})]
         # Noted before any handler awaits: a resend arriving meanwhile must not be delivered too.
         seen = self._delivered_reports.setdefault(ven.ven_id, OrderedDict())

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .base import Delivery, Document, EventRecord, OutboxItem, Store, VenRecord
+from .base import (CERTIFICATE_IDENTITY, CLAIMED_IDENTITY, HTTP_IDENTITIES, SIMPLE_HTTP, XMPP, Delivery, Document,
+                   EventRecord, OutboxItem, Store, VenRecord, transport_of)
 from .sqlite import SQLiteStore
 
-__all__ = ["Delivery", "Document", "EventRecord", "OutboxItem", "Store", "VenRecord", "SQLiteStore", "open_store"]
+__all__ = ["Delivery", "Document", "EventRecord", "OutboxItem", "Store", "VenRecord", "SQLiteStore", "open_store",
+           "CERTIFICATE_IDENTITY", "CLAIMED_IDENTITY", "HTTP_IDENTITIES", "SIMPLE_HTTP", "XMPP", "transport_of"]
 
 
 def open_store(store: "Store | str | Path") -> Store:

@@ -16,12 +16,29 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+#: Sender identities of simpleHTTP VENs begin with one of these. A JID never does: its domain part
+#: is a host name, which has no colon. ``x509:`` + the TLS client certificate's fingerprint, or, only
+#: when the operator allows HTTP without client certificates, ``http-claim:`` + the claimed venID.
+CERTIFICATE_IDENTITY = "x509:"
+CLAIMED_IDENTITY = "http-claim:"
+HTTP_IDENTITIES = (CERTIFICATE_IDENTITY, CLAIMED_IDENTITY)
+
+XMPP, SIMPLE_HTTP = "xmpp", "simpleHttp"
+
+
+def transport_of(identity: str) -> str:
+    """The OpenADR transport name a sender identity speaks: ``"simpleHttp"`` or ``"xmpp"``."""
+    return SIMPLE_HTTP if identity.startswith(HTTP_IDENTITIES) else XMPP
+
+
 @dataclass(frozen=True)
 class VenRecord:
     """A registered VEN: its venID bound to the bare JID that registered it.
 
     ``transport_address`` is the full JID pushes go to (the VEN's ``oadrTransportAddress``, or the
-    sender's full JID when the VEN gave none).
+    sender's full JID when the VEN gave none). For a simpleHTTP VEN ``bare_jid`` holds its sender
+    identity (see :data:`HTTP_IDENTITIES`) and ``transport_address`` the URL pushes are POSTed to,
+    or, for a VEN that pulls, its identity again.
     """
 
     ven_id: str
@@ -34,6 +51,17 @@ class VenRecord:
     xml_signature: bool = False
     http_pull_model: bool | None = None
     registered_at: datetime = field(default_factory=_now)
+
+    @property
+    def transport_name(self) -> str:
+        """``"xmpp"`` or ``"simpleHttp"``: how this VEN speaks to the VTN."""
+        return transport_of(self.bare_jid)
+
+    @property
+    def pulls(self) -> bool:
+        """Whether the VEN fetches what it is owed with oadrPoll instead of being pushed to
+        (simpleHTTP with ``oadrHttpPullModel`` true or absent)."""
+        return self.transport_name == SIMPLE_HTTP and self.http_pull_model is not False
 
 
 @dataclass(frozen=True)
