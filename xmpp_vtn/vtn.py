@@ -6,18 +6,21 @@ import copy
 import inspect
 import logging
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
 from . import codec
 from .control.adhoc_commands import install_operator_commands
+from .control.server import ControlServer, ControlTLS
 from .runtime.backoff import Backoff
 from .runtime.cluster import Cluster
 from .runtime.component import Answer, OadrComponent, PushFailed
 from .runtime.effects import EffectRunner, EventAcknowledgements
 from .runtime.inbound import InboundPipeline
+from .runtime.observer import ExchangeObserver
 from .runtime.outbox import Courier
 from .runtime.presence import VenPresence
 from .runtime.scheduler import RealTimeScheduler, Scheduler
@@ -26,8 +29,8 @@ from .services import Dispatcher, Handlers, Push, RegistrationService
 from .services.event_arguments import aware, build_event, ven_id_list
 from .services.events import EventService
 from .services.opts import OptService
-from .services.reports import ReportService, VTNReport
-from .store import Delivery, EventRecord, Store, VenRecord, open_store
+from .services.reports import VTN_REQUEST, ReportService, VTNReport
+from .store import Delivery, Document, EventRecord, Store, VenRecord, open_store
 from .store.documents import encode_document
 
 log = logging.getLogger("xmpp_vtn")
@@ -63,6 +66,11 @@ class VTNComponent:
     accepts several connections for it) with one shared ``postgresql://`` store. ``instance_id``
     names this one (default: random per start); ``lease_seconds`` bounds how long a dead instance's
     work waits before the others take it over. See :mod:`xmpp_vtn.runtime.cluster`.
+
+    ``control_port`` opens the operator's window (:mod:`xmpp_vtn.control.server`): the control
+    API, the dashboard and ``/metrics`` on ``control_host`` (loopback by default), for the bearer
+    tokens whose hashes are in ``control_tokens`` (``xmpp-vtn token new``); ``control_tls`` adds
+    TLS and client certificates. ``control_port=0`` picks a free port (see :attr:`control_url`).
     """
 
     def __init__(self, vtn_id: str, jid: str, secret: str, host: str = "127.0.0.1", port: int = 5347,
@@ -71,7 +79,8 @@ class VTNComponent:
                  scheduler: Scheduler | None = None, push_concurrency: int = 256,
                  ping_interval: timedelta | None = timedelta(seconds=60), offline_after: int = 3,
                  max_requests_in_flight: int = 16, instance_id: str | None = None, lease_seconds: float = 15.0,
-                 operators: Iterable[str] = ()):
+                 operators: Iterable[str] = (), control_host: str = "127.0.0.1", control_port: int | None = None,
+                 control_tokens: Iterable[str] | Mapping[str, str] = (), control_tls: ControlTLS | None = None):
         if not vtn_id:
             raise ValueError("vtn_id must be a non-empty string")
         self.vtn_id = vtn_id
@@ -107,6 +116,19 @@ class VTNComponent:
                                        max_requests_in_flight)
         if operators:           # XEP-0050 operator commands for these bare JIDs
             install_operator_commands(self, self.component.xmpp, operators)
+        self.control: ControlServer | None = None
+        if control_port is not None:         # the control API, dashboard and metrics
+            self.control = ControlServer(self, control_host, control_port, control_tokens, control_tls)
+            self.watch(self.control.observer)
+
+    def watch(self, observer: ExchangeObserver) -> None:
+        """Have ``observer`` told of every exchange (:mod:`xmpp_vtn.runtime.observer`)."""
+        self.inbound.observer = self.courier.observer = self.presence.observer = observer
+
+    @property
+    def control_url(self) -> str | None:
+        """The dashboard's address once running (None without ``control_port``)."""
+        return self.control.url if self.control is not None and self.control.port is not None else None
 
     @property
     def replayed_answers(self) -> int:
@@ -139,6 +161,8 @@ class VTNComponent:
         """
         await self.timers.start()
         self.cluster.start(self.timers.sweep, self._settle_forwarded_answer)
+        if self.control is not None and self.control.port is None:
+            await self.control.start()          # before connecting: /healthz tells while it connects
         await self.component.start(timeout)
         log.info("VTN %s serving as %s%s", self.vtn_id, self.jid,
                  f" (instance {self.cluster.instance_id})" if self.cluster.shared else "")
@@ -147,6 +171,8 @@ class VTNComponent:
         """Stop taking requests, stop delivering, disconnect and release the store. What is still
         owed stays in the store and goes out on the next start."""
         await self.component.quiesce()
+        if self.control is not None:
+            await self.control.stop()
         await self.scheduler.shutdown()
         await self.courier.close()
         await self.presence.close()
@@ -260,13 +286,18 @@ class VTNComponent:
 
     def events(self, ven_id: str | None = None) -> list[EventState]:
         """The VTN's events (only ``ven_id``'s, when given) with their status and per-VEN delivery and opt."""
-        states = []
-        for record in self.store.events(ven_id):
-            deliveries = {d.ven_id: d for d in self.store.deliveries(event_id=record.event_id)}
-            # A copy: the stored event is shared with every push that reads it.
-            states.append(EventState(record.event_id, record.modification_number,
-                                     self.event_service.status(record), copy.deepcopy(record.event), deliveries))
-        return states
+        return [self._state(record) for record in self.store.events(ven_id)]
+
+    def event(self, event_id: str) -> EventState | None:
+        """One event with its status and per-VEN delivery and opt (None for an unknown event)."""
+        record = self.store.event(event_id)
+        return self._state(record) if record is not None else None
+
+    def _state(self, record: EventRecord) -> EventState:
+        deliveries = {d.ven_id: d for d in self.store.deliveries(event_id=record.event_id)}
+        # A copy: the stored event is shared with every push that reads it.
+        return EventState(record.event_id, record.modification_number, self.event_service.status(record),
+                          copy.deepcopy(record.event), deliveries)
 
     def _resolve_targets(self, targets: list | None, targets_by_type: dict | None) -> list[str]:
         handler = self._handlers.get("on_targets")
@@ -435,6 +466,26 @@ class VTNComponent:
     def resolves_targets(self) -> bool:
         """Whether ``add_event`` may be given targets instead of venIDs (``on_targets`` is installed)."""
         return self._handlers.get("on_targets") is not None
+
+    def recorded_liveness(self) -> dict[str, tuple[str, datetime | None]]:
+        """venID -> (state, last seen) as the instances recorded it in the store."""
+        return self.store.liveness()
+
+    def owed_pushes(self) -> dict[str, int]:
+        """venID -> how many queued pushes it is owed."""
+        return dict(Counter(item.ven_id for item in self.store.outbox()))
+
+    def served_report_requests(self, ven_id: str | None = None) -> list[Document]:
+        """The VENs' requests for the VTN's own reports (``add_report``)."""
+        return self.store.documents(VTN_REQUEST, ven_id)
+
+    def store_reachable(self) -> bool:
+        """Whether the store answers a read now."""
+        try:
+            self.store.ven("")
+        except Exception:
+            return False
+        return True
 
 
 def _own_targets(record: EventRecord) -> list | None:

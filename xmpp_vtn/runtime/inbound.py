@@ -11,6 +11,7 @@ from ..store import Store
 from . import exchange_log
 from .component import IqRefused
 from .effects import EffectRunner
+from .observer import NO_OBSERVER, ExchangeObserver
 from .presence import VenPresence, bare
 
 
@@ -23,6 +24,8 @@ class InboundPipeline:
         self.store, self.dispatcher, self.effects, self.presence = store, dispatcher, effects, presence
         self.max_requests_in_flight = max_requests_in_flight
         self._in_flight: dict[str, int] = {}
+        #: Told of every answered request (metrics, the operator's live view).
+        self.observer: ExchangeObserver = NO_OBSERVER
 
     async def __call__(self, sender: str, addressed: str, data: bytes) -> bytes | None:
         """One inbound request. An account with too many requests in flight is told to wait, so it
@@ -46,23 +49,28 @@ class InboundPipeline:
             message_type, payload = codec.parse(data)
         except SchemaError as error:
             exchange_log.inbound("(invalid)", sender, None, f"bad-request: {str(error).splitlines()[0]}", data)
+            self.observer.inbound("(invalid)", None, "bad-request", None)
             raise IqRefused("bad-request", str(error)) from None
         ven_id = payload.get("ven_id")
         try:
             outcome = await self.dispatcher.handle(Request(sender, message_type, payload, data))
         except NotImplementedService as error:
             exchange_log.inbound(message_type, sender, ven_id, "feature-not-implemented", data)
+            self.observer.inbound(message_type, ven_id, "not-implemented", payload)
             raise IqRefused("feature-not-implemented", str(error), "cancel") from None
         await self.effects.apply(outcome.effects)
         self._heard_from(sender, outcome)
         await self.store.committed()                 # the VEN is answered once its message is recorded
         if outcome.answer is None:
             exchange_log.inbound(message_type, sender, ven_id, "empty result", data)
+            self.observer.inbound(message_type, ven_id, "empty", payload)
             return None
         answer_type, answer = outcome.answer
         code = (answer.get("response") or {}).get("response_code")
-        exchange_log.inbound(message_type, sender, ven_id or answer.get("ven_id"),
-                             f"{answer_type} {code}" if code is not None else answer_type, data)
+        ven_id = ven_id or answer.get("ven_id")
+        exchange_log.inbound(message_type, sender, ven_id, f"{answer_type} {code}" if code is not None else answer_type,
+                             data)
+        self.observer.inbound(message_type, ven_id, str(code) if code is not None else "empty", payload)
         return templates.serialize(answer_type, answer)
 
     def _heard_from(self, sender: str, outcome: Outcome) -> None:

@@ -11,6 +11,7 @@ from typing import Callable
 from ..services import Handlers
 from ..services.liveness import Liveness
 from ..store import Store
+from .observer import NO_OBSERVER, ExchangeObserver
 from .outbox import Courier
 
 log = logging.getLogger("xmpp_vtn")
@@ -29,6 +30,8 @@ class VenPresence:
         self.store, self.handlers, self.courier, self.now = store, handlers, courier, now
         self.liveness = Liveness(offline_after)
         self._notifications: set[asyncio.Task] = set()
+        #: Told of every transition (metrics, the operator's live view).
+        self.observer: ExchangeObserver = NO_OBSERVER
 
     def is_online(self, ven_id: str) -> bool | None:
         """Whether ``ven_id`` is online (None: not heard of since start)."""
@@ -69,6 +72,7 @@ class VenPresence:
             return
         log.info("venID %s is %s", ven_id, transition)
         self.store.set_liveness(ven_id, transition, self.liveness.last_seen.get(ven_id))     # for operators
+        self.observer.liveness(ven_id, transition)
 
         async def call() -> None:
             try:
