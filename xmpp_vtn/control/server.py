@@ -30,7 +30,8 @@ from .state import CONTROL, WHO, Control
 
 log = logging.getLogger("xmpp_vtn.control")
 
-_OPEN = frozenset({"/healthz", "/login"})
+# The login form needs its style sheet before anyone has logged in; neither holds any data.
+_OPEN = frozenset({"/healthz", "/login", "/static/dashboard.css"})
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _SECURITY_HEADERS = {
     # The dashboard's own files only: no inline script, nothing from elsewhere, never in a frame.

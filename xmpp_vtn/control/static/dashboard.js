@@ -96,7 +96,8 @@
         element("td", {}, element("span", { class: "badge status-" + event.status, text: event.status })),
         element("td", { text: when(event.start) }),
         element("td", { text: shownDuration(event.duration) }),
-        element("td", { class: "chips" }, ...(event.deliveries || []).map((d) => deliveryChip(event, d))),
+        element("td", {}, element("div", { class: "chips" },
+          ...(event.deliveries || []).map((d) => deliveryChip(event, d)))),
         element("td", { class: "row-actions" },
           element("button", { type: "button", class: "modify", text: "Modify", disabled: done,
             onclick: () => startModify(event) }),
@@ -119,7 +120,10 @@
     const values = points.map((p) => p.value);
     const [t0, t1] = [Math.min(...times), Math.max(...times)];
     const [v0, v1] = [Math.min(...values), Math.max(...values)];
-    const x = (t) => pad + (t1 > t0 ? (t - t0) / (t1 - t0) : 0.5) * (width - 2 * pad);
+    // By time; by position when they share one (readings of one report, or a coarse clock).
+    const longest = Math.max(...Object.values(series).map((data) => data.length));
+    const position = (p, i) => (t1 > t0 ? (Date.parse(p.at) - t0) / (t1 - t0) : (longest > 1 ? i / (longest - 1) : 0.5));
+    const x = (p, i) => pad + position(p, i) * (width - 2 * pad);
     const y = (v) => height - pad - (v1 > v0 ? (v - v0) / (v1 - v0) : 0.5) * (height - 2 * pad);
     const svgNS = "http://www.w3.org/2000/svg";
     const svg = document.createElementNS(svgNS, "svg");
@@ -129,7 +133,7 @@
     svg.setAttribute("aria-label", `readings of ${venId}`);
     Object.entries(series).forEach(([rId, data], index) => {
       const line = document.createElementNS(svgNS, "polyline");
-      line.setAttribute("points", data.map((p) => `${x(Date.parse(p.at)).toFixed(1)},${y(p.value).toFixed(1)}`).join(" "));
+      line.setAttribute("points", data.map((p, i) => `${x(p, i).toFixed(1)},${y(p.value).toFixed(1)}`).join(" "));
       line.setAttribute("stroke", COLOURS[index % COLOURS.length]);
       line.setAttribute("fill", "none");
       line.setAttribute("stroke-width", "2");
