@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from importlib import resources
 from typing import Any, Callable
 
@@ -18,7 +19,7 @@ from aiohttp import web
 
 from . import views
 from .auth import SESSION_COOKIE, SESSION_SECONDS
-from .live import COALESCE_SECONDS, EVENTS, OPTS, REFRESH_SECONDS, REPORTS, TOPICS, VENS
+from .live import COALESCE_SECONDS, EVENTS, OPTS, PACING, REFRESH_SECONDS, REPORTS, TOPICS, VENS
 from .state import CONTROL, WHO, Control
 
 log = logging.getLogger("xmpp_vtn.control")
@@ -115,11 +116,14 @@ async def stream(request: web.Request) -> web.StreamResponse:
     try:
         topics: set[str] = set(TOPICS)
         while not subscription.closed:
-            for topic in sorted(topics):
-                data = json.dumps(shown[topic](), ensure_ascii=False, separators=(",", ":"))
-                await response.write(f"event: {topic}\ndata: {data}\n\n".encode("utf-8"))
+            began = time.perf_counter()
+            messages = [f"event: {topic}\ndata: {json.dumps(shown[topic](), ensure_ascii=False, separators=(',', ':'))}"
+                        f"\n\n" for topic in sorted(topics)]
+            cost = time.perf_counter() - began
+            await response.write("".join(messages).encode("utf-8"))
             if await subscription.wait(REFRESH_SECONDS):
-                await asyncio.sleep(COALESCE_SECONDS)      # let a burst of answers become one update
+                # Let a burst of answers become one update; a costly update waits longer.
+                await asyncio.sleep(max(COALESCE_SECONDS, PACING * cost))
                 topics = subscription.take()
             else:
                 topics = set(TOPICS)

@@ -265,6 +265,9 @@ def _read_token(given: str | None) -> str:
 def _token(args: argparse.Namespace) -> int:
     from ..control.auth import hash_token, new_token
     if args.action == "new":
+        if args.token is not None:
+            _say("token", "`token new` takes no argument: it makes the token")
+            return 2
         token = new_token()
         print(f"token: {token}\nhash:  {hash_token(token)}")
         print("Give the token to the operator (Authorization: Bearer TOKEN, or the dashboard's login form); "
