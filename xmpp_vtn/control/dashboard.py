@@ -123,7 +123,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
             await response.write("".join(messages).encode("utf-8"))
             if await subscription.wait(REFRESH_SECONDS):
                 # Let a burst of answers become one update; a costly update waits longer.
-                await asyncio.sleep(max(COALESCE_SECONDS, PACING * cost))
+                await asyncio.sleep(min(max(COALESCE_SECONDS, PACING * cost), REFRESH_SECONDS))
                 topics = subscription.take()
             else:
                 topics = set(TOPICS)
