@@ -140,12 +140,14 @@ class Courier:
             # Where the VEN is now: it may have re-registered from another resource since.
             current = self.store.ven(ven_id)
             to = current.transport_address if current is not None else item.to
-            sent = self._sent(item.message_type, ven_id)
+            started = self._sent(item.message_type, ven_id)
             try:
                 await self.component.push(to, item.document, self.push_timeout)
+                took = time.perf_counter() - started     # the VEN's part, before our own writes
             except PushFailed as failure:
                 exchange_log.outbound(item.message_type, to, ven_id, f"failed: {failure.reason}", item.document)
-                self._answered(item.message_type, ven_id, "refused" if failure.refused else "failed", sent)
+                self._answered(item.message_type, ven_id, "refused" if failure.refused else "failed",
+                               time.perf_counter() - started)
                 if failure.refused:
                     # The VEN itself rejects these bytes for good: retrying would block the rest.
                     log.warning("venID %s refused %s (%s); dropped from the outbox", ven_id, item.message_type,
@@ -160,31 +162,33 @@ class Courier:
             await self.store.committed()             # acknowledged is reported once it is recorded
             self._resolve(item.item_id, True)
             exchange_log.outbound(item.message_type, to, ven_id, "acknowledged", item.document)
-            self._answered(item.message_type, ven_id, "acknowledged", sent)
+            self._answered(item.message_type, ven_id, "acknowledged", took)
         ven = self.store.ven(ven_id)
         found = self.events.distribution_document(ven_id) if ven is not None else None
         if found is not None and still_held():
             document, included = found
-            sent = self._sent("oadrDistributeEvent", ven_id)
+            started = self._sent("oadrDistributeEvent", ven_id)
             try:
                 await self.component.push(ven.transport_address, document, self.push_timeout)
+                took = time.perf_counter() - started
             except PushFailed as failure:
                 exchange_log.outbound("oadrDistributeEvent", ven.transport_address, ven_id,
                                       f"failed: {failure.reason}", document)
-                self._answered("oadrDistributeEvent", ven_id, "refused" if failure.refused else "failed", sent)
+                self._answered("oadrDistributeEvent", ven_id, "refused" if failure.refused else "failed",
+                               time.perf_counter() - started)
                 self._failed(ven_id, f"oadrDistributeEvent: {failure.reason}")
                 return
             exchange_log.outbound("oadrDistributeEvent", ven.transport_address, ven_id, "acknowledged", document)
             await self.on_events_acknowledged(ven_id, included)
-            self._answered("oadrDistributeEvent", ven_id, "acknowledged", sent)
+            self._answered("oadrDistributeEvent", ven_id, "acknowledged", took)
         self._succeeded(ven_id)
 
     def _sent(self, message_type: str, ven_id: str) -> float:
         self.observer.push_sent(message_type, ven_id)
         return time.perf_counter()
 
-    def _answered(self, message_type: str, ven_id: str, outcome: str, sent: float) -> None:
-        self.observer.push_answered(message_type, ven_id, outcome, time.perf_counter() - sent)
+    def _answered(self, message_type: str, ven_id: str, outcome: str, seconds: float) -> None:
+        self.observer.push_answered(message_type, ven_id, outcome, seconds)
 
     def _resolve(self, item_id: int, acknowledged: bool) -> None:
         waiter = self._waiting.get(item_id)
