@@ -19,10 +19,11 @@ test: setup servers
 	$(BIN)/python -m pytest
 
 # The demo and the integration tests start their own servers on loopback; they need the programs.
-# Prosody for the demo and most tests; ejabberd and PostgreSQL for the several-instance tests.
+# Prosody for the demo and most tests; ejabberd and PostgreSQL for the several-instance tests;
+# Chromium for the dashboard's browser test (driven by Playwright, never its own browser download).
 # Installed with a policy-rc.d that forbids starting their system services: the tests run their
 # own private servers on loopback and nothing else should listen.
-SERVER_PACKAGES := prosody:prosody prosodyctl:prosody ejabberdctl:ejabberd initdb:postgresql
+SERVER_PACKAGES := prosody:prosody prosodyctl:prosody ejabberdctl:ejabberd initdb:postgresql chromium:chromium
 servers:
 	@missing=""; for pair in $(SERVER_PACKAGES); do \
 	    program=$${pair%%:*}; package=$${pair##*:}; \

@@ -35,7 +35,9 @@ from xmpp_vtn import VTNComponent  # noqa: E402
 async def serve(args: argparse.Namespace) -> None:
     vtn = VTNComponent("VTN-1", args.jid, args.secret, port=args.port, store=args.store, ping_interval=None,
                        push_concurrency=args.push_concurrency, push_timeout=args.push_timeout,
-                       instance_id=args.instance_id, lease_seconds=args.lease_seconds)
+                       instance_id=args.instance_id, lease_seconds=args.lease_seconds,
+                       **({"control_port": args.control_port, "control_tokens": [args.control_token_hash]}
+                          if args.control_port is not None else {}))
     log = open(args.log, "a", buffering=1)
     answered: set[str] = set()
     timing = {"start": 0.0}
@@ -102,6 +104,8 @@ def main() -> None:
     parser.add_argument("--profile", help="write a cProfile of the whole run to this file")
     parser.add_argument("--profile-fanout", help="write a cProfile of the fan-out alone (add_event to the last "
                                                  "answer) to this file")
+    parser.add_argument("--control-port", type=int, help="serve the control API and dashboard on this loopback port")
+    parser.add_argument("--control-token-hash", help="the token hash the control listener accepts")
     args = parser.parse_args()
     if args.profile:
         import cProfile

@@ -4,12 +4,17 @@ answer, and its status changes are pushed as time passes; the VENs offer telemet
 asks for 10-second usage readings and a few arrive; one VEN posts an opt-out window; then
 everything stops.
 
+The operator's dashboard is up while it runs: the demo prints its address and a token to log in
+with. ``--stay`` keeps the VTN and its VENs (and the dashboard) up after the story, until Ctrl-C.
+
 Run it with ``make demo`` (which sets up the venv, the XSD bundle and Prosody first).
 """
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
+import signal
 import sys
 import tempfile
 import time
@@ -20,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from vtn import KNOWN_VENS, build_vtn  # noqa: E402  (the example VTN beside this file)
 
+from xmpp_vtn.control.auth import hash_token, new_token  # noqa: E402
 from xmpp_vtn.testing.prosody import ProsodyError, ProsodyServer  # noqa: E402
 from xmpp_vtn.testing.ven import OpenADRRefusal, SimulatedVEN  # noqa: E402
 
@@ -149,7 +155,18 @@ class Counter:
             await asyncio.wait_for(self._changed.wait_for(lambda: self.count >= count), 60)
 
 
-async def demo(server: ProsodyServer, store: Path, say: Timeline) -> None:
+async def stay_until_interrupted(say: Timeline) -> None:
+    """Keep serving (the dashboard too) until Ctrl-C or SIGTERM."""
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stopping.set)
+    say("vtn", "staying up (--stay): stop with Ctrl-C")
+    await stopping.wait()
+
+
+async def demo(server: ProsodyServer, store: Path, say: Timeline, dashboard_port: int = 0,
+               stay: bool = False) -> None:
     def on_decision(ven_id: str, registration_id: str | None) -> None:
         say("vtn", f"on_create_party_registration({ven_id}) -> "
                    f"{registration_id and 'accepted, ' + registration_id or 'refused'}")
@@ -164,10 +181,13 @@ async def demo(server: ProsodyServer, store: Path, say: Timeline) -> None:
     def on_opt(payload: dict) -> None:
         say("vtn", f"on_create_opt: {payload['ven_id']} {payload['opt_type']} {payload['opt_id']}")
 
+    token = new_token()                         # a throwaway token: only its hash is given to the VTN
     vtn = build_vtn(server.component, server.secret, port=server.component_port, store=str(store),
-                    vtn_id="VTN-demo", on_decision=on_decision, on_reading=on_reading, on_opt=on_opt)
+                    vtn_id="VTN-demo", on_decision=on_decision, on_reading=on_reading, on_opt=on_opt,
+                    control_port=dashboard_port, control_tokens={"demo-operator": hash_token(token)})
     await vtn.run()
     say("vtn", f"VTN-demo connected to Prosody as component {vtn.jid}")
+    say("vtn", f"dashboard at {vtn.control_url} (log in with token {token}); up while the demo runs")
     vens: list[SimulatedVEN] = []
     try:
         vens = list(await asyncio.gather(*(run_ven(server, account, ven_id, say)
@@ -190,6 +210,8 @@ async def demo(server: ProsodyServer, store: Path, say: Timeline) -> None:
         say("vtn", "registered VENs:")
         for ven in vtn.vens():
             say("vtn", f"   {ven.ven_id:<10} {ven.registration_id:<15} {ven.transport_address}")
+        if stay:
+            await stay_until_interrupted(say)
     finally:
         await asyncio.gather(*(ven.stop() for ven in vens))
         await vtn.stop()
@@ -197,6 +219,10 @@ async def demo(server: ProsodyServer, store: Path, say: Timeline) -> None:
 
 
 def main() -> int:
+    parser = argparse.ArgumentParser(description="the xmpp-vtn live demo on a private Prosody")
+    parser.add_argument("--stay", action="store_true", help="keep serving after the story, until Ctrl-C")
+    parser.add_argument("--dashboard-port", type=int, default=0, help="the dashboard's port (default: a free one)")
+    args = parser.parse_args()
     say = Timeline()
     vtn_log = logging.getLogger("xmpp_vtn")
     vtn_log.addHandler(TimelineLog(say))
@@ -213,7 +239,7 @@ def main() -> int:
         for account in (*ACCOUNTS, "intruder"):
             server.register(account, PASSWORD)
         say("prosody", f"accounts {', '.join(ACCOUNTS)} and intruder created")
-        asyncio.run(demo(server, Path(state) / "vtn.sqlite3", say))
+        asyncio.run(demo(server, Path(state) / "vtn.sqlite3", say, args.dashboard_port, args.stay))
     say("prosody", f"stopped, pid {pid}, {server.directory} removed")
     return 0
 

@@ -13,7 +13,7 @@ import asyncio
 import logging
 import signal
 from datetime import timedelta
-from typing import Callable
+from typing import Any, Callable
 
 from xmpp_vtn import VTNComponent
 
@@ -58,9 +58,9 @@ def usage_report_handler(on_reading: Callable[[str, str, list], None]):
 def build_vtn(jid: str, secret: str, host: str = "127.0.0.1", port: int = 5347, store: str = "xmpp-vtn.sqlite3",
               vtn_id: str = "VTN-example", on_decision: Callable[[str, str | None], None] = lambda *_: None,
               on_reading: Callable[[str, str, list], None] = lambda *_: None,
-              on_opt: Callable[[dict], None] = lambda _: None) -> VTNComponent:
-    """The example VTN, ready to ``await vtn.run()``."""
-    vtn = VTNComponent(vtn_id, jid, secret, host=host, port=port, store=store)
+              on_opt: Callable[[dict], None] = lambda _: None, **options: Any) -> VTNComponent:
+    """The example VTN, ready to ``await vtn.run()``; ``options`` go to VTNComponent (e.g. control_port)."""
+    vtn = VTNComponent(vtn_id, jid, secret, host=host, port=port, store=store, **options)
     vtn.add_handler("on_create_party_registration", registration_handler(KNOWN_VENS, on_decision))
     vtn.add_handler("on_register_report", usage_report_handler(on_reading))
     vtn.add_handler("on_create_opt", on_opt)

@@ -40,6 +40,7 @@ def test_live_demo_registers_pushes_an_event_refuses_the_intruder_and_leaves_not
         assert f"on_create_party_registration(ven-{ven}) -> accepted, reg-ven-{ven}" in out
         assert re.search(rf"ven-{ven} +reg-ven-{ven} +{ven}@localhost/oadr", out)
     assert "intruder <- oadrCreatedPartyRegistration 463" in out
+    assert re.search(r"dashboard at http://127\.0\.0\.1:\d+/ \(log in with token \S+\); up while the demo runs", out)
     assert "acknowledged (empty iq result)" in out
     # The event: pushed to all three, answered (east opts out), then active and completed by push.
     for ven, opt in (("north", "optIn"), ("east", "optOut"), ("south", "optIn")):

@@ -6,19 +6,22 @@ import copy
 import inspect
 import logging
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
 from . import codec
 from .control.adhoc_commands import install_operator_commands
+from .control.server import ControlServer, ControlTLS
 from .runtime.backoff import Backoff
 from .runtime.cluster import Cluster
 from .runtime.component import Answer, OadrComponent, PushFailed
 from .runtime.effects import EffectRunner, EventAcknowledgements
 from .runtime.http import DEFAULT_PATH_PREFIX, HttpPusher, HttpSettings, HttpTransport
 from .runtime.inbound import InboundPipeline
+from .runtime.observer import ExchangeObserver
 from .runtime.outbox import Courier
 from .runtime.presence import VenPresence
 from .runtime.scheduler import RealTimeScheduler, Scheduler
@@ -28,8 +31,8 @@ from .services.registration import TRANSPORT
 from .services.event_arguments import aware, build_event, ven_id_list
 from .services.events import EventService
 from .services.opts import OptService
-from .services.reports import ReportService, VTNReport
-from .store import SIMPLE_HTTP, Delivery, EventRecord, Store, VenRecord, open_store
+from .services.reports import VTN_REQUEST, ReportService, VTNReport
+from .store import SIMPLE_HTTP, Delivery, Document, EventRecord, Store, VenRecord, open_store
 from .store.documents import encode_document
 
 log = logging.getLogger("xmpp_vtn")
@@ -73,6 +76,11 @@ class VTNComponent:
     identity a venID binds to); without them ``http_allow_insecure=True`` must say so.
     ``verify_message_signatures`` checks the XML signatures of VENs with client certificates.
     See docs/http.md.
+
+    ``control_port`` opens the operator's window (:mod:`xmpp_vtn.control.server`): the control
+    API, the dashboard and ``/metrics`` on ``control_host`` (loopback by default), for the bearer
+    tokens whose hashes are in ``control_tokens`` (``xmpp-vtn token new``); ``control_tls`` adds
+    TLS and client certificates. ``control_port=0`` picks a free port (see :attr:`control_url`).
     """
 
     def __init__(self, vtn_id: str, jid: str, secret: str, host: str = "127.0.0.1", port: int = 5347,
@@ -84,7 +92,9 @@ class VTNComponent:
                  operators: Iterable[str] = (), http_host: str = "127.0.0.1", http_port: int | None = None,
                  http_cert: str | None = None, http_key: str | None = None, http_ca_file: str | None = None,
                  http_path_prefix: str = DEFAULT_PATH_PREFIX, http_allow_insecure: bool = False,
-                 verify_message_signatures: bool = True):
+                 verify_message_signatures: bool = True, control_host: str = "127.0.0.1",
+                 control_port: int | None = None, control_tokens: Iterable[str] | Mapping[str, str] = (),
+                 control_tls: ControlTLS | None = None):
         if not vtn_id:
             raise ValueError("vtn_id must be a non-empty string")
         self.vtn_id = vtn_id
@@ -130,6 +140,19 @@ class VTNComponent:
                                        max_requests_in_flight)
         if operators:           # XEP-0050 operator commands for these bare JIDs
             install_operator_commands(self, self.component.xmpp, operators)
+        self.control: ControlServer | None = None
+        if control_port is not None:         # the control API, dashboard and metrics
+            self.control = ControlServer(self, control_host, control_port, control_tokens, control_tls)
+            self.watch(self.control.observer)
+
+    def watch(self, observer: ExchangeObserver) -> None:
+        """Have ``observer`` told of every exchange (:mod:`xmpp_vtn.runtime.observer`)."""
+        self.inbound.observer = self.courier.observer = self.presence.observer = observer
+
+    @property
+    def control_url(self) -> str | None:
+        """The dashboard's address once running (None without ``control_port``)."""
+        return self.control.url if self.control is not None and self.control.port is not None else None
 
     @property
     def replayed_answers(self) -> int:
@@ -162,6 +185,8 @@ class VTNComponent:
         """
         await self.timers.start()
         self.cluster.start(self.timers.sweep, self._settle_forwarded_answer)
+        if self.control is not None and self.control.port is None:
+            await self.control.start()          # before connecting: /healthz tells while it connects
         await self.component.start(timeout)
         if self.http is not None:
             await self.http.start()
@@ -173,6 +198,8 @@ class VTNComponent:
         """Stop taking requests, stop delivering, disconnect and release the store. What is still
         owed stays in the store and goes out on the next start."""
         await self.component.quiesce()
+        if self.control is not None:
+            await self.control.stop()
         if self.http is not None:
             await self.http.quiesce()
         await self.scheduler.shutdown()
@@ -291,13 +318,18 @@ class VTNComponent:
 
     def events(self, ven_id: str | None = None) -> list[EventState]:
         """The VTN's events (only ``ven_id``'s, when given) with their status and per-VEN delivery and opt."""
-        states = []
-        for record in self.store.events(ven_id):
-            deliveries = {d.ven_id: d for d in self.store.deliveries(event_id=record.event_id)}
-            # A copy: the stored event is shared with every push that reads it.
-            states.append(EventState(record.event_id, record.modification_number,
-                                     self.event_service.status(record), copy.deepcopy(record.event), deliveries))
-        return states
+        return [self._state(record) for record in self.store.events(ven_id)]
+
+    def event(self, event_id: str) -> EventState | None:
+        """One event with its status and per-VEN delivery and opt (None for an unknown event)."""
+        record = self.store.event(event_id)
+        return self._state(record) if record is not None else None
+
+    def _state(self, record: EventRecord) -> EventState:
+        deliveries = {d.ven_id: d for d in self.store.deliveries(event_id=record.event_id)}
+        # A copy: the stored event is shared with every push that reads it.
+        return EventState(record.event_id, record.modification_number, self.event_service.status(record),
+                          copy.deepcopy(record.event), deliveries)
 
     def _resolve_targets(self, targets: list | None, targets_by_type: dict | None) -> list[str]:
         handler = self._handlers.get("on_targets")
@@ -485,6 +517,26 @@ class VTNComponent:
     def resolves_targets(self) -> bool:
         """Whether ``add_event`` may be given targets instead of venIDs (``on_targets`` is installed)."""
         return self._handlers.get("on_targets") is not None
+
+    def recorded_liveness(self) -> dict[str, tuple[str, datetime | None]]:
+        """venID -> (state, last seen) as the instances recorded it in the store."""
+        return self.store.liveness()
+
+    def owed_pushes(self) -> dict[str, int]:
+        """venID -> how many queued pushes it is owed."""
+        return dict(Counter(item.ven_id for item in self.store.outbox()))
+
+    def served_report_requests(self, ven_id: str | None = None) -> list[Document]:
+        """The VENs' requests for the VTN's own reports (``add_report``)."""
+        return self.store.documents(VTN_REQUEST, ven_id)
+
+    def store_reachable(self) -> bool:
+        """Whether the store answers a read now."""
+        try:
+            self.store.ven("")
+        except Exception:
+            return False
+        return True
 
 
 def _own_targets(record: EventRecord) -> list | None:

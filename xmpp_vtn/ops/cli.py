@@ -1,4 +1,4 @@
-"""The ``xmpp-vtn`` command: ``run``, ``status``, ``validate``, ``schemas``, ``ven-sim``, ``event``.
+"""The ``xmpp-vtn`` command: ``run``, ``status``, ``validate``, ``schemas``, ``ven-sim``, ``event``, ``token``.
 
 Exit codes: 0 done; 1 the work failed (the server could not be reached, a payload is invalid,
 a simulated VEN failed); 2 the command or its configuration is wrong.
@@ -362,6 +362,39 @@ def _validate(args: argparse.Namespace) -> int:
     return 0 if all(verdict.valid for verdict in verdicts) else 1
 
 
+# -- token -------------------------------------------------------------------------------------------
+
+def _read_token(given: str | None) -> str:
+    """The token to hash: the argument, else a prompt on a terminal, else the first line of stdin."""
+    if given is not None:
+        _say("token", "warning: a token on the command line is visible to other users (ps, shell history); "
+                      "prefer `xmpp-vtn token hash` and typing or piping it")
+        return given
+    if sys.stdin.isatty():
+        import getpass
+        return getpass.getpass("token: ")
+    return sys.stdin.readline().strip()
+
+
+def _token(args: argparse.Namespace) -> int:
+    from ..control.auth import hash_token, new_token
+    if args.action == "new":
+        if args.token is not None:
+            _say("token", "`token new` takes no argument: it makes the token")
+            return 2
+        token = new_token()
+        print(f"token: {token}\nhash:  {hash_token(token)}")
+        print("Give the token to the operator (Authorization: Bearer TOKEN, or the dashboard's login form); "
+              "put only the hash in the configuration's [control] tokens.", file=sys.stderr)
+        return 0
+    try:
+        print(hash_token(_read_token(args.token)))
+    except ValueError as exc:
+        _say("token", str(exc))
+        return 2
+    return 0
+
+
 def _positive_seconds(text: str) -> float:
     try:
         value = float(text)
@@ -405,6 +438,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     from . import event_command
     event_command.add_parser(commands, _ShowDefaults)
+    token = commands.add_parser("token", help="make a control API token, or hash one for the configuration")
+    token.add_argument("action", choices=["new", "hash"],
+                       help="new: a random token and its hash; hash: the hash of a token read from stdin or a prompt")
+    token.add_argument("token", nargs="?", help=argparse.SUPPRESS)      # accepted, but argv shows in ps
+    token.set_defaults(run=_token)
     return parser
 
 

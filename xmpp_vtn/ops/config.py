@@ -28,6 +28,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable, Iterable
 
+from ..control.auth import check_token_hash
+from ..control.server import ControlTLS
 from ..services.handlers import HANDLER_NAMES, signature_problem
 
 DEFAULT_STORE_NAME = "xmpp-vtn.sqlite3"
@@ -37,13 +39,14 @@ SECRET_KEYS = ("secret", "secret_file", "secret_env")
 
 # The keys each table takes: anything else is an error (a typo must not silently become a default).
 _TOP_KEYS = ("vtn_id", "store", "handlers", "push_timeout", "push_concurrency", "requested_poll_freq",
-             "operators", "component", "liveness", "log", "cluster", "http")
+             "operators", "component", "liveness", "log", "cluster", "http", "control")
 _TABLES = {
     "component": ("jid", *SECRET_KEYS, "host", "port"),
     "http": ("host", "port", "cert", "key", "ca_file", "path_prefix", "allow_insecure", "verify_message_signatures"),
     "liveness": ("ping_interval", "offline_after"),
     "log": ("level", "format"),
     "cluster": ("instance_id", "lease_seconds"),
+    "control": ("host", "port", "tokens", "tls_cert", "tls_key", "tls_ca"),
 }
 _MODULE_NAME = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 _DOMAIN = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$")
@@ -110,6 +113,21 @@ class HttpConfig:
 
 
 @dataclass(frozen=True)
+class ControlConfig:
+    """``[control]``: the control API, dashboard and metrics listener (off without ``port``).
+
+    ``tokens`` are hashes (``xmpp-vtn token hash``), never tokens: a list, or a table naming each
+    (the name is who made a change in the exchange log). ``tls_cert``/``tls_key`` turn on TLS;
+    ``tls_ca`` also accepts client certificates signed by that CA.
+    """
+
+    host: str = "127.0.0.1"
+    port: int | None = None
+    tokens: tuple[tuple[str | None, str], ...] = ()
+    tls: ControlTLS | None = None
+
+
+@dataclass(frozen=True)
 class VTNConfig:
     """A validated configuration. Paths are absolute; ``store`` is a path, ``:memory:`` or a URL."""
 
@@ -124,6 +142,7 @@ class VTNConfig:
     liveness: LivenessConfig = LivenessConfig()
     log: LogConfig = LogConfig()
     cluster: ClusterConfig = ClusterConfig()
+    control: ControlConfig = ControlConfig()
     #: Bare JIDs allowed to run the XEP-0050 operator commands.
     operators: tuple[str, ...] = ()
     http: HttpConfig = HttpConfig()
@@ -342,6 +361,46 @@ def redact_url(value: Any) -> Any:
     return re.sub(r"^([a-z][a-z0-9+.-]*://[^:/@]+):[^@/]*@", r"\1:***@", value)
 
 
+def _token_hashes(value: Any) -> tuple[tuple[str | None, str], ...]:
+    # Never echo what was given: a token pasted in place of its hash is a secret.
+    if isinstance(value, list):
+        named = [(None, item) for item in value]
+    elif isinstance(value, dict):
+        named = list(value.items())
+    else:
+        raise _Invalid("must be a list of token hashes, or a table of name = hash")
+    hashes = []
+    for index, (name, item) in enumerate(named):
+        try:
+            hashes.append((name, check_token_hash(item)))
+        except ValueError as error:
+            raise _Invalid(f"{name if name is not None else f'[{index}]'}: {error}") from None
+    return tuple(hashes)
+
+
+def _control(table: _Table, base: Path) -> ControlConfig:
+    host = table.get("host", _text, default="127.0.0.1")
+    port = table.get("port", _integer(1, 65535))
+    tokens = table.get("tokens", _token_hashes, default=())
+    files = {}
+    for key in ("tls_cert", "tls_key", "tls_ca"):
+        path = table.get(key, _text)
+        if path is not None:
+            resolved = _resolve(base, path)
+            if not resolved.is_file():
+                table.error(key, f"no such file: {resolved}")
+            files[key] = str(resolved)
+    if ("tls_cert" in files) != ("tls_key" in files):
+        table.error("tls_key" if "tls_cert" in files else "tls_cert", "give both tls_cert and tls_key, or neither")
+    elif "tls_ca" in files and "tls_cert" not in files:
+        table.error("tls_ca", "client certificates need TLS: give tls_cert and tls_key too")
+    if port is not None and not tokens and "tls_ca" not in files:
+        table.error("tokens", "the listener would refuse everyone: give token hashes (`xmpp-vtn token new`) or tls_ca")
+    tls = ControlTLS(files["tls_cert"], files["tls_key"], files.get("tls_ca")) \
+        if "tls_cert" in files and "tls_key" in files else None
+    return ControlConfig(host, port, tokens, tls)
+
+
 # -- the secret ------------------------------------------------------------------------------------
 
 def _secret(table: _Table, base: Path) -> tuple[str, str]:
@@ -445,6 +504,7 @@ def parse_config(data: dict, base: Path, path: Path | None = None, require_secre
     instance_id = cluster.get("instance_id", _text)
     lease_seconds = cluster.get("lease_seconds", _seconds(allow_zero=False), default=15.0)
     http = _http(tables["http"], base)
+    control = _control(tables["control"], base)
 
     if errors:
         raise ConfigError(errors, path)
@@ -453,7 +513,7 @@ def parse_config(data: dict, base: Path, path: Path | None = None, require_secre
         component=ComponentConfig(jid, secret, secret_source, host, port),
         push_timeout=push_timeout, push_concurrency=push_concurrency, requested_poll_freq=poll,
         liveness=LivenessConfig(ping_interval, offline_after), log=LogConfig(level, log_format),
-        cluster=ClusterConfig(instance_id, lease_seconds), operators=operators, http=http)
+        cluster=ClusterConfig(instance_id, lease_seconds), operators=operators, http=http, control=control)
 
 
 def load_config(path: str | Path, require_secret: bool = True) -> VTNConfig:
@@ -585,6 +645,12 @@ def vtn_arguments(config: VTNConfig) -> dict[str, Any]:
                          http_key=config.http.key, http_ca_file=config.http.ca_file,
                          http_path_prefix=config.http.path_prefix, http_allow_insecure=config.http.allow_insecure,
                          verify_message_signatures=config.http.verify_message_signatures)
+    control = config.control
+    if control.port is not None:
+        tokens = control.tokens
+        arguments.update(control_host=control.host, control_port=control.port, control_tls=control.tls,
+                         control_tokens={name: value for name, value in tokens} if all(name for name, _ in tokens)
+                         else [value for _, value in tokens])
     return arguments
 
 

@@ -1,7 +1,8 @@
 """One log line per OpenADR exchange, on the ``xmpp_vtn.exchange`` logger.
 
 At info level: direction, message type, venID, the peer's JID and the outcome. At debug level,
-the payload too. Operators filter or route this logger on its own (``logging.getLogger
+the payload too. Changes operators make (through the control API or the dashboard) are written
+here as well, with who made them, so that one log tells everything that changed the VTN's state. Operators filter or route this logger on its own (``logging.getLogger
 ("xmpp_vtn.exchange").setLevel(...)``). Payloads carry no secrets; the component secret and VEN
 passwords never reach this module.
 """
@@ -22,6 +23,12 @@ def outbound(message_type: str, to: str, ven_id: str, outcome: str, payload: byt
     """A push to a VEN and what became of it (acknowledged, or why not)."""
     log.info("out %s venID=%s to=%s -> %s", message_type, ven_id, to, outcome)
     _payload("out", to, payload)
+
+
+def operator(action: str, subject: str, who: str, outcome: str) -> None:
+    """A change an operator made (``action`` such as ``create-event`` on ``subject``, an event id),
+    who made it (a token's name, a certificate's subject) and how it ended."""
+    log.info("op  %s %s by=%s -> %s", action, subject, who, outcome)
 
 
 def _payload(direction: str, peer: str, payload: bytes) -> None:

@@ -13,6 +13,7 @@ from ..store import Store
 from . import exchange_log
 from .component import IqRefused
 from .effects import EffectRunner
+from .observer import NO_OBSERVER, ExchangeObserver
 from .presence import VenPresence, bare
 
 #: Who sent a message: an identity known before the payload is read (a JID, a certificate
@@ -31,6 +32,8 @@ class InboundPipeline:
         self.store, self.dispatcher, self.effects, self.presence = store, dispatcher, effects, presence
         self.max_requests_in_flight = max_requests_in_flight
         self._in_flight: dict[str, int] = {}
+        #: Told of every answered request (metrics, the operator's live view).
+        self.observer: ExchangeObserver = NO_OBSERVER
 
     async def __call__(self, sender: Sender, addressed: str, data: bytes, account: str | None = None) -> bytes | None:
         """One inbound request. An account with too many requests in flight is told to wait, so it
@@ -55,6 +58,7 @@ class InboundPipeline:
         except SchemaError as error:
             exchange_log.inbound("(invalid)", sender if isinstance(sender, str) else "(unauthenticated)", None,
                                  f"bad-request: {str(error).splitlines()[0]}", data)
+            self.observer.inbound("(invalid)", None, "bad-request", None)
             raise IqRefused("bad-request", str(error)) from None
         if not isinstance(sender, str):
             try:
@@ -68,20 +72,24 @@ class InboundPipeline:
             outcome = await self.dispatcher.handle(Request(sender, message_type, payload, data))
         except NotImplementedService as error:
             exchange_log.inbound(message_type, sender, ven_id, "feature-not-implemented", data)
+            self.observer.inbound(message_type, ven_id, "not-implemented", payload)
             raise IqRefused("feature-not-implemented", str(error), "cancel") from None
         await self.effects.apply(outcome.effects)
         self._heard_from(sender, outcome)
         await self.store.committed()                 # the VEN is answered once its message is recorded
         if outcome.answer is None:
             exchange_log.inbound(message_type, sender, ven_id, "empty result", data)
+            self.observer.inbound(message_type, ven_id, "empty", payload)
             return None
         answer_type, answer = outcome.answer
         if isinstance(answer, bytes):                # a document built before (an owed outbox item)
             exchange_log.inbound(message_type, sender, ven_id, answer_type, data)
             return answer
         code = (answer.get("response") or {}).get("response_code")
-        exchange_log.inbound(message_type, sender, ven_id or answer.get("ven_id"),
-                             f"{answer_type} {code}" if code is not None else answer_type, data)
+        ven_id = ven_id or answer.get("ven_id")
+        exchange_log.inbound(message_type, sender, ven_id, f"{answer_type} {code}" if code is not None else answer_type,
+                             data)
+        self.observer.inbound(message_type, ven_id, str(code) if code is not None else "empty", payload)
         return templates.serialize(answer_type, answer)
 
     def _heard_from(self, sender: str, outcome: Outcome) -> None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Awaitable, Callable
 
 from .. import codec
@@ -31,6 +32,7 @@ from .backoff import Backoff
 from .cluster import Cluster
 from .component import OadrComponent, PushFailed
 from .delivery_loop import DeliveryLoop
+from .observer import NO_OBSERVER, ExchangeObserver
 from ..services import Push
 from ..services.events import EventService
 from ..store import SIMPLE_HTTP, Store, transport_of
@@ -76,6 +78,8 @@ class Courier:
         self._retries: dict[str, asyncio.TimerHandle] = {}
         self._waiting: dict[int, asyncio.Future] = {}    # outbox item id -> "acknowledged?" for send()
         self._closed = False
+        #: Told of every push and its answer (metrics, the operator's live view).
+        self.observer: ExchangeObserver = NO_OBSERVER
 
     @property
     def unreachable(self) -> set[str]:
@@ -195,12 +199,16 @@ class Courier:
             to = current.transport_address if current is not None else item.to
             if polled_at(to):
                 continue                 # owed to a poller whose registration is gone: its next poll
+            started = self._sent(item.message_type, ven_id)
             try:
                 await self._push(to, item.document)
+                took = time.perf_counter() - started     # the VEN's part, before our own writes
             except PushFailed as failure:
                 if self._moved(ven_id, to, item.message_type, failure):
                     return
                 exchange_log.outbound(item.message_type, to, ven_id, f"failed: {failure.reason}", item.document)
+                self._answered(item.message_type, ven_id, "refused" if failure.refused else "failed",
+                               time.perf_counter() - started)
                 if failure.refused:
                     # The VEN itself rejects these bytes for good: retrying would block the rest.
                     log.warning("venID %s refused %s (%s); dropped from the outbox", ven_id, item.message_type,
@@ -215,21 +223,27 @@ class Courier:
             await self.store.committed()             # acknowledged is reported once it is recorded
             self._resolve(item.item_id, True)
             exchange_log.outbound(item.message_type, to, ven_id, "acknowledged", item.document)
+            self._answered(item.message_type, ven_id, "acknowledged", took)
         ven = self.store.ven(ven_id)
         found = self.events.distribution_document(ven_id) if ven is not None else None
         if found is not None and still_held():
             document, included = found
+            started = self._sent("oadrDistributeEvent", ven_id)
             try:
                 await self._push(ven.transport_address, document)
+                took = time.perf_counter() - started
             except PushFailed as failure:
                 if self._moved(ven_id, ven.transport_address, "oadrDistributeEvent", failure):
                     return
                 exchange_log.outbound("oadrDistributeEvent", ven.transport_address, ven_id,
                                       f"failed: {failure.reason}", document)
+                self._answered("oadrDistributeEvent", ven_id, "refused" if failure.refused else "failed",
+                               time.perf_counter() - started)
                 self._failed(ven_id, f"oadrDistributeEvent: {failure.reason}")
                 return
             exchange_log.outbound("oadrDistributeEvent", ven.transport_address, ven_id, "acknowledged", document)
             await self.on_events_acknowledged(ven_id, included)
+            self._answered("oadrDistributeEvent", ven_id, "acknowledged", took)
         self._succeeded(ven_id)
 
     def _moved(self, ven_id: str, to: str, message_type: str, failure: PushFailed) -> bool:
@@ -242,6 +256,13 @@ class Courier:
                  current.transport_address, message_type, to, failure.reason)
         self.wake(ven_id)
         return True
+
+    def _sent(self, message_type: str, ven_id: str) -> float:
+        self.observer.push_sent(message_type, ven_id)
+        return time.perf_counter()
+
+    def _answered(self, message_type: str, ven_id: str, outcome: str, seconds: float) -> None:
+        self.observer.push_answered(message_type, ven_id, outcome, seconds)
 
     def _resolve(self, item_id: int, acknowledged: bool) -> None:
         waiter = self._waiting.get(item_id)

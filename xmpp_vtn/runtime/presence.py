@@ -11,6 +11,7 @@ from typing import Callable
 from ..services import Handlers
 from ..services.liveness import Liveness
 from ..store import Store
+from .observer import NO_OBSERVER, ExchangeObserver
 from .outbox import Courier
 
 log = logging.getLogger("xmpp_vtn")
@@ -34,6 +35,8 @@ class VenPresence:
         self.liveness = Liveness(offline_after)
         self._notifications: set[asyncio.Task] = set()
         self._recorded: dict[str, datetime] = {}         # venID -> the last-seen time last stored
+        #: Told of every transition (metrics, the operator's live view).
+        self.observer: ExchangeObserver = NO_OBSERVER
 
     def is_online(self, ven_id: str) -> bool | None:
         """Whether ``ven_id`` is online (None: not heard of since start)."""
@@ -91,6 +94,7 @@ class VenPresence:
         self.store.set_liveness(ven_id, transition, last_seen)     # for operators
         if last_seen is not None:
             self._recorded[ven_id] = last_seen
+        self.observer.liveness(ven_id, transition)
 
         async def call() -> None:
             try:

@@ -450,6 +450,11 @@ def _grouped(choices: list[tuple]) -> list[tuple]:
     return [(reports[key], key[1], key[2], picks) for key, picks in groups.items()]
 
 
+def readings_of(report: dict) -> dict[str, list[tuple[datetime | None, Any]]]:
+    """rID -> [(datetime, value)] of one report of an oadrUpdateReport (as its callbacks get them)."""
+    return _readings(report)
+
+
 def _readings(report: dict) -> dict[str, list[tuple[datetime | None, Any]]]:
     """rID -> [(datetime, value)] from a report's intervals; a status payload's value is its dict."""
     readings: dict[str, list] = {}
