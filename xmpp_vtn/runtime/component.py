@@ -52,7 +52,7 @@ class _ComponentStream(ComponentXMPP):
 # The hook above needs slixmpp's per-stanza entry point; refuse to run without it rather than
 # silently fall back to the slow path.
 if not callable(getattr(ComponentXMPP, "_spawn_event", None)):  # pragma: no cover - a slixmpp we do not know
-    raise ImportError("this slixmpp has no XMLStream._spawn_event; xmpp-vtn needs slixmpp 1.8.5 to 1.x")
+    raise ImportError("this slixmpp has no XMLStream._spawn_event; xmpp-vtn needs slixmpp 1.17")
 
 
 class IqRefused(Exception):
