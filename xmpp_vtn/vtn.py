@@ -184,7 +184,8 @@ class VTNComponent:
         :class:`~xmpp_vtn.runtime.stanzas.StreamFailed` if the server refuses the component.
         """
         await self.timers.start()
-        self.cluster.start(self.timers.sweep, self._settle_forwarded_answer)
+        self.cluster.start(self.timers.sweep, self._settle_forwarded_answer,
+                           listeners={"events": self.timers.on_event_changed})
         if self.control is not None and self.control.port is None:
             await self.control.start()          # before connecting: /healthz tells while it connects
         await self.component.start(timeout)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+import zlib
 from datetime import timedelta
 from typing import Awaitable, Callable
 
@@ -40,6 +41,8 @@ class Cluster:
         self.instance_id = instance_id or uuid.uuid4().hex[:12]
         self.lease_seconds = lease_seconds
         self._tasks: set[asyncio.Task] = set()
+        #: The instances running, as last read (at start and every sweep): who takes which VENs.
+        self.live: list[str] = [self.instance_id]
 
     @property
     def shared(self) -> bool:
@@ -72,26 +75,57 @@ class Cluster:
         """Whether the instance ``instance_id`` is running (holds its instance lease)."""
         return instance_id == self.instance_id or self.store.lease_holder(f"instance:{instance_id}") == instance_id
 
-    def start(self, sweep: Callable[[], Awaitable[None]], on_answer: Callable[[str], None]) -> None:
-        """With a shared store: announce this instance, and run ``sweep`` every :attr:`sweep_interval`
-        and ``on_answer(line)`` for answers other instances received for our iqs."""
+    def takes(self, ven_id: str) -> bool:
+        """Whether this instance is the one to start deliveries to ``ven_id``: the VENs are shared
+        out among the live instances by a hash of the venID, so a fan-out is spread over all of
+        them instead of taken by the instance that added the event. A VEN whose instance died
+        meanwhile is picked up by the next sweep (its delivery lease decides who delivers)."""
+        live = self.live
+        return len(live) < 2 or live[zlib.crc32(ven_id.encode()) % len(live)] == self.instance_id
+
+    def refresh_live(self) -> None:
+        """Read which instances are running (those holding their instance lease)."""
+        if self.shared:
+            self.live = sorted(set(self.store.lease_holders("instance:")) | {self.instance_id})
+
+    def tell_others(self, channel: str, message: str) -> None:
+        """Publish ``message`` on ``channel`` for the other instances (see :meth:`start`'s ``listeners``)."""
+        if self.shared:
+            self.store.publish(channel, f"{self.instance_id} {message}")
+
+    def start(self, sweep: Callable[[], Awaitable[None]], on_answer: Callable[[str], None],
+              listeners: dict[str, Callable[[str], None]] | None = None) -> None:
+        """With a shared store: announce this instance, and run ``sweep`` every :attr:`sweep_interval`,
+        ``on_answer(line)`` for answers other instances received for our iqs, and each of
+        ``listeners`` (channel -> function) for what the other instances :meth:`tell_others`."""
         if not self.shared:
             return
         if self.store.lease_holder(f"instance:{self.instance_id}") is not None:
             log.warning("instance id %s is held by a running instance, or by this one before a restart: "
                         "give every instance its own id", self.instance_id)
         self.hold(f"instance:{self.instance_id}")
+        self.refresh_live()
         loop = asyncio.get_running_loop()
-        for job in (self._sweeping(sweep), self._listening("answers", on_answer)):
+        jobs = [self._sweeping(sweep), self._listening("answers", on_answer)]
+        jobs += [self._listening(channel, self._from_others(receive)) for channel, receive in (listeners or {}).items()]
+        for job in jobs:
             task = loop.create_task(job)
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+
+    def _from_others(self, receive: Callable[[str], None]) -> Callable[[str], None]:
+        def received(line: str) -> None:
+            sender, _, message = line.partition(" ")
+            if sender != self.instance_id:         # our own notifications come back to us too
+                receive(message)
+        return received
 
     async def _sweeping(self, sweep: Callable[[], Awaitable[None]]) -> None:
         while True:
             await asyncio.sleep(self.sweep_interval)
             try:
                 self.hold(f"instance:{self.instance_id}")
+                self.refresh_live()
                 await sweep()
             except Exception:
                 # One bad round (the database restarting, say) must not end the sweeps.

@@ -50,11 +50,28 @@ class Timers:
     # -- events ------------------------------------------------------------------------------------
 
     def publish(self, record: EventRecord) -> str:
-        """After an event changed: schedule its next transition and push it to its VENs."""
+        """After an event changed: schedule its next transition and push it to its VENs. With
+        several instances, each pushes to its share of the VENs (told through the store)."""
         self._schedule_transition(record)
-        for ven_id in record.ven_ids:
-            self.courier.wake(ven_id)
+        self.cluster.tell_others("events", record.event_id)
+        self._wake_share(record)
         return record.event_id
+
+    def on_event_changed(self, event_id: str) -> None:
+        """Another instance changed (or moved on) ``event_id``: schedule it and push to our share."""
+        record = self.store.event(event_id)
+        if record is None:
+            return
+        if self._scheduled_events.get(event_id) != (record.modification_number, record.cancelled):
+            self._schedule_transition(record)
+        self._wake_share(record)
+
+    def _wake_share(self, record: EventRecord) -> None:
+        if not self.component.connected and self.cluster.shared:
+            return                                  # the others deliver; the sweep brings us back in
+        for ven_id in record.ven_ids:
+            if self.cluster.takes(ven_id):
+                self.courier.wake(ven_id)
 
     def _schedule_transition(self, record: EventRecord) -> None:
         key = f"event:{record.event_id}"

@@ -256,6 +256,10 @@ class Store(abc.ABC):
         """Drop leases expired more than ``older_than`` seconds ago; returns how many."""
         return 0
 
+    def lease_holders(self, prefix: str) -> list[str]:
+        """Who holds the unexpired leases whose names start with ``prefix``, sorted (unshared: none)."""
+        return []
+
     def publish(self, channel: str, message: str) -> None:
         """Tell every instance listening on ``channel`` (ourselves included). Unshared: nobody to tell."""
 

@@ -383,6 +383,11 @@ class PostgreSQLStore(Store):
                             (name,)).fetchone()
         return row[0] if row else None
 
+    def lease_holders(self, prefix: str) -> list[str]:
+        rows = self._execute("SELECT owner FROM leases WHERE starts_with(name, %s) AND expires > clock_timestamp() "
+                             "ORDER BY owner", (prefix,)).fetchall()
+        return [row[0] for row in rows]
+
     def forget_expired_leases(self, older_than: float = 3600.0) -> int:
         """Drop leases that expired more than ``older_than`` seconds ago (they only take room)."""
         return self._execute("DELETE FROM leases WHERE expires < clock_timestamp() - make_interval(secs => %s)",
