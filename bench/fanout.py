@@ -130,6 +130,7 @@ class Result:
     cpu: dict[str, float]
     handled_by: dict[int, int] = field(default_factory=dict)   # answers handled per instance PID
     others: list[tuple[str, float]] = field(default_factory=list)
+    pushed_by: list[int] = field(default_factory=list)         # distributions each instance pushed
 
 
 class AnswerLog:
@@ -236,18 +237,24 @@ def vtn_fanout(server, store: str, accounts: list[str], processes: int, scratch:
             # It prints fanout-ms right after logging the Nth answer.
             line = vtns[0].stdout.readline()
             own = float(line.split()[1]) if line.startswith("fanout-ms") else None
-        return Result(fanout_ms, own, counts.latencies, cpu_used(watch["before"], watch["after"]),
-                      dict(answers.handled_by), other_processes(watch["before"], watch["after"]))
+        result = Result(fanout_ms, own, counts.latencies, cpu_used(watch["before"], watch["after"]),
+                        dict(answers.handled_by), other_processes(watch["before"], watch["after"]))
     finally:
         for vtn in vtns:                             # each by its PID
             if vtn.poll() is None:
                 vtn.terminate()
+        outputs = []
         for vtn in vtns:
             try:
-                vtn.communicate(timeout=60)
+                outputs.append(vtn.communicate(timeout=60)[0] or "")
             except subprocess.TimeoutExpired:
                 vtn.kill()
-                vtn.communicate()
+                outputs.append(vtn.communicate()[0] or "")
+    # Each instance's last line: "stopped <n> replayed <m> distributions".
+    for output in outputs:
+        words = (output.strip().splitlines() or [""])[-1].split()
+        result.pushed_by.append(int(words[3]) if len(words) > 4 and words[4] == "distributions" else -1)
+    return result
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -318,7 +325,8 @@ def main() -> None:
                 rows.append((n, k, raws, result))
                 own = f" (the instance's own figure {result.own_fanout_ms:.0f} ms)" if result.own_fanout_ms else ""
                 print(f"N={n}, {k} instance(s): xmpp-vtn {result.fanout_ms:.0f} ms{own}, answers handled per "
-                      f"instance {sorted(result.handled_by.values(), reverse=True)}; busiest other processes "
+                      f"instance {sorted(result.handled_by.values(), reverse=True)}, distributions pushed per "
+                      f"instance {result.pushed_by}; busiest other processes "
                       f"{', '.join(f'{name} {seconds:.2f}s' for name, seconds in result.others)}", flush=True)
     where = f"{args.server}{' + PostgreSQL' if cluster else ' + SQLite'}"
     vens_mode = "validating" if args.validating_vens else "lean"
@@ -336,12 +344,16 @@ def main() -> None:
     print("ratio = raw ceiling with the same bytes / xmpp-vtn (1.00 = as fast as bare slixmpp doing the same "
           "exchange); raw small = the same with tiny payloads; vs 1 inst = fan-out with 1 instance / with this many")
     print("\nCPU per exchange (one VEN: push, acknowledgement, oadrCreatedEvent, oadrResponse):")
-    print(f"{'VENs':>6} {'inst':>4} {'xmpp-vtn (all inst)':>20} {'raw component':>14} {'ratio':>6} {'raw small':>10}")
+    print(f"{'VENs':>6} {'inst':>4} {'xmpp-vtn (all inst)':>20} {'raw component':>14} {'ratio':>6} {'raw small':>10} "
+          f"{'PostgreSQL':>11} {'push share':>14}")
     for n, k, raws, result in rows:
         ours = sum(seconds for name, seconds in result.cpu.items() if name.startswith("vtn")) / n * 1000
         raw_cpu = raws["same bytes"].cpu_seconds / n * 1000
+        database = f"{result.cpu['postgres'] / n * 1000:>9.3f}ms" if "postgres" in result.cpu else f"{'-':>11}"
+        total = sum(count for count in result.pushed_by if count > 0) or 1
+        share = "/".join(f"{count * 100 // total}%" for count in result.pushed_by)
         print(f"{n:>6} {k:>4} {ours:>17.3f}ms {raw_cpu:>11.3f}ms {ours / raw_cpu:>6.2f} "
-              f"{raws['small'].cpu_seconds / n * 1000:>7.3f}ms")
+              f"{raws['small'].cpu_seconds / n * 1000:>7.3f}ms {database} {share:>14}")
     print("ratio = xmpp-vtn CPU / the bare component's CPU for the same bytes (1.00 = no more work than bare "
           "slixmpp)")
     print("\nCPU seconds used during each fan-out (event-added until every answer handled), from /proc:")

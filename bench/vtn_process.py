@@ -30,6 +30,18 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from xmpp_vtn import VTNComponent  # noqa: E402
+from xmpp_vtn.runtime.observer import ExchangeObserver  # noqa: E402
+
+
+class PushCounter(ExchangeObserver):
+    """How many oadrDistributeEvent pushes this instance sent (its share of a fan-out)."""
+
+    def __init__(self) -> None:
+        self.distributions = 0
+
+    def push_sent(self, message_type: str, ven_id: str) -> None:
+        if message_type == "oadrDistributeEvent":
+            self.distributions += 1
 
 
 async def serve(args: argparse.Namespace) -> None:
@@ -63,6 +75,9 @@ async def serve(args: argparse.Namespace) -> None:
     if args.profile_fanout:
         import cProfile
         profiler = cProfile.Profile()
+    pushes = PushCounter()
+    if vtn.control is None:                 # the control listener watches the VTN itself
+        vtn.watch(pushes)
     stopping = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopping.set)
     await vtn.run()
@@ -83,7 +98,7 @@ async def serve(args: argparse.Namespace) -> None:
             print(f"event-added-at {added_at:.6f}", flush=True)
     await stopping.wait()
     await vtn.stop()
-    print(f"stopped {vtn.replayed_answers} replayed", flush=True)
+    print(f"stopped {vtn.replayed_answers} replayed {pushes.distributions} distributions", flush=True)
 
 
 def main() -> None:
