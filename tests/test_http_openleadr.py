@@ -267,3 +267,31 @@ def test_bad_input_gets_http_errors_and_changes_nothing(prosody, caplog):
 def test_plain_http_is_refused_unless_allowed(prosody):
     with pytest.raises(ValueError, match="http_allow_insecure"):
         make_vtn(prosody, http_port=0)
+
+
+def test_vens_on_one_address_are_not_limited_together(prosody):
+    # Without client certificates the in-flight limit (16) counts per connection: VENs behind one
+    # NAT or proxy, each with its own connection, may all have a request in flight at once.
+    count = 20
+    inside = Seen()
+
+    async def on_create_party_registration(payload):
+        await inside(payload["ven_id"])
+        await inside.wait(count, timeout=15)        # held until all of them are in flight together
+        return issue_ids(payload)
+
+    async def scenario():
+        vtn = http_vtn(prosody, {"on_create_party_registration": on_create_party_registration})
+        await vtn.run()
+        clients = [openleadr_ven(vtn) for _ in range(count)]
+        try:
+            await asyncio.gather(*(client.run() for client in clients))
+            return [client.registration_id for client in clients], vtn.vens()
+        finally:
+            for client in clients:
+                if client.client_session is not None:
+                    await client.stop()
+            await vtn.stop()
+
+    registration_ids, vens = run(scenario())
+    assert all(registration_ids) and len(vens) == count

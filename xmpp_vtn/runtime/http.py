@@ -203,7 +203,9 @@ class HttpTransport:
             sender: Sender = _at_endpoint(service, identity)
             account = identity
         elif self.settings.allow_insecure:
-            sender, account = _claimed(service), f"{CLAIMED_IDENTITY}{peer}"
+            # The in-flight limit counts per connection: counted per address, every VEN behind one
+            # NAT or proxy (or on one test machine) would share 16 requests in flight.
+            sender, account = _claimed(service), f"{CLAIMED_IDENTITY}{_peer_connection(request)}"
         else:
             return _refuse(403, "this VTN requires a TLS client certificate", peer, service, body)
         try:
@@ -222,6 +224,13 @@ def _refuse(status: int, text: str, peer: str, service: str, body: bytes = b"") 
     """An HTTP-level refusal, logged as an exchange like every other."""
     exchange_log.inbound(f"(HTTP {service})", peer, None, f"HTTP {status}: {text}", body)
     return web.Response(status=status, text=text, headers={"Retry-After": "1"} if status == 503 else None)
+
+
+def _peer_connection(request: web.Request) -> str:
+    """``host:port`` of the VEN's end of this connection."""
+    transport = request.transport
+    peer = transport.get_extra_info("peername") if transport is not None else None
+    return f"{peer[0]}:{peer[1]}" if peer else (request.remote or "?")
 
 
 def _peer_certificate(request: web.Request) -> bytes | None:
