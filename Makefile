@@ -49,6 +49,7 @@ bench: setup servers
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[bench]'
 	$(BIN)/python bench/codec.py
 	$(BIN)/python bench/fanout.py --vens 100,1000
+	$(BIN)/python bench/http_fanout.py --vens 1000
 	$(BIN)/python bench/footprint.py
 
 clean:
