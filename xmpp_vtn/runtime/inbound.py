@@ -82,8 +82,9 @@ class InboundPipeline:
             self.observer.inbound(message_type, ven_id, "empty", payload)
             return None
         answer_type, answer = outcome.answer
-        if isinstance(answer, bytes):                # a document built before (an owed outbox item)
+        if isinstance(answer, bytes):                # a document built before (an outbox item, a template)
             exchange_log.inbound(message_type, sender, ven_id, answer_type, data)
+            self.observer.inbound(message_type, ven_id, answer_type, payload)
             return answer
         code = (answer.get("response") or {}).get("response_code")
         ven_id = ven_id or answer.get("ven_id")

@@ -11,8 +11,9 @@ class ExchangeObserver:
     """Every method is a no-op; subclass and override the ones you need.
 
     ``outcome`` of an inbound message is the answer's response code as text (``"200"``,
-    ``"452"``), ``"empty"`` for an empty result, ``"bad-request"`` for a schema rejection, or
-    ``"not-implemented"``. ``payload`` is the decoded request (None when it did not decode): read
+    ``"452"``), ``"empty"`` for an empty result, ``"bad-request"`` for a schema rejection,
+    ``"not-implemented"``, or for an answer handed out ready-made (a poller's distribution or
+    outbox item) its message type. ``payload`` is the decoded request (None when it did not decode): read
     it, never change it.
     """
 

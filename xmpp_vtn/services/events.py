@@ -318,11 +318,13 @@ class EventService:
                 item = owed[0]
                 return Outcome((item.message_type, item.document),
                                (polled, HandedOut(ven.ven_id, item.item_id, item.message_type)))
-        found = self.distribution(ven.ven_id)
+        # The same document a push carries, from the template of this event state: building each
+        # poller's distribution in full was most of the cost of serving a polling fleet.
+        found = self.distribution_document(ven.ven_id)
         if found is None:
             return Outcome(("oadrResponse", {"response": response(codes.OK, None), "ven_id": ven.ven_id}), (polled,))
-        payload, included = found
-        return Outcome(("oadrDistributeEvent", payload), (polled, Delivered(ven.ven_id, included)))
+        document, included = found
+        return Outcome(("oadrDistributeEvent", document), (polled, Delivered(ven.ven_id, included)))
 
     async def poll_unregistered(self, request: Request) -> Outcome | None:
         """oadrPoll from a VEN without a registration: the VTN's oadrCancelPartyRegistration still
