@@ -163,17 +163,32 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def mark_delivered(self, ven_id: str, delivered: list[tuple[str, int, str]]) -> None:
-        """Record that ``ven_id`` acknowledged these (event_id, modification_number, status)."""
+        """Record that ``ven_id`` acknowledged these (event_id, modification_number, status).
+
+        The recorded state only moves forward, atomically: to a newer modification, or to a later
+        status (far < near < active < completed < cancelled) of the same one. An acknowledgement
+        of an older push that arrives late (a retry's, another instance's) changes nothing.
+        Raises ValueError for a status that is none of those.
+        """
 
     @abc.abstractmethod
     def set_opt(self, ven_id: str, opts: list[tuple[str, str, int]], journal: bytes | None = None,
                 owner: str = "") -> int | None:
         """Record ``ven_id``'s (event_id, opt_type, modification_number) answers, all or none.
 
+        An answer replaces one given for the same or an older modification, never one given for a
+        newer modification (checked atomically, like :meth:`mark_delivered`).
         With ``journal`` (the answer as received), also note in the same transaction that the
         application's handlers still have to see it; returns that note's id (see :meth:`journal`).
         ``owner`` names the instance that will hand it over, so that only a dead one's notes are replayed.
         """
+
+    @abc.abstractmethod
+    def restore_opt(self, ven_id: str, restored: list[tuple[str, str | None, int | None]],
+                    written: list[tuple[str, str, int]]) -> None:
+        """Undo :meth:`set_opt`'s ``written`` answers, putting back the ``restored``
+        (event_id, opt_type, modification_number) (None, None: no answer), each only while the row
+        still holds what was written: a newer answer recorded meanwhile stays."""
 
     @abc.abstractmethod
     def journal(self) -> list[tuple[int, str, bytes, str]]:
