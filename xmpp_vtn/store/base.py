@@ -12,6 +12,23 @@ from datetime import datetime, timezone
 from typing import Callable
 
 
+class StoreSchemaError(RuntimeError):
+    """A store whose schema version is not the one this xmpp-vtn writes: ``version`` (0: it
+    holds no xmpp-vtn store at all) against ``expected``. A store opened to be used is upgraded
+    when older; one opened read-only is only reported."""
+
+    def __init__(self, where: str, version: int, expected: int):
+        self.where, self.version, self.expected = where, version, expected
+        if version == 0:
+            what = "holds no xmpp-vtn store"
+        elif version > expected:
+            what = f"has store schema version {version}; this xmpp-vtn knows {expected}: upgrade xmpp-vtn"
+        else:
+            what = (f"has store schema version {version}; this xmpp-vtn reads version {expected}: "
+                    "start the VTN on it once to upgrade it")
+        super().__init__(f"{where} {what}")
+
+
 def _now() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -114,7 +131,14 @@ class OutboxItem:
 
 
 class Store(abc.ABC):
-    """Persistence for the VTN. Methods are synchronous: the embedded backend answers in microseconds."""
+    """Persistence for the VTN. Methods are synchronous: the embedded backend answers in microseconds.
+
+    A store opened with ``read_only=True`` (see :func:`~xmpp_vtn.store.open_store`) answers every
+    read; the database itself refuses every write.
+    """
+
+    #: Opened to read only: nothing was created or migrated, and writes fail.
+    read_only: bool = False
 
     @abc.abstractmethod
     def put_ven(self, ven: VenRecord) -> None:

@@ -22,7 +22,7 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
-from .base import Delivery, Document, EventRecord, OutboxItem, Store, VenRecord
+from .base import Delivery, Document, EventRecord, OutboxItem, Store, StoreSchemaError, VenRecord
 from .documents import decode_document, decode_event, encode_document, encode_event
 from .sql import (DELIVERY_COLUMNS, DOCUMENT_COLUMNS, JOURNAL_COLUMNS, MARK_DELIVERED, OUTBOX_COLUMNS,
                   OWED_VEN_IDS, PUT_VEN, RESTORE_OPT, SET_OPT, VEN_COLUMNS, delivered_rows, opt_rows, statement)
@@ -115,24 +115,39 @@ _MIGRATION_LOCK = 0x786D7070   # "xmpp"
 class PostgreSQLStore(Store):
     """A :class:`Store` in a PostgreSQL database, safe to share between VTN instances.
 
+    ``read_only=True`` checks the schema version instead of migrating, and runs every
+    transaction read-only (``default_transaction_read_only``), so the server refuses writes.
+
     >>> store = PostgreSQLStore("postgresql://vtn@127.0.0.1:5432/vtn")   # doctest: +SKIP
     """
 
     shared = True
 
-    def __init__(self, url: str, connect_timeout: float = 10.0):
+    def __init__(self, url: str, connect_timeout: float = 10.0, read_only: bool = False):
         self.url = url
         self.connect_timeout = connect_timeout
+        self.read_only = read_only
         self._db = self._connect()
-        self._migrate()
+        try:
+            if read_only:
+                self._check_version()
+            else:
+                self._migrate()
+        except BaseException:
+            self._db.close()
+            raise
 
     def _connect(self) -> psycopg.Connection:
         # autocommit: a statement outside _transaction() commits at once, as in the SQLite store.
         try:
-            return psycopg.connect(self.url, autocommit=True, connect_timeout=max(1, int(self.connect_timeout)))
+            db = psycopg.connect(self.url, autocommit=True, connect_timeout=max(1, int(self.connect_timeout)))
         except psycopg.OperationalError as error:
             reason = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
             raise ConnectionError(f"store: cannot connect to PostgreSQL at {self.where}: {reason}") from None
+        if self.read_only:
+            # Every transaction of this session, implicit ones included: the server refuses writes.
+            db.execute("SET default_transaction_read_only = on")
+        return db
 
     @property
     def where(self) -> str:
@@ -146,17 +161,24 @@ class PostgreSQLStore(Store):
 
     @staticmethod
     def _version(db: psycopg.Connection) -> int:
-        db.execute("CREATE TABLE IF NOT EXISTS xmpp_vtn_schema (version INTEGER NOT NULL)")
+        """The schema version written in the database; 0 when it holds no xmpp-vtn store. Reads only."""
+        if db.execute("SELECT to_regclass('xmpp_vtn_schema')").fetchone()[0] is None:
+            return 0
         row = db.execute("SELECT version FROM xmpp_vtn_schema").fetchone()
         return row[0] if row else 0
+
+    def _check_version(self) -> None:
+        version = self._version(self._db)
+        if version != len(MIGRATIONS):
+            raise StoreSchemaError(f"the database at {self.where}", version, len(MIGRATIONS))
 
     def _migrate(self) -> None:
         with self._db.transaction():
             self._db.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+            self._db.execute("CREATE TABLE IF NOT EXISTS xmpp_vtn_schema (version INTEGER NOT NULL)")
             version = self._version(self._db)
             if version > len(MIGRATIONS):
-                raise RuntimeError(f"the database has store schema version {version}; this xmpp-vtn knows "
-                                   f"{len(MIGRATIONS)}: upgrade xmpp-vtn")
+                raise StoreSchemaError(f"the database at {self.where}", version, len(MIGRATIONS))
             for script in MIGRATIONS[version:]:
                 self._db.execute(script)
             if version == 0:

@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Iterator
 
-from .base import Delivery, Document, EventRecord, OutboxItem, Store, VenRecord
+from .base import Delivery, Document, EventRecord, OutboxItem, Store, StoreSchemaError, VenRecord
 from .documents import decode_document, decode_event, encode_document, encode_event
 from .sql import (DELIVERY_COLUMNS, DOCUMENT_COLUMNS, JOURNAL_COLUMNS, MARK_DELIVERED, OUTBOX_COLUMNS,
                   OWED_VEN_IDS, PUT_VEN, RESTORE_OPT, SET_OPT, VEN_COLUMNS, delivered_rows, held_rank, opt_rows,
@@ -110,16 +110,16 @@ def _ahead(held: Delivery, modification: int, status: str) -> bool:
 
 
 class SQLiteStore(Store):
-    """A :class:`Store` in one SQLite file (or ``:memory:``).
+    """A :class:`Store` in one SQLite file (or ``:memory:``); ``read_only=True`` opens an existing
+    file without creating, migrating or writing anything.
 
     Commits after every change, with ``synchronous=NORMAL`` in WAL mode: a committed registration
     survives the process dying; only a power loss can take the last few commits.
     """
 
-    def __init__(self, path: str | Path = ":memory:"):
+    def __init__(self, path: str | Path = ":memory:", read_only: bool = False):
         self.path = str(path)
-        # isolation_level=None: we decide where transactions begin and end.
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self.read_only = read_only
         # The open group transaction, when changes are being grouped: who waits for its commit.
         self._group: list[asyncio.Future] | None = None
         # Journal entries made in the open group, written with its commit unless done by then.
@@ -129,14 +129,39 @@ class SQLiteStore(Store):
         self._next_journal_entry: int | None = None
         # Per VEN and event, the delivery and opt state (the event_vens rows), loaded once.
         self._deliveries: dict[str, dict[str, Delivery]] | None = None
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        self._migrate()
+        if read_only:
+            self._db = self._open_read_only()
+        else:
+            # isolation_level=None: we decide where transactions begin and end.
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
         self._vens: dict[str, VenRecord] | None = None
         self._by_jid: dict[str, VenRecord] = {}
         self._by_registration: dict[str, VenRecord] = {}
         self._events: dict[str, tuple[EventRecord, frozenset[str]]] | None = None
+
+    def _open_read_only(self) -> sqlite3.Connection:
+        """An existing store file over a ``mode=ro`` connection: SQLite creates no file and
+        refuses every write; a VTN writing the file meanwhile is undisturbed (WAL mode)."""
+        if self.path == ":memory:" or self.path.startswith("file:"):
+            raise ValueError(f"{self.path}: give the store's file to open it read-only")
+        path = Path(self.path).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such store file")
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None,
+                             check_same_thread=False)
+        try:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+        except sqlite3.DatabaseError:          # not an SQLite file at all
+            db.close()
+            raise StoreSchemaError(str(path), 0, len(MIGRATIONS)) from None
+        if version != len(MIGRATIONS):
+            db.close()
+            raise StoreSchemaError(str(path), version, len(MIGRATIONS))
+        return db
 
     @property
     def schema_version(self) -> int:
@@ -145,12 +170,11 @@ class SQLiteStore(Store):
     def _migrate(self) -> None:
         version = self.schema_version
         if version > len(MIGRATIONS):
-            raise RuntimeError(f"{self.path} has store schema version {version}; this xmpp-vtn knows "
-                               f"{len(MIGRATIONS)}: upgrade xmpp-vtn")
+            raise StoreSchemaError(self.path, version, len(MIGRATIONS))
         for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
             with self._transaction():
-                for statement in filter(str.strip, script.split(";")):
-                    self._db.execute(statement)
+                for command in filter(str.strip, script.split(";")):
+                    self._db.execute(command)
                 self._db.execute(f"PRAGMA user_version={number}")
 
     def _grouping(self) -> bool:
