@@ -24,6 +24,7 @@ from xmpp_vtn import codec
 from xmpp_vtn.runtime.stanzas import payload_bytes
 from xmpp_vtn.store import open_store
 from xmpp_vtn.testing.ven import SimulatedVEN
+from waiting import until
 from xmpp_scene import PASSWORD, run
 
 HERE = Path(__file__).resolve().parent
@@ -97,16 +98,6 @@ async def start_vens(server, prefix: str) -> list[StampedVEN]:
     vens = await asyncio.gather(*(one(name) for name in names))
     await asyncio.gather(*(ven.register() for ven in vens))
     return vens
-
-
-async def until(condition, timeout: float, what: str) -> float:
-    """Wait for ``condition()`` (state spread over 200 VENs: checked, not awaited); seconds taken."""
-    started = time.monotonic()
-    while not condition():
-        if time.monotonic() - started > timeout:
-            raise AssertionError(f"not within {timeout} s: {what}")
-        await asyncio.sleep(0.05)
-    return time.monotonic() - started
 
 
 def statuses(ven: SimulatedVEN) -> list[str]:
