@@ -196,16 +196,21 @@ def test_two_instances_push_once_per_ven_and_fire_each_transition_once(ejabberd,
     print(f"all {VENS} VENs saw the event through to completed {took:.1f} s after it was added; "
           f"answers handled by {len(pids)} instances")
     repeated = {ven.ven_id: repushes(ven) for ven in vens if repushes(ven)}
-    print(f"{len(repeated)} VENs were pushed a state again after a push timeout: {repeated}")
+    skipped = [ven.ven_id for ven in vens if "active" not in statuses(ven)]
+    print(f"{len(repeated)} VENs were pushed a state again after a push timeout: {repeated}; "
+          f"{len(skipped)} were first pushed after the event ended (no active to see): {skipped}")
+    order = ["far", "active", "completed"]
     for ven in vens:
-        # Each transition reached each VEN, in order, never backwards (a VEN first pushed after
-        # the start has no far to see). A state comes again only as a re-push after the push
-        # timeout, when the VTN had not received the acknowledgement in time (at least once);
-        # any other repeat means the VTN lost an acknowledged state and owed it again.
+        # The VTN pushes the state that is true when the push goes out: in order, never
+        # backwards, ending at completed. On a loaded machine a VEN's push may go out only after
+        # the 2 s active period, and then it is rightly told completed. A state comes again only
+        # as a re-push after the push timeout, when the VTN had not received the acknowledgement
+        # in time (at least once); any other repeat means the VTN lost an acknowledged state.
         seen = statuses(ven)
         changes = [status for n, status in enumerate(seen) if n == 0 or seen[n - 1] != status]
-        assert changes in (["far", "active", "completed"], ["active", "completed"]), (ven.ven_id, seen)
+        assert changes[-1:] == ["completed"] and changes == sorted(set(changes), key=order.index), (ven.ven_id, seen)
         assert all(since >= PUSH_TIMEOUT for _, _, since in repushes(ven)), (ven.ven_id, ven.arrivals)
+    assert len(skipped) < VENS                # the active transition fired and reached VENs
     assert len(per_ven) == VENS and set(per_ven.values()) == {1}
     assert len(pids) == 2                     # the server spread the answers over both instances
     # The instances stopped after the store caught up; stopping moved nothing back.
