@@ -213,7 +213,12 @@ def test_two_instances_push_once_per_ven_and_fire_each_transition_once(ejabberd,
         assert changes[-1:] == ["completed"] and changes == sorted(set(changes), key=order.index), (ven.ven_id, seen)
         assert all(since >= PUSH_TIMEOUT for _, _, since in repushes(ven)), (ven.ven_id, ven.arrivals)
     assert len(skipped) < VENS                # the active transition fired and reached VENs
-    assert len(per_ven) == VENS and set(per_ven.values()) == {1}
+    # Each answer reached the application once, except the ones an instance handed over again
+    # because it took the other for dead (on a loaded machine an event-loop stall can outlast the
+    # 2 s lease): at least once, and each such repeat is one the instance says it replayed.
+    replayed = sum(int(line.split()[1]) for line in stopped)
+    assert len(per_ven) == VENS and max(per_ven.values()) <= 2
+    assert sum(n - 1 for n in per_ven.values()) <= replayed, (per_ven.most_common(3), stopped)
     assert len(pids) == 2                     # the server spread the answers over both instances
     # The instances stopped after the store caught up; stopping moved nothing back.
     assert disagreements(recorded(postgres_database), vens) == {}
