@@ -406,7 +406,7 @@ def test_status_never_creates_or_upgrades_a_store(tmp_path):
     assert (result.returncode, result.stderr.strip()) == (2, f"xmpp-vtn status: {missing}: no such store file")
     assert not missing.exists()
     (tmp_path / "empty.sqlite3").write_bytes(b"")
-    with pytest.raises(StoreUnavailable, match="was not written by xmpp-vtn"):
+    with pytest.raises(StoreUnavailable, match="holds no xmpp-vtn store"):
         open_for_reading(tmp_path / "empty.sqlite3")
     with pytest.raises(StoreUnavailable, match=":memory:"):
         open_for_reading(":memory:")

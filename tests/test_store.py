@@ -14,6 +14,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import Callable, Iterator
 
+import psycopg
 import pytest
 
 from payloads import CATALOGUE, REPORT_REQUEST_FULL, REPORT_REQUEST_MIN
@@ -319,6 +320,45 @@ def test_mark_delivered_records_what_one_ven_acknowledged(store):
     assert store.deliveries(event_id="nope") == []
 
 
+def test_a_late_acknowledgement_of_an_older_push_never_moves_the_record_back(store):
+    """The interleaving of a retry, or of two instances: the newer push's acknowledgement is
+    recorded first, the older one's arrives after it. The record stays at the newer state."""
+    store.put_event(record("ev", ["ven-a"]))
+    store.mark_delivered("ven-a", [("ev", 0, "active")])
+    store.mark_delivered("ven-a", [("ev", 0, "far")])                  # the older push, acknowledged late
+    assert store.deliveries("ev", "ven-a") == [Delivery("ev", "ven-a", 0, "active")]
+    store.mark_delivered("ven-a", [("ev", 0, "completed")])
+    for late in ("near", "active", "completed"):                      # the same state again changes nothing either
+        store.mark_delivered("ven-a", [("ev", 0, late)])
+    assert store.deliveries("ev", "ven-a") == [Delivery("ev", "ven-a", 0, "completed")]
+    # The modification number comes first: any status of a newer modification is ahead ...
+    store.put_event(record("ev", ["ven-a"], modification=1))
+    store.mark_delivered("ven-a", [("ev", 1, "far")])
+    assert store.deliveries("ev", "ven-a") == [Delivery("ev", "ven-a", 1, "far")]
+    # ... and no status of an older one, even a later status, takes it back.
+    store.mark_delivered("ven-a", [("ev", 0, "cancelled")])
+    assert store.deliveries("ev", "ven-a") == [Delivery("ev", "ven-a", 1, "far")]
+    store.mark_delivered("ven-a", [("ev", 1, "cancelled")])
+    store.mark_delivered("ven-a", [("ev", 1, "completed")])
+    assert store.deliveries("ev", "ven-a") == [Delivery("ev", "ven-a", 1, "cancelled")]
+
+
+def test_mark_delivered_refuses_an_unknown_status_and_records_nothing(store):
+    store.put_event(record("e1", ["ven-a"]))
+    store.put_event(record("e2", ["ven-a"]))
+    with pytest.raises(ValueError, match="'pending'"):
+        store.mark_delivered("ven-a", [("e1", 0, "far"), ("e2", 0, "pending")])
+    assert rows(store.deliveries()) == [Delivery("e1", "ven-a"), Delivery("e2", "ven-a")]
+
+
+def test_the_store_ranks_every_status_the_lifecycle_has_in_its_order():
+    # The store cannot import the services (they sit above it): its copy of the order must match.
+    from xmpp_vtn.services import lifecycle
+    from xmpp_vtn.store.sql import DELIVERY_STATUSES
+    assert DELIVERY_STATUSES == (lifecycle.FAR, lifecycle.NEAR, lifecycle.ACTIVE, lifecycle.COMPLETED,
+                                 lifecycle.CANCELLED)
+
+
 def test_set_opt_records_answers_and_journals_them_with_their_owner(store):
     store.put_event(record("e1", ["ven-a", "ven-b"]))
     store.put_event(record("e2", ["ven-a"]))
@@ -334,6 +374,33 @@ def test_set_opt_records_answers_and_journals_them_with_their_owner(store):
     # A later answer replaces the earlier one.
     store.set_opt("ven-a", [("e1", "optOut", 0)])
     assert store.deliveries("e1", "ven-a")[0].opt_type == "optOut"
+
+
+def test_an_answer_to_an_older_modification_never_replaces_a_newer_one(store):
+    store.put_event(record("ev", ["ven-a"], modification=1))
+    store.set_opt("ven-a", [("ev", "optIn", 1)])
+    store.set_opt("ven-a", [("ev", "optOut", 0)])                       # answered before the change, recorded late
+    assert store.deliveries("ev", "ven-a")[0] == Delivery("ev", "ven-a", opt_type="optIn", opt_modification=1)
+    store.set_opt("ven-a", [("ev", "optOut", 1)])                       # a VEN may change its mind
+    assert store.deliveries("ev", "ven-a")[0] == Delivery("ev", "ven-a", opt_type="optOut", opt_modification=1)
+
+
+def test_restore_opt_puts_back_the_answer_before_only_over_the_one_written(store):
+    store.put_event(record("e1", ["ven-a"], modification=1))
+    store.put_event(record("e2", ["ven-a"], modification=1))
+    store.set_opt("ven-a", [("e1", "optIn", 0)])
+    written = [("e1", "optOut", 1), ("e2", "optIn", 1)]
+    store.set_opt("ven-a", written)
+    # The application refused that answer: back to what was there (nothing, for e2), older or not.
+    store.restore_opt("ven-a", [("e1", "optIn", 0), ("e2", None, None)], written)
+    assert rows(store.deliveries()) == [Delivery("e1", "ven-a", opt_type="optIn", opt_modification=0),
+                                        Delivery("e2", "ven-a")]
+    # A newer answer recorded meanwhile (by another instance) is not undone.
+    store.set_opt("ven-a", written)
+    store.set_opt("ven-a", [("e2", "optOut", 1)])
+    store.restore_opt("ven-a", [("e1", "optIn", 0), ("e2", None, None)], written)
+    assert rows(store.deliveries()) == [Delivery("e1", "ven-a", opt_type="optIn", opt_modification=0),
+                                        Delivery("e2", "ven-a", opt_type="optOut", opt_modification=1)]
 
 
 def test_set_opt_is_all_or_none(store):
@@ -730,3 +797,34 @@ def test_two_postgresql_stores_on_one_database_see_each_others_writes_at_once(sh
     assert two.claim("courier", "vtn-2", 30) is True
     assert one.lease_holder("courier") == "vtn-2"
     assert one.claim("courier", "vtn-1", 30) is False
+
+
+def test_an_older_acknowledgement_waiting_on_a_newer_ones_transaction_does_not_overwrite_it(shared):
+    """Two instances record acknowledgements of one VEN at the same moment: the newer one's
+    transaction holds the row when the older one's update arrives. The older update waits for
+    the lock, then finds the row ahead of it and leaves it (an unconditional update would write
+    the older state over the newer one as soon as the lock is released)."""
+    newer, older = shared(), shared()
+    newer.put_event(record("ev", ["ven-a"]))
+    newer.mark_delivered("ven-a", [("ev", 0, "far")])
+    with psycopg.connect(shared.location, autocommit=True) as writer:
+        writer.execute("BEGIN")
+        writer.execute("UPDATE event_vens SET delivered_modification = 0, delivered_status = 'active' "
+                       "WHERE event_id = 'ev' AND ven_id = 'ven-a'")       # the newer state, not committed yet
+        errors: list[BaseException] = []
+
+        def record_older() -> None:
+            try:
+                older.mark_delivered("ven-a", [("ev", 0, "near")])
+            except BaseException as error:  # reported below, in the test's thread
+                errors.append(error)
+        thread = threading.Thread(target=record_older)
+        thread.start()
+        with psycopg.connect(shared.location, autocommit=True) as watcher:
+            wait_until(lambda: watcher.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND query LIKE 'UPDATE event_vens%%'").fetchone()[0] == 1, 10, "the older update waits for the row")
+        writer.execute("COMMIT")
+        thread.join(10)
+    assert not thread.is_alive() and errors == []
+    assert older.deliveries("ev", "ven-a") == [Delivery("ev", "ven-a", 0, "active")]

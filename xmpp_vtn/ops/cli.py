@@ -339,6 +339,10 @@ def _status(args: argparse.Namespace) -> int:
         return 2
     try:
         facts = status.gather(store)
+    except status.READ_ERRORS as exc:           # the server went away mid-read, say: one line, no traceback
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[-1]
+        _say("status", f"reading {redact_url(str(source))} failed: {reason}")
+        return 2
     finally:
         store.close()
     print(status.to_json(facts) if args.json else status.render_text(facts, redact_url(str(source))))

@@ -3,8 +3,8 @@
 :func:`gather` reads a :class:`~xmpp_vtn.store.Store` (and nothing else: no XMPP) and returns
 plain dicts and lists (datetimes as :class:`datetime`, durations in seconds), so that tests and
 other tools can use the facts; :func:`to_json` and :func:`render_text` present them.
-:func:`open_for_reading` opens a store without changing it, also while a VTN is running on the
-same SQLite file (WAL mode lets a reader in beside the writer).
+:func:`open_for_reading` opens a store read-only, without changing it, also while a VTN is
+running on it (WAL mode lets a reader in beside the writer of a SQLite file).
 """
 from __future__ import annotations
 
@@ -17,8 +17,7 @@ from typing import Any
 
 from .config import redact_url
 from ..services import lifecycle
-from ..store import Delivery, Document, EventRecord, Store, open_store
-from ..store.sqlite import MIGRATIONS, SQLiteStore
+from ..store import Delivery, Document, EventRecord, Store, StoreSchemaError, open_store
 
 SUBSCRIPTION_KINDS = {
     # kind -> who reports to whom
@@ -28,50 +27,39 @@ SUBSCRIPTION_KINDS = {
 
 
 class StoreUnavailable(Exception):
-    """The store cannot be read: missing file, a schema this xmpp-vtn does not know, or not a store."""
+    """The store cannot be read: missing file, unreachable server, a schema this xmpp-vtn does not
+    read (older, newer, or no xmpp-vtn store at all)."""
+
+
+def _read_errors() -> tuple[type[BaseException], ...]:
+    """What reading a store can raise when the store, not the code, is the problem."""
+    errors: tuple[type[BaseException], ...] = (sqlite3.Error, OSError)     # OSError: ConnectionError too
+    try:
+        import psycopg
+    except ImportError:
+        return errors
+    return (*errors, psycopg.Error)
+
+
+READ_ERRORS = _read_errors()
 
 
 # -- opening ---------------------------------------------------------------------------------------
 
-def _schema_version(path: Path) -> int:
-    """The store's schema version, read over a read-only connection (which never creates a file)."""
-    try:
-        connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-        try:
-            return connection.execute("PRAGMA user_version").fetchone()[0]
-        finally:
-            connection.close()
-    except sqlite3.DatabaseError as exc:
-        raise StoreUnavailable(f"{path}: not an xmpp-vtn store ({exc})") from None
-
-
 def open_for_reading(store: str | Path) -> Store:
-    """Open ``store`` (a file path, ``sqlite:///path`` or a database URL) to read it.
+    """Open ``store`` (a file path, ``sqlite:///path`` or a ``postgresql://`` URL) to read it.
 
-    A SQLite file must exist and be at the schema version this xmpp-vtn writes: opening it then
-    changes nothing (no file is created, no migration runs), so a running VTN is undisturbed.
-    Raises :class:`StoreUnavailable` saying why it cannot be read.
+    Read-only through :func:`~xmpp_vtn.store.open_store`: no file or table is created, no
+    migration runs and nothing is written, so a running VTN is undisturbed. A store that is not
+    at the schema version this xmpp-vtn reads is reported, not changed. Raises
+    :class:`StoreUnavailable` saying why it cannot be read.
     """
-    text = str(store)
-    if text == ":memory:":
-        raise StoreUnavailable(":memory: stores live inside their VTN process; give the store's file")
-    if text.startswith("sqlite:///"):
-        text = text[len("sqlite:///"):]
-    elif "://" in text:
-        try:
-            return open_store(text)               # a database server: readers do not disturb the VTN
-        except ValueError as exc:
-            raise StoreUnavailable(f"{redact_url(text)}: {exc}") from None
-    path = Path(text).expanduser()
-    if not path.is_file():
-        raise StoreUnavailable(f"{path}: no such store file")
-    version = _schema_version(path)
-    if version != len(MIGRATIONS):
-        what = "was not written by xmpp-vtn" if version == 0 else (
-            f"has store schema version {version}; this xmpp-vtn reads version {len(MIGRATIONS)}: "
-            + ("upgrade xmpp-vtn" if version > len(MIGRATIONS) else "start the VTN on it once to upgrade it"))
-        raise StoreUnavailable(f"{path} {what}")
-    return SQLiteStore(path)
+    try:
+        return open_store(store, read_only=True)
+    except (FileNotFoundError, StoreSchemaError, ConnectionError) as exc:
+        raise StoreUnavailable(str(exc)) from None
+    except (ValueError, *READ_ERRORS) as exc:
+        raise StoreUnavailable(f"{redact_url(str(store))}: {exc}") from None
 
 
 # -- gathering -------------------------------------------------------------------------------------

@@ -270,8 +270,8 @@ class EventService:
             await self.handlers.call("on_created_event", request.payload)
         except Exception:
             # The application refused it (469): put the opt state back as it was.
-            self.store.set_opt(ven.ven_id, [(event_id, held[event_id].opt_type, held[event_id].opt_modification)
-                                            for event_id, _, _ in answered])
+            self.store.restore_opt(ven.ven_id, [(event_id, held[event_id].opt_type, held[event_id].opt_modification)
+                                                for event_id, _, _ in answered], answered)
             self.store.journal_done(entry)
             raise
         for record, answer in fresh:                   # a repeated answer does not fire twice

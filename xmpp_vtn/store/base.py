@@ -12,6 +12,23 @@ from datetime import datetime, timezone
 from typing import Callable
 
 
+class StoreSchemaError(RuntimeError):
+    """A store whose schema version is not the one this xmpp-vtn writes: ``version`` (0: it
+    holds no xmpp-vtn store at all) against ``expected``. A store opened to be used is upgraded
+    when older; one opened read-only is only reported."""
+
+    def __init__(self, where: str, version: int, expected: int):
+        self.where, self.version, self.expected = where, version, expected
+        if version == 0:
+            what = "holds no xmpp-vtn store"
+        elif version > expected:
+            what = f"has store schema version {version}; this xmpp-vtn knows {expected}: upgrade xmpp-vtn"
+        else:
+            what = (f"has store schema version {version}; this xmpp-vtn reads version {expected}: "
+                    "start the VTN on it once to upgrade it")
+        super().__init__(f"{where} {what}")
+
+
 def _now() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -114,7 +131,14 @@ class OutboxItem:
 
 
 class Store(abc.ABC):
-    """Persistence for the VTN. Methods are synchronous: the embedded backend answers in microseconds."""
+    """Persistence for the VTN. Methods are synchronous: the embedded backend answers in microseconds.
+
+    A store opened with ``read_only=True`` (see :func:`~xmpp_vtn.store.open_store`) answers every
+    read; the database itself refuses every write.
+    """
+
+    #: Opened to read only: nothing was created or migrated, and writes fail.
+    read_only: bool = False
 
     @abc.abstractmethod
     def put_ven(self, ven: VenRecord) -> None:
@@ -163,17 +187,32 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def mark_delivered(self, ven_id: str, delivered: list[tuple[str, int, str]]) -> None:
-        """Record that ``ven_id`` acknowledged these (event_id, modification_number, status)."""
+        """Record that ``ven_id`` acknowledged these (event_id, modification_number, status).
+
+        The recorded state only moves forward, atomically: to a newer modification, or to a later
+        status (far < near < active < completed < cancelled) of the same one. An acknowledgement
+        of an older push that arrives late (a retry's, another instance's) changes nothing.
+        Raises ValueError for a status that is none of those.
+        """
 
     @abc.abstractmethod
     def set_opt(self, ven_id: str, opts: list[tuple[str, str, int]], journal: bytes | None = None,
                 owner: str = "") -> int | None:
         """Record ``ven_id``'s (event_id, opt_type, modification_number) answers, all or none.
 
+        An answer replaces one given for the same or an older modification, never one given for a
+        newer modification (checked atomically, like :meth:`mark_delivered`).
         With ``journal`` (the answer as received), also note in the same transaction that the
         application's handlers still have to see it; returns that note's id (see :meth:`journal`).
         ``owner`` names the instance that will hand it over, so that only a dead one's notes are replayed.
         """
+
+    @abc.abstractmethod
+    def restore_opt(self, ven_id: str, restored: list[tuple[str, str | None, int | None]],
+                    written: list[tuple[str, str, int]]) -> None:
+        """Undo :meth:`set_opt`'s ``written`` answers, putting back the ``restored``
+        (event_id, opt_type, modification_number) (None, None: no answer), each only while the row
+        still holds what was written: a newer answer recorded meanwhile stays."""
 
     @abc.abstractmethod
     def journal(self) -> list[tuple[int, str, bytes, str]]:

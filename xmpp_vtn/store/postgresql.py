@@ -12,6 +12,7 @@ asynchronous part: it holds its own connection and awaits notifications.
 """
 from __future__ import annotations
 
+import functools
 import logging
 from contextlib import contextmanager
 from datetime import datetime
@@ -21,9 +22,10 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
-from .base import Delivery, Document, EventRecord, OutboxItem, Store, VenRecord
+from .base import Delivery, Document, EventRecord, OutboxItem, Store, StoreSchemaError, VenRecord
 from .documents import decode_document, decode_event, encode_document, encode_event
-from .sqlite import OWED_VEN_IDS
+from .sql import (DELIVERY_COLUMNS, DOCUMENT_COLUMNS, JOURNAL_COLUMNS, MARK_DELIVERED, OUTBOX_COLUMNS,
+                  OWED_VEN_IDS, PUT_VEN, RESTORE_OPT, SET_OPT, VEN_COLUMNS, delivered_rows, opt_rows, statement)
 
 log = logging.getLogger("xmpp_vtn.store")
 
@@ -97,8 +99,13 @@ MIGRATIONS: list[str] = [
     """,
 ]
 
-_VEN_COLUMNS = ("ven_id, registration_id, bare_jid, transport_address, ven_name, profile_name, "
-                "report_only, xml_signature, http_pull_model, registered_at")
+
+@functools.cache
+def _sql(template: str) -> str:
+    """A statement of :mod:`.sql` with this backend's placeholders."""
+    return statement(template, "%s")
+
+
 # Instances of one VTN share the database; notification channels are namespaced to us.
 _CHANNEL_PREFIX = "xmpp_vtn_"
 # Two instances starting on an empty database must not both create the tables.
@@ -108,24 +115,39 @@ _MIGRATION_LOCK = 0x786D7070   # "xmpp"
 class PostgreSQLStore(Store):
     """A :class:`Store` in a PostgreSQL database, safe to share between VTN instances.
 
+    ``read_only=True`` checks the schema version instead of migrating, and runs every
+    transaction read-only (``default_transaction_read_only``), so the server refuses writes.
+
     >>> store = PostgreSQLStore("postgresql://vtn@127.0.0.1:5432/vtn")   # doctest: +SKIP
     """
 
     shared = True
 
-    def __init__(self, url: str, connect_timeout: float = 10.0):
+    def __init__(self, url: str, connect_timeout: float = 10.0, read_only: bool = False):
         self.url = url
         self.connect_timeout = connect_timeout
+        self.read_only = read_only
         self._db = self._connect()
-        self._migrate()
+        try:
+            if read_only:
+                self._check_version()
+            else:
+                self._migrate()
+        except BaseException:
+            self._db.close()
+            raise
 
     def _connect(self) -> psycopg.Connection:
         # autocommit: a statement outside _transaction() commits at once, as in the SQLite store.
         try:
-            return psycopg.connect(self.url, autocommit=True, connect_timeout=max(1, int(self.connect_timeout)))
+            db = psycopg.connect(self.url, autocommit=True, connect_timeout=max(1, int(self.connect_timeout)))
         except psycopg.OperationalError as error:
             reason = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
             raise ConnectionError(f"store: cannot connect to PostgreSQL at {self.where}: {reason}") from None
+        if self.read_only:
+            # Every transaction of this session, implicit ones included: the server refuses writes.
+            db.execute("SET default_transaction_read_only = on")
+        return db
 
     @property
     def where(self) -> str:
@@ -139,17 +161,24 @@ class PostgreSQLStore(Store):
 
     @staticmethod
     def _version(db: psycopg.Connection) -> int:
-        db.execute("CREATE TABLE IF NOT EXISTS xmpp_vtn_schema (version INTEGER NOT NULL)")
+        """The schema version written in the database; 0 when it holds no xmpp-vtn store. Reads only."""
+        if db.execute("SELECT to_regclass('xmpp_vtn_schema')").fetchone()[0] is None:
+            return 0
         row = db.execute("SELECT version FROM xmpp_vtn_schema").fetchone()
         return row[0] if row else 0
+
+    def _check_version(self) -> None:
+        version = self._version(self._db)
+        if version != len(MIGRATIONS):
+            raise StoreSchemaError(f"the database at {self.where}", version, len(MIGRATIONS))
 
     def _migrate(self) -> None:
         with self._db.transaction():
             self._db.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+            self._db.execute("CREATE TABLE IF NOT EXISTS xmpp_vtn_schema (version INTEGER NOT NULL)")
             version = self._version(self._db)
             if version > len(MIGRATIONS):
-                raise RuntimeError(f"the database has store schema version {version}; this xmpp-vtn knows "
-                                   f"{len(MIGRATIONS)}: upgrade xmpp-vtn")
+                raise StoreSchemaError(f"the database at {self.where}", version, len(MIGRATIONS))
             for script in MIGRATIONS[version:]:
                 self._db.execute(script)
             if version == 0:
@@ -197,20 +226,12 @@ class PostgreSQLStore(Store):
     def put_ven(self, ven: VenRecord) -> None:
         with self._transaction() as db:
             db.execute("DELETE FROM vens WHERE bare_jid = %s AND ven_id <> %s", (ven.bare_jid, ven.ven_id))
-            # Upsert on the venID only: a clash on registration id or JID must raise.
-            db.execute(
-                f"INSERT INTO vens ({_VEN_COLUMNS}) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) "
-                "ON CONFLICT (ven_id) DO UPDATE SET "
-                "registration_id = excluded.registration_id, bare_jid = excluded.bare_jid, "
-                "transport_address = excluded.transport_address, ven_name = excluded.ven_name, "
-                "profile_name = excluded.profile_name, report_only = excluded.report_only, "
-                "xml_signature = excluded.xml_signature, http_pull_model = excluded.http_pull_model, "
-                "registered_at = excluded.registered_at",
+            db.execute(_sql(PUT_VEN),
                 (ven.ven_id, ven.registration_id, ven.bare_jid, ven.transport_address, ven.ven_name,
                  ven.profile_name, ven.report_only, ven.xml_signature, ven.http_pull_model, ven.registered_at))
 
     def _vens(self, where: str = "TRUE", args: tuple = ()) -> list[VenRecord]:
-        rows = self._execute(f"SELECT {_VEN_COLUMNS} FROM vens WHERE {where} ORDER BY ven_id", args).fetchall()
+        rows = self._execute(f"SELECT {VEN_COLUMNS} FROM vens WHERE {where} ORDER BY ven_id", args).fetchall()
         return [VenRecord(*row) for row in rows]
 
     def _one_ven(self, column: str, value: str) -> VenRecord | None:
@@ -274,31 +295,35 @@ class PostgreSQLStore(Store):
                       if value is not None]
         where = " AND ".join(f"{column} = %s" for column, _ in conditions) or "TRUE"
         rows = self._execute(
-            "SELECT event_id, ven_id, delivered_modification, delivered_status, opt_type, opt_modification "
-            f"FROM event_vens WHERE {where} ORDER BY event_id, ven_id", [value for _, value in conditions])
+            f"SELECT {DELIVERY_COLUMNS} FROM event_vens WHERE {where} ORDER BY event_id, ven_id",
+            [value for _, value in conditions])
         return [Delivery(*row) for row in rows]
 
     def mark_delivered(self, ven_id: str, delivered: list[tuple[str, int, str]]) -> None:
+        rows = delivered_rows(ven_id, delivered)
         with self._transaction() as db, db.cursor() as cursor:
-            cursor.executemany(
-                "UPDATE event_vens SET delivered_modification = %s, delivered_status = %s "
-                "WHERE event_id = %s AND ven_id = %s",
-                [(modification, status, event_id, ven_id) for event_id, modification, status in delivered])
+            cursor.executemany(_sql(MARK_DELIVERED), rows)
 
     def set_opt(self, ven_id: str, opts: list[tuple[str, str, int]], journal: bytes | None = None,
                 owner: str = "") -> int | None:
         with self._transaction() as db:
             with db.cursor() as cursor:
-                cursor.executemany(
-                    "UPDATE event_vens SET opt_type = %s, opt_modification = %s WHERE event_id = %s AND ven_id = %s",
-                    [(opt_type, modification, event_id, ven_id) for event_id, opt_type, modification in opts])
+                cursor.executemany(_sql(SET_OPT), opt_rows(ven_id, opts))
             if journal is None:
                 return None
             return db.execute("INSERT INTO journal (ven_id, document, owner) VALUES (%s, %s, %s) RETURNING entry_id",
                               (ven_id, journal, owner)).fetchone()[0]
 
+    def restore_opt(self, ven_id: str, restored: list[tuple[str, str | None, int | None]],
+                    written: list[tuple[str, str, int]]) -> None:
+        written_by_event = {event_id: (opt_type, modification) for event_id, opt_type, modification in written}
+        with self._transaction() as db, db.cursor() as cursor:
+            cursor.executemany(_sql(RESTORE_OPT), [
+                (opt_type, modification, event_id, ven_id, *written_by_event[event_id])
+                for event_id, opt_type, modification in restored])
+
     def journal(self) -> list[tuple[int, str, bytes, str]]:
-        rows = self._execute("SELECT entry_id, ven_id, document, owner FROM journal ORDER BY entry_id").fetchall()
+        rows = self._execute(f"SELECT {JOURNAL_COLUMNS} FROM journal ORDER BY entry_id").fetchall()
         return [(entry_id, ven_id, bytes(document), owner) for entry_id, ven_id, document, owner in rows]
 
     def journal_done(self, entry_id: int) -> None:
@@ -314,7 +339,7 @@ class PostgreSQLStore(Store):
                       (document.kind, document.key, document.ven_id, document.state, data))
 
     def _documents(self, where: str, args: tuple) -> list[Document]:
-        rows = self._execute(f"SELECT kind, key, ven_id, state, document FROM documents WHERE {where} "
+        rows = self._execute(f"SELECT {DOCUMENT_COLUMNS} FROM documents WHERE {where} "
                              "ORDER BY position", args).fetchall()
         return [Document(kind, key, ven_id, decode_document(kind, bytes(data)), state)
                 for kind, key, ven_id, state, data in rows]
@@ -340,8 +365,7 @@ class PostgreSQLStore(Store):
 
     def outbox(self, ven_id: str | None = None) -> list[OutboxItem]:
         where, args = ("WHERE ven_id = %s", (ven_id,)) if ven_id is not None else ("", ())
-        rows = self._execute("SELECT item_id, ven_id, destination, message_type, document, attempts "
-                             f"FROM outbox {where} ORDER BY item_id", args).fetchall()
+        rows = self._execute(f"SELECT {OUTBOX_COLUMNS} FROM outbox {where} ORDER BY item_id", args).fetchall()
         return [OutboxItem(item_id, ven, to, message_type, bytes(document), attempts)
                 for item_id, ven, to, message_type, document, attempts in rows]
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import sqlite3
 from dataclasses import replace
@@ -10,8 +11,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Iterator
 
-from .base import Delivery, Document, EventRecord, OutboxItem, Store, VenRecord
+from .base import Delivery, Document, EventRecord, OutboxItem, Store, StoreSchemaError, VenRecord
 from .documents import decode_document, decode_event, encode_document, encode_event
+from .sql import (DELIVERY_COLUMNS, DOCUMENT_COLUMNS, JOURNAL_COLUMNS, MARK_DELIVERED, OUTBOX_COLUMNS,
+                  OWED_VEN_IDS, PUT_VEN, RESTORE_OPT, SET_OPT, VEN_COLUMNS, delivered_rows, held_rank, opt_rows,
+                  statement, status_rank)
 
 log = logging.getLogger("xmpp_vtn.store")
 
@@ -90,21 +94,32 @@ MIGRATIONS: list[str] = [
     """,
 ]
 
-_VEN_COLUMNS = ("ven_id, registration_id, bare_jid, transport_address, ven_name, profile_name, "
-                "report_only, xml_signature, http_pull_model, registered_at")
+
+@functools.cache
+def _sql(template: str) -> str:
+    """A statement of :mod:`.sql` with this backend's placeholders."""
+    return statement(template, "?")
+
+
+def _ahead(held: Delivery, modification: int, status: str) -> bool:
+    """Whether (modification, status) is ahead of what ``held`` records: the rule of
+    :data:`~xmpp_vtn.store.sql.MARK_DELIVERED`, applied to the copy kept in memory."""
+    if held.delivered_modification is None or held.delivered_modification < modification:
+        return True
+    return held.delivered_modification == modification and held_rank(held.delivered_status) < status_rank(status)
 
 
 class SQLiteStore(Store):
-    """A :class:`Store` in one SQLite file (or ``:memory:``).
+    """A :class:`Store` in one SQLite file (or ``:memory:``); ``read_only=True`` opens an existing
+    file without creating, migrating or writing anything.
 
     Commits after every change, with ``synchronous=NORMAL`` in WAL mode: a committed registration
     survives the process dying; only a power loss can take the last few commits.
     """
 
-    def __init__(self, path: str | Path = ":memory:"):
+    def __init__(self, path: str | Path = ":memory:", read_only: bool = False):
         self.path = str(path)
-        # isolation_level=None: we decide where transactions begin and end.
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self.read_only = read_only
         # The open group transaction, when changes are being grouped: who waits for its commit.
         self._group: list[asyncio.Future] | None = None
         # Journal entries made in the open group, written with its commit unless done by then.
@@ -114,14 +129,39 @@ class SQLiteStore(Store):
         self._next_journal_entry: int | None = None
         # Per VEN and event, the delivery and opt state (the event_vens rows), loaded once.
         self._deliveries: dict[str, dict[str, Delivery]] | None = None
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        self._migrate()
+        if read_only:
+            self._db = self._open_read_only()
+        else:
+            # isolation_level=None: we decide where transactions begin and end.
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
         self._vens: dict[str, VenRecord] | None = None
         self._by_jid: dict[str, VenRecord] = {}
         self._by_registration: dict[str, VenRecord] = {}
         self._events: dict[str, tuple[EventRecord, frozenset[str]]] | None = None
+
+    def _open_read_only(self) -> sqlite3.Connection:
+        """An existing store file over a ``mode=ro`` connection: SQLite creates no file and
+        refuses every write; a VTN writing the file meanwhile is undisturbed (WAL mode)."""
+        if self.path == ":memory:" or self.path.startswith("file:"):
+            raise ValueError(f"{self.path}: give the store's file to open it read-only")
+        path = Path(self.path).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such store file")
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None,
+                             check_same_thread=False)
+        try:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+        except sqlite3.DatabaseError:          # not an SQLite file at all
+            db.close()
+            raise StoreSchemaError(str(path), 0, len(MIGRATIONS)) from None
+        if version != len(MIGRATIONS):
+            db.close()
+            raise StoreSchemaError(str(path), version, len(MIGRATIONS))
+        return db
 
     @property
     def schema_version(self) -> int:
@@ -130,12 +170,11 @@ class SQLiteStore(Store):
     def _migrate(self) -> None:
         version = self.schema_version
         if version > len(MIGRATIONS):
-            raise RuntimeError(f"{self.path} has store schema version {version}; this xmpp-vtn knows "
-                               f"{len(MIGRATIONS)}: upgrade xmpp-vtn")
+            raise StoreSchemaError(self.path, version, len(MIGRATIONS))
         for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
             with self._transaction():
-                for statement in filter(str.strip, script.split(";")):
-                    self._db.execute(statement)
+                for command in filter(str.strip, script.split(";")):
+                    self._db.execute(command)
                 self._db.execute(f"PRAGMA user_version={number}")
 
     def _grouping(self) -> bool:
@@ -230,7 +269,7 @@ class SQLiteStore(Store):
 
     def _registrations(self) -> dict[str, VenRecord]:
         if self._vens is None:
-            rows = self._db.execute(f"SELECT {_VEN_COLUMNS} FROM vens").fetchall()
+            rows = self._db.execute(f"SELECT {VEN_COLUMNS} FROM vens").fetchall()
             self._vens = {row[0]: _ven_from_row(row) for row in rows}
             self._by_jid = {ven.bare_jid: ven for ven in self._vens.values()}
             self._by_registration = {ven.registration_id: ven for ven in self._vens.values()}
@@ -240,15 +279,10 @@ class SQLiteStore(Store):
         registrations = self._registrations()
         with self._transaction():
             self._db.execute("DELETE FROM vens WHERE bare_jid = ? AND ven_id <> ?", (ven.bare_jid, ven.ven_id))
-            # Upsert on the venID only: a clash on registration id or JID must raise, not silently
-            # delete another VEN's row (which the in-memory copy would not know about).
+            # Upsert on the venID only (a clash must raise, not silently delete another VEN's row,
+            # which the in-memory copy would not know about).
             self._db.execute(
-                f"INSERT INTO vens ({_VEN_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(ven_id) DO UPDATE SET "
-                "registration_id = excluded.registration_id, bare_jid = excluded.bare_jid, "
-                "transport_address = excluded.transport_address, ven_name = excluded.ven_name, "
-                "profile_name = excluded.profile_name, report_only = excluded.report_only, "
-                "xml_signature = excluded.xml_signature, http_pull_model = excluded.http_pull_model, "
-                "registered_at = excluded.registered_at",
+                _sql(PUT_VEN),
                 (ven.ven_id, ven.registration_id, ven.bare_jid, ven.transport_address, ven.ven_name,
                  ven.profile_name, int(ven.report_only), int(ven.xml_signature),
                  None if ven.http_pull_model is None else int(ven.http_pull_model),
@@ -347,8 +381,7 @@ class SQLiteStore(Store):
     def _delivery_cache(self) -> dict[str, dict[str, Delivery]]:
         if self._deliveries is None:
             self._deliveries = {}
-            for row in self._db.execute("SELECT event_id, ven_id, delivered_modification, delivered_status, "
-                                        "opt_type, opt_modification FROM event_vens"):
+            for row in self._db.execute(f"SELECT {DELIVERY_COLUMNS} FROM event_vens"):
                 self._deliveries.setdefault(row[1], {})[row[0]] = Delivery(*row)
         return self._deliveries
 
@@ -360,13 +393,13 @@ class SQLiteStore(Store):
         return sorted(found, key=lambda delivery: (delivery.event_id, delivery.ven_id))
 
     def mark_delivered(self, ven_id: str, delivered: list[tuple[str, int, str]]) -> None:
+        delivered_rows(ven_id, delivered)                  # an unknown status raises before anything changes
         held = self._delivery_cache().get(ven_id, {})
-        changed = [(event_id, modification, status) for event_id, modification, status in delivered if event_id in held]
+        changed = [(event_id, modification, status) for event_id, modification, status in delivered
+                   if event_id in held and _ahead(held[event_id], modification, status)]
         if not changed:
             return
-        self._write("UPDATE event_vens SET delivered_modification = ?, delivered_status = ? "
-                    "WHERE event_id = ? AND ven_id = ?",
-                    [(modification, status, event_id, ven_id) for event_id, modification, status in changed], many=True)
+        self._write(_sql(MARK_DELIVERED), delivered_rows(ven_id, changed), many=True)
         for event_id, modification, status in changed:
             held[event_id] = replace(held[event_id], delivered_modification=modification, delivered_status=status)
 
@@ -375,11 +408,11 @@ class SQLiteStore(Store):
         if journal is not None and not isinstance(journal, (bytes, bytearray)):
             raise TypeError(f"a journal entry is the answer's bytes, not {type(journal).__name__}")
         held = self._delivery_cache().get(ven_id, {})
-        changed = [(event_id, opt_type, modification) for event_id, opt_type, modification in opts if event_id in held]
+        changed = [(event_id, opt_type, modification) for event_id, opt_type, modification in opts
+                   if event_id in held and (held[event_id].opt_modification is None
+                                            or held[event_id].opt_modification <= modification)]
         if changed:
-            self._write("UPDATE event_vens SET opt_type = ?, opt_modification = ? WHERE event_id = ? AND ven_id = ?",
-                        [(opt_type, modification, event_id, ven_id) for event_id, opt_type, modification in changed],
-                        many=True)
+            self._write(_sql(SET_OPT), opt_rows(ven_id, changed), many=True)
             for event_id, opt_type, modification in changed:
                 held[event_id] = replace(held[event_id], opt_type=opt_type, opt_modification=modification)
         if journal is None:
@@ -398,10 +431,24 @@ class SQLiteStore(Store):
         self._pending_journal[self._next_journal_entry] = (ven_id, journal, owner)
         return self._next_journal_entry
 
+    def restore_opt(self, ven_id: str, restored: list[tuple[str, str | None, int | None]],
+                    written: list[tuple[str, str, int]]) -> None:
+        held = self._delivery_cache().get(ven_id, {})
+        written_by_event = {event_id: (opt_type, modification) for event_id, opt_type, modification in written}
+        back = [(event_id, opt_type, modification) for event_id, opt_type, modification in restored
+                if event_id in held and (held[event_id].opt_type, held[event_id].opt_modification)
+                == written_by_event[event_id]]
+        if not back:
+            return
+        self._write(_sql(RESTORE_OPT), [(opt_type, modification, event_id, ven_id, *written_by_event[event_id])
+                                        for event_id, opt_type, modification in back], many=True)
+        for event_id, opt_type, modification in back:
+            held[event_id] = replace(held[event_id], opt_type=opt_type, opt_modification=modification)
+
     def journal(self) -> list[tuple[int, str, bytes, str]]:
         done = set(self._done_journal)
         stored = [entry for entry in self._db.execute(
-            "SELECT entry_id, ven_id, document, owner FROM journal ORDER BY entry_id") if entry[0] not in done]
+            f"SELECT {JOURNAL_COLUMNS} FROM journal ORDER BY entry_id") if entry[0] not in done]
         return stored + [(entry_id, *entry) for entry_id, entry in sorted(self._pending_journal.items())]
 
     def journal_done(self, entry_id: int) -> None:
@@ -425,7 +472,7 @@ class SQLiteStore(Store):
                              (document.kind, document.key, document.ven_id, document.state, position, data))
 
     def _documents(self, where: str, args: tuple) -> list[Document]:
-        rows = self._db.execute(f"SELECT kind, key, ven_id, state, document FROM documents WHERE {where} "
+        rows = self._db.execute(f"SELECT {DOCUMENT_COLUMNS} FROM documents WHERE {where} "
                                 "ORDER BY position", args).fetchall()
         return [Document(kind, key, ven_id, decode_document(kind, data), state)
                 for kind, key, ven_id, state, data in rows]
@@ -450,8 +497,7 @@ class SQLiteStore(Store):
 
     def outbox(self, ven_id: str | None = None) -> list[OutboxItem]:
         where, args = ("WHERE ven_id = ?", (ven_id,)) if ven_id is not None else ("", ())
-        rows = self._db.execute("SELECT item_id, ven_id, destination, message_type, document, attempts "
-                                f"FROM outbox {where} ORDER BY item_id", args).fetchall()
+        rows = self._db.execute(f"SELECT {OUTBOX_COLUMNS} FROM outbox {where} ORDER BY item_id", args).fetchall()
         return [OutboxItem(*row) for row in rows]
 
     def attempted(self, item_id: int) -> None:
@@ -477,17 +523,6 @@ class SQLiteStore(Store):
     def close(self) -> None:
         self._commit_group()
         self._db.close()
-
-
-# VENs possibly owed a push. Standard SQL: the PostgreSQL store runs it too. "completed" and
-# "cancelled" are the statuses an event never leaves unless modified (a new modification number).
-OWED_VEN_IDS = """
-    SELECT ven_id FROM outbox
-    UNION
-    SELECT v.ven_id FROM event_vens v JOIN events e ON e.event_id = v.event_id
-    WHERE v.delivered_modification IS NULL OR v.delivered_modification <> e.modification_number
-       OR v.delivered_status IS NULL OR v.delivered_status NOT IN ('completed', 'cancelled')
-"""
 
 
 def _ven_from_row(row: tuple) -> VenRecord:
