@@ -24,7 +24,7 @@ from xmpp_vtn import codec
 from xmpp_vtn.runtime.stanzas import payload_bytes
 from xmpp_vtn.store import open_store
 from xmpp_vtn.testing.ven import SimulatedVEN
-from waiting import until
+from waiting import Strike, until
 from xmpp_scene import PASSWORD, run
 
 HERE = Path(__file__).resolve().parent
@@ -88,12 +88,12 @@ class StampedVEN(SimulatedVEN):
                                  for event in payload["events"] if event["event_descriptor"]["event_id"] == EVENT_ID)
 
 
-async def start_vens(server, prefix: str) -> list[StampedVEN]:
+async def start_vens(server, prefix: str, **options) -> list[StampedVEN]:
     names = server.register_many([f"{prefix}{n}" for n in range(VENS)], PASSWORD)
 
     async def one(name: str) -> StampedVEN:
         ven = StampedVEN(f"{name}/oadr", PASSWORD, server.component, port=server.c2s_port,
-                           request_timeout=10.0, ven_id=name.split("@")[0])
+                           request_timeout=10.0, ven_id=name.split("@")[0], **options)
         return await ven.start()
     vens = await asyncio.gather(*(one(name) for name in names))
     await asyncio.gather(*(ven.register() for ven in vens))
@@ -233,16 +233,21 @@ def test_two_instances_push_once_per_ven_and_fire_each_transition_once(ejabberd,
 def test_an_instance_killed_mid_fan_out_leaves_its_work_to_the_other(ejabberd, postgres_database, tmp_path):
     log = tmp_path / "answers.jsonl"
 
+    # Few pushes in flight per instance, and the fault struck from inside the tenth VEN's answer:
+    # it finds most VENs still waiting for the event.
+    instances: list[Instance] = []
+    strike = Strike(10, lambda: instances[0].process.send_signal(signal.SIGKILL))
+
     async def scenario():
-        first = Instance(ejabberd, postgres_database, log, "first", "--event-when", str(VENS))
-        second = Instance(ejabberd, postgres_database, log, "second")
+        first = Instance(ejabberd, postgres_database, log, "first", "--push-concurrency", "4",
+                         "--event-when", str(VENS))
+        second = Instance(ejabberd, postgres_database, log, "second", "--push-concurrency", "4")
+        instances.extend((first, second))
         vens = []
         try:
-            vens = await start_vens(ejabberd, "kill2")
+            vens = await start_vens(ejabberd, "kill2", opt=strike)
             assert await first.line() == "event-added\n"
-            await asyncio.sleep(0.1)                   # part of the fan-out goes out
-            first.process.send_signal(signal.SIGKILL)
-            first.kill()
+            await asyncio.to_thread(first.process.wait, 60)     # killed as the tenth VEN took the event
             had = sum("fault-event" in ven.events for ven in vens)
             took = await until(lambda: all("fault-event" in ven.answered for ven in vens), 60,
                                "every VEN answered the event")
@@ -259,6 +264,8 @@ def test_an_instance_killed_mid_fan_out_leaves_its_work_to_the_other(ejabberd, p
     vens, had, took = run(scenario(), timeout=150)
     per_ven = collections.Counter(answer["ven_id"] for answer in answers(log))
     twice = sum(len(statuses(ven)) > 1 for ven in vens)
+    assert strike.holders_at_strike == 10 and instances[0].process.returncode == -signal.SIGKILL
+    assert 0 < had < VENS, "the fault must strike mid fan-out"
     print(f"{had} of {VENS} VENs had the event when one instance was killed; the other finished "
           f"{took:.1f} s later (lease {LEASE_SECONDS} s, push timeout {PUSH_TIMEOUT} s); {twice} VENs got it twice")
     assert len(per_ven) == VENS
