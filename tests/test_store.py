@@ -828,3 +828,51 @@ def test_an_older_acknowledgement_waiting_on_a_newer_ones_transaction_does_not_o
         thread.join(10)
     assert not thread.is_alive() and errors == []
     assert older.deliveries("ev", "ven-a") == [Delivery("ev", "ven-a", 0, "active")]
+
+
+# -- what one VEN may make the VTN hold ------------------------------------------------------------
+
+def test_purge_ven_removes_everything_the_venid_owned_in_one_go_and_nothing_of_another(store):
+    opt = CATALOGUE["oadrCreateOpt"][0]
+    for ven_id in ("ven-a", "ven-b"):
+        store.put_ven(ven(ven_id))
+        store.put_document(Document("report_request", f"rr-{ven_id}", ven_id, _request(f"rr-{ven_id}"), "active"))
+        store.put_document(Document("opt", f"{ven_id}\x1fopt-1", ven_id, opt, "active"))
+        store.enqueue(ven_id, f"{ven_id}@grid.example/oadr", "oadrRequestReregistration", push(ven_id))
+        store.enqueue_bounded(ven_id, f"{ven_id}@grid.example/oadr", "oadrUpdateReport", push(ven_id), topic="t")
+        store.set_liveness(ven_id, "online", T0)
+    store.put_event(record("e1", ["ven-a", "ven-b"]))
+    store.mark_delivered("ven-a", [("e1", 0, "far")])
+    store.set_opt("ven-a", [("e1", "optOut", 0)], journal=answer("ven-a", ("e1", "optOut", 0)))
+    store.set_opt("ven-b", [("e1", "optIn", 0)], journal=answer("ven-b", ("e1", "optIn", 0)))
+
+    removed = store.purge_ven("ven-a")
+
+    assert removed == {"vens": 1, "outbox": 2, "documents": 2, "journal": 1, "liveness": 1, "event_vens": 1}
+    assert store.ven("ven-a") is None and store.ven_by_jid("ven-a@grid.example") is None
+    assert [item.ven_id for item in store.outbox()] == ["ven-b", "ven-b"]
+    assert {document.ven_id for kind in ("report_request", "opt") for document in store.documents(kind)} == {"ven-b"}
+    assert [entry[1] for entry in store.journal()] == ["ven-b"]
+    assert set(store.liveness()) == {"ven-b"}
+    # The event stays the application's; what ven-a held of it is gone, ven-b's is untouched.
+    assert rows(store.deliveries("e1")) == [Delivery("e1", "ven-a"),
+                                            Delivery("e1", "ven-b", opt_type="optIn", opt_modification=0)]
+    assert store.purge_ven("ven-a") == {"vens": 0, "outbox": 0, "documents": 0, "journal": 0, "liveness": 0,
+                                        "event_vens": 1}
+
+
+def test_enqueue_bounded_supersedes_by_topic_caps_per_ven_and_expires(store):
+    to = "ven-a@grid.example/oadr"
+    first = store.enqueue_bounded("ven-a", to, "oadrUpdateReport", push("ven-a"), topic="sub-1", expires_at=100.0)
+    other = store.enqueue_bounded("ven-a", to, "oadrUpdateReport", push("ven-a"), topic="sub-2", expires_at=300.0)
+    newer = store.enqueue_bounded("ven-a", to, "oadrUpdateReport", push("ven-a"), topic="sub-1", expires_at=200.0)
+    assert [item.item_id for item in store.outbox("ven-a")] == [other, newer]      # the older sub-1 is gone
+    assert first not in (other, newer)
+    assert store.enqueue_bounded("ven-a", to, "oadrCreateReport", push("ven-a"), limit=2) is None
+    assert store.outbox_depth("ven-a") == 2
+    assert store.enqueue_bounded("ven-b", "ven-b@grid.example/oadr", "oadrCreateReport", push("ven-b"),
+                                 limit=2) is not None                                # the cap is per VEN
+    assert store.expire_outbox(250.0) == 1
+    assert [item.item_id for item in store.outbox("ven-a")] == [other]
+    assert store.dequeue_topic("ven-a", "sub-2") == 1
+    assert store.outbox_depth("ven-a") == 0 and store.outbox_depth("ven-b") == 1

@@ -263,6 +263,39 @@ class Store(abc.ABC):
         """VENs that may be owed a push: queued outbox items, or an event they hold at an older
         modification or a status that can still change. A superset; the courier decides."""
 
+    # -- what one VEN may make the VTN hold: bounded pushes, and one purge ---------------------------
+
+    @abc.abstractmethod
+    def enqueue_bounded(self, ven_id: str, to: str, message_type: str, document: bytes, *,
+                        topic: str | None = None, limit: int | None = None,
+                        expires_at: float | None = None) -> int | None:
+        """Queue a push like :meth:`enqueue`, in one transaction with its bounds; returns its id.
+
+        ``topic`` names what the push is about (a report subscription): queued items of
+        ``ven_id`` with the same topic are superseded and removed first. With ``limit``, None is
+        returned (nothing queued) when ``ven_id`` already has that many items. ``expires_at``
+        (seconds since the epoch) is when the item stops being worth sending (:meth:`expire_outbox`).
+        """
+
+    @abc.abstractmethod
+    def expire_outbox(self, now: float) -> int:
+        """Remove queued pushes whose ``expires_at`` has passed; returns how many."""
+
+    @abc.abstractmethod
+    def dequeue_topic(self, ven_id: str, topic: str) -> int:
+        """Remove ``ven_id``'s queued pushes about ``topic``; returns how many."""
+
+    @abc.abstractmethod
+    def outbox_depth(self, ven_id: str) -> int:
+        """How many pushes are queued for ``ven_id``."""
+
+    @abc.abstractmethod
+    def purge_ven(self, ven_id: str) -> dict[str, int]:
+        """Remove everything ``ven_id`` owned, in one transaction: its registration, queued pushes,
+        documents (report offers, subscriptions both ways, opts), answers still in the journal,
+        liveness, and what it held of each event (delivered modification, opt), so that whoever
+        holds the venID next starts clean. Returns the number of rows removed per table."""
+
     # -- liveness, as the last instance to know wrote it (for operators) ---------------------------
 
     @abc.abstractmethod

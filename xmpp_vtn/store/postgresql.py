@@ -25,7 +25,8 @@ from psycopg.conninfo import conninfo_to_dict
 from .base import Delivery, Document, EventRecord, OutboxItem, Store, StoreSchemaError, VenRecord
 from .documents import decode_document, decode_event, encode_document, encode_event
 from .sql import (DELIVERY_COLUMNS, DOCUMENT_COLUMNS, JOURNAL_COLUMNS, MARK_DELIVERED, OUTBOX_COLUMNS,
-                  OWED_VEN_IDS, PUT_VEN, RESTORE_OPT, SET_OPT, VEN_COLUMNS, delivered_rows, opt_rows, statement)
+                  OWED_VEN_IDS, PURGE_EVENT_STATE, PURGED_TABLES, PUT_VEN, RESTORE_OPT, SET_OPT, VEN_COLUMNS,
+                  delivered_rows, opt_rows, statement)
 
 log = logging.getLogger("xmpp_vtn.store")
 
@@ -96,6 +97,12 @@ MIGRATIONS: list[str] = [
         owner   TEXT NOT NULL,
         expires TIMESTAMPTZ NOT NULL
     );
+    """,
+    # Bounded outboxes: what an item is about (superseded by a newer one) and when it goes stale.
+    """
+    ALTER TABLE outbox ADD COLUMN topic TEXT;
+    ALTER TABLE outbox ADD COLUMN expires_at DOUBLE PRECISION;
+    CREATE INDEX outbox_by_topic ON outbox (ven_id, topic);
     """,
 ]
 
@@ -377,6 +384,38 @@ class PostgreSQLStore(Store):
 
     def owed_ven_ids(self) -> set[str]:
         return {row[0] for row in self._execute(OWED_VEN_IDS).fetchall()}
+
+    def enqueue_bounded(self, ven_id: str, to: str, message_type: str, document: bytes, *,
+                        topic: str | None = None, limit: int | None = None,
+                        expires_at: float | None = None) -> int | None:
+        with self._transaction() as db:
+            if limit is not None:
+                # Two instances queueing for one VEN at once must not both pass the count.
+                db.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", ("outbox:" + ven_id,))
+            if topic is not None:
+                db.execute("DELETE FROM outbox WHERE ven_id = %s AND topic = %s", (ven_id, topic))
+            if limit is not None and db.execute(
+                    "SELECT COUNT(*) FROM outbox WHERE ven_id = %s", (ven_id,)).fetchone()[0] >= limit:
+                return None
+            return db.execute("INSERT INTO outbox (ven_id, destination, message_type, document, topic, expires_at) "
+                              "VALUES (%s, %s, %s, %s, %s, %s) RETURNING item_id",
+                              (ven_id, to, message_type, document, topic, expires_at)).fetchone()[0]
+
+    def expire_outbox(self, now: float) -> int:
+        return self._execute("DELETE FROM outbox WHERE expires_at < %s", (now,)).rowcount
+
+    def dequeue_topic(self, ven_id: str, topic: str) -> int:
+        return self._execute("DELETE FROM outbox WHERE ven_id = %s AND topic = %s", (ven_id, topic)).rowcount
+
+    def outbox_depth(self, ven_id: str) -> int:
+        return self._execute("SELECT COUNT(*) FROM outbox WHERE ven_id = %s", (ven_id,)).fetchone()[0]
+
+    def purge_ven(self, ven_id: str) -> dict[str, int]:
+        with self._transaction() as db:
+            removed = {table: db.execute(f"DELETE FROM {table} WHERE ven_id = %s", (ven_id,)).rowcount
+                       for table in PURGED_TABLES}
+            removed["event_vens"] = db.execute(statement(PURGE_EVENT_STATE, "%s"), (ven_id,)).rowcount
+        return removed
 
     # -- liveness ----------------------------------------------------------------------------------
 

@@ -93,3 +93,11 @@ def delivered_rows(ven_id: str, delivered: list[tuple[str, int, str]]) -> list[t
 def opt_rows(ven_id: str, opts: list[tuple[str, str, int]]) -> list[tuple]:
     """The parameters of :data:`SET_OPT` for each (event_id, opt_type, modification_number)."""
     return [(opt_type, modification, event_id, ven_id, modification) for event_id, opt_type, modification in opts]
+
+
+# What a venID owns, removed by Store.purge_ven.
+PURGED_TABLES = ("vens", "outbox", "documents", "journal", "liveness")
+# The events stay (they are the application's), but what the VEN held of them goes: the next
+# holder of the venID is owed every event afresh, and no opt it did not give counts as its own.
+PURGE_EVENT_STATE = ("UPDATE event_vens SET delivered_modification = NULL, delivered_status = NULL, "
+                     "opt_type = NULL, opt_modification = NULL WHERE ven_id = {p}")

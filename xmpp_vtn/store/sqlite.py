@@ -14,8 +14,8 @@ from typing import Iterator
 from .base import Delivery, Document, EventRecord, OutboxItem, Store, StoreSchemaError, VenRecord
 from .documents import decode_document, decode_event, encode_document, encode_event
 from .sql import (DELIVERY_COLUMNS, DOCUMENT_COLUMNS, JOURNAL_COLUMNS, MARK_DELIVERED, OUTBOX_COLUMNS,
-                  OWED_VEN_IDS, PUT_VEN, RESTORE_OPT, SET_OPT, VEN_COLUMNS, delivered_rows, held_rank, opt_rows,
-                  statement, status_rank)
+                  OWED_VEN_IDS, PURGE_EVENT_STATE, PURGED_TABLES, PUT_VEN, RESTORE_OPT, SET_OPT, VEN_COLUMNS,
+                  delivered_rows, held_rank, opt_rows, statement, status_rank)
 
 log = logging.getLogger("xmpp_vtn.store")
 
@@ -91,6 +91,12 @@ MIGRATIONS: list[str] = [
         state     TEXT NOT NULL,
         last_seen TEXT
     );
+    """,
+    # Bounded outboxes: what an item is about (superseded by a newer one) and when it goes stale.
+    """
+    ALTER TABLE outbox ADD COLUMN topic TEXT;
+    ALTER TABLE outbox ADD COLUMN expires_at REAL;
+    CREATE INDEX outbox_by_topic ON outbox (ven_id, topic);
     """,
 ]
 
@@ -509,6 +515,40 @@ class SQLiteStore(Store):
     def owed_ven_ids(self) -> set[str]:
         rows = self._db.execute(OWED_VEN_IDS).fetchall()
         return {row[0] for row in rows}
+
+    def enqueue_bounded(self, ven_id: str, to: str, message_type: str, document: bytes, *,
+                        topic: str | None = None, limit: int | None = None,
+                        expires_at: float | None = None) -> int | None:
+        with self._transaction():
+            if topic is not None:
+                self._db.execute("DELETE FROM outbox WHERE ven_id = ? AND topic = ?", (ven_id, topic))
+            if limit is not None and self._db.execute(
+                    "SELECT COUNT(*) FROM outbox WHERE ven_id = ?", (ven_id,)).fetchone()[0] >= limit:
+                return None
+            return self._db.execute("INSERT INTO outbox (ven_id, destination, message_type, document, topic, "
+                                    "expires_at) VALUES (?,?,?,?,?,?)",
+                                    (ven_id, to, message_type, document, topic, expires_at)).lastrowid
+
+    def expire_outbox(self, now: float) -> int:
+        with self._transaction():
+            return self._db.execute("DELETE FROM outbox WHERE expires_at < ?", (now,)).rowcount
+
+    def dequeue_topic(self, ven_id: str, topic: str) -> int:
+        with self._transaction():
+            return self._db.execute("DELETE FROM outbox WHERE ven_id = ? AND topic = ?", (ven_id, topic)).rowcount
+
+    def outbox_depth(self, ven_id: str) -> int:
+        return self._db.execute("SELECT COUNT(*) FROM outbox WHERE ven_id = ?", (ven_id,)).fetchone()[0]
+
+    def purge_ven(self, ven_id: str) -> dict[str, int]:
+        ven = self._registrations().get(ven_id)
+        with self._transaction():
+            removed = {table: self._db.execute(f"DELETE FROM {table} WHERE ven_id = ?", (ven_id,)).rowcount
+                       for table in PURGED_TABLES}
+            removed["event_vens"] = self._db.execute(statement(PURGE_EVENT_STATE, "?"), (ven_id,)).rowcount
+        if ven is not None:
+            self._forget(ven)
+        return removed
 
     # -- liveness ----------------------------------------------------------------------------------
 
