@@ -1,6 +1,8 @@
 """on_ven_online / on_ven_offline from presence, requests, pings and polls: once per transition."""
 from __future__ import annotations
 
+import pytest
+
 import asyncio
 from datetime import datetime, timedelta, timezone
 
@@ -83,6 +85,38 @@ def test_unanswered_pings_make_a_silent_ven_offline_after_three(prosody):
 
     ven_id, before_third, seen = run(scenario())
     assert before_third == [(ven_id, "online")]
+    assert seen == [(ven_id, "online"), (ven_id, "offline")]
+
+
+@pytest.mark.parametrize("answers_disco, announce_presence", [(True, False), (False, True)],
+                         ids=["answers-disco", "present-only"])
+def test_a_ven_without_ping_stays_online_and_goes_offline_once_it_is_gone(prosody, answers_disco,
+                                                                          announce_presence):
+    """A compliant VEN lacking XEP-0199 answers service-unavailable, like the server's bounce for
+    a resource that is gone (Prosody sends both from the VEN's full JID): disco, or its presence,
+    tells them apart. Once it has really gone, three rounds make it offline as for any VEN."""
+    transitions = Transitions()
+    clock = ManualScheduler(T0)
+
+    async def scenario():
+        async with scene(prosody, handlers=transitions.handlers(), scheduler=clock, ping_interval=MINUTE) as (vtn, _):
+            ven = await make_ven(prosody, answers_ping=False, answers_disco=answers_disco,
+                                 announce_presence=announce_presence)
+            await ven.register()
+            await transitions.wait(1)
+            for _ in range(4):
+                await clock.advance(MINUTE)
+            still = list(transitions.seen)
+            ven_id = ven.ven_id
+            # Gone without a word (no unavailable presence reaches the VTN): the server bounces.
+            ven.xmpp.abort()
+            for _ in range(3):
+                await clock.advance(MINUTE)
+            await transitions.wait(2)
+            return ven_id, still, transitions.seen
+
+    ven_id, still, seen = run(scenario())
+    assert still == [(ven_id, "online")]
     assert seen == [(ven_id, "online"), (ven_id, "offline")]
 
 

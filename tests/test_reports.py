@@ -217,18 +217,25 @@ def test_ven_create_report_for_vtn_reports(prosody):
     async def scenario():
         async with scene(prosody, register=True, scheduler=ManualScheduler(T0)) as (vtn, [ven]):
             vtn.add_report(lambda: 1.0, "vtn-load", r_id="load")
-            good = await ven.request("oadrCreateReport", {"request_id": "q", "ven_id": ven.ven_id, "report_requests": [
-                {"report_request_id": "rr-load", "report_specifier": {
-                    "report_specifier_id": "vtn-load", "granularity": SECOND, "report_back_duration": SECOND,
-                    "specifier_payloads": [{"r_id": "load", "reading_type": "Direct Read"}]}}]})
+            def asking(report_request_id: str, period: timedelta) -> dict:
+                return {"request_id": "q", "ven_id": ven.ven_id, "report_requests": [
+                    {"report_request_id": report_request_id, "report_specifier": {
+                        "report_specifier_id": "vtn-load", "granularity": period, "report_back_duration": period,
+                        "specifier_payloads": [{"r_id": "load", "reading_type": "Direct Read"}]}}]}
+            # The VTN offers a reading every 10 s (add_report's default): one a second is refused.
+            too_often = await ven.request("oadrCreateReport", asking("rr-fast", SECOND))
+            good = await ven.request("oadrCreateReport", asking("rr-load", 10 * SECOND))
             unsupported = await ven.request("oadrCreateReport", {"request_id": "q2", "ven_id": ven.ven_id,
                                                                  "report_requests": [
                 {"report_request_id": "rr-x", "report_specifier": {
                     "report_specifier_id": "no-such-report", "granularity": SECOND, "report_back_duration": SECOND,
                     "specifier_payloads": [{"r_id": "x", "reading_type": "Direct Read"}]}}]})
-            return good, unsupported
+            return too_often, good, unsupported
 
-    (good_type, good), (bad_type, bad) = run(scenario())
+    (fast_type, fast), (good_type, good), (bad_type, bad) = run(scenario())
+    assert fast_type == "oadrCreatedReport" and fast["response"]["response_code"] == codes.INVALID_DATA
+    assert "shorter than the offered sampling period" in fast["response"]["response_description"]
+    assert fast["pending_reports"] == []
     assert good_type == "oadrCreatedReport" and good["pending_reports"] == [{"report_request_id": "rr-load"}]
     assert bad_type == "oadrCreatedReport" and bad["response"]["response_code"] == codes.REPORT_NOT_SUPPORTED
 

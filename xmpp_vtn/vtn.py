@@ -31,6 +31,7 @@ from .services.registration import TRANSPORT
 from .services.event_arguments import aware, build_event, ven_id_list
 from .services.events import EventService
 from .services.opts import OptService
+from .services.quotas import QuotaGuard, Quotas
 from .services.reports import VTN_REQUEST, ReportService, VTNReport
 from .store import SIMPLE_HTTP, Delivery, Document, EventRecord, Store, VenRecord, open_store
 from .store.documents import encode_document
@@ -94,7 +95,7 @@ class VTNComponent:
                  http_path_prefix: str = DEFAULT_PATH_PREFIX, http_allow_insecure: bool = False,
                  verify_message_signatures: bool = True, control_host: str = "127.0.0.1",
                  control_port: int | None = None, control_tokens: Iterable[str] | Mapping[str, str] = (),
-                 control_tls: ControlTLS | None = None):
+                 control_tls: ControlTLS | None = None, quotas: Quotas | None = None):
         if not vtn_id:
             raise ValueError("vtn_id must be a non-empty string")
         self.vtn_id = vtn_id
@@ -111,13 +112,15 @@ class VTNComponent:
         self.cluster = Cluster(self.store, instance_id, lease_seconds)
         self.scheduler = scheduler or RealTimeScheduler()
         self._handlers = Handlers()
+        #: The per-VEN limits (``quotas``, see docs/operations.md) and the refusals counted per limit.
+        self.quota_guard = QuotaGuard(quotas)
         # The services: pure OpenADR, each publishing its own routes.
         self.registration = RegistrationService(self.store, self._handlers, vtn_id, requested_poll_freq,
                                                 (TRANSPORT, SIMPLE_HTTP) if http is not None else (TRANSPORT,))
         self.event_service = EventService(self.store, self._handlers, vtn_id, self.scheduler.now,
                                           journal_owner=self.cluster.instance_id)
-        self.report_service = ReportService(self.store, self._handlers, vtn_id, self.scheduler.now)
-        self.opt_service = OptService(self.store, self._handlers, self.event_service)
+        self.report_service = ReportService(self.store, self._handlers, vtn_id, self.scheduler.now, self.quota_guard)
+        self.opt_service = OptService(self.store, self._handlers, self.event_service, self.quota_guard)
         self.dispatcher = Dispatcher(self.store, self.registration, self.event_service, self.report_service,
                                      self.opt_service)
         # The runtime: the component carries bytes; the courier, timers and presence act on them.
@@ -129,7 +132,8 @@ class VTNComponent:
         self.http_pusher = HttpPusher(http, self._on_http_push_answer) if http is not None else None
         acknowledgements = EventAcknowledgements(self.event_service)
         self.courier = Courier(self.store, self.component, self.event_service, push_timeout, push_concurrency,
-                               acknowledgements, cluster=self.cluster, http=self.http_pusher)
+                               acknowledgements, cluster=self.cluster, http=self.http_pusher,
+                               scheduler=self.scheduler, quotas=self.quota_guard)
         self.presence = VenPresence(self.store, self._handlers, self.courier, self.scheduler.now, offline_after)
         self.timers = Timers(self.store, self.scheduler, self.cluster, self.component, self.courier, self.presence,
                              self.event_service, self.report_service, ping_interval=ping_interval,
@@ -137,7 +141,8 @@ class VTNComponent:
         self.effects = EffectRunner(self.store, self.courier, self.timers, self.presence, acknowledgements,
                                     self.report_service, self.opt_service)
         self.inbound = InboundPipeline(self.store, self.dispatcher, self.effects, self.presence,
-                                       max_requests_in_flight)
+                                       max_requests_in_flight, self.quota_guard)
+        self.component.gate = self.inbound           # requests are admitted as they arrive
         if operators:           # XEP-0050 operator commands for these bare JIDs
             install_operator_commands(self, self.component.xmpp, operators)
         self.control: ControlServer | None = None
@@ -477,8 +482,9 @@ class VTNComponent:
         return await self.courier.send(ven.ven_id, ven.transport_address, push)
 
     async def _on_request(self, sender: str, addressed: str, data: bytes) -> bytes | None:
-        """One inbound iq, through the pipeline (:mod:`xmpp_vtn.runtime.inbound`)."""
-        return await self.inbound(sender, addressed, data)
+        """One inbound iq, through the pipeline (:mod:`xmpp_vtn.runtime.inbound`); the component
+        admitted it when it arrived."""
+        return await self.inbound(sender, addressed, data, admitted=True)
 
     async def _on_http_request(self, sender, addressed: str, data: bytes, account: str | None) -> bytes | None:
         """One simpleHTTP POST, through the same pipeline."""

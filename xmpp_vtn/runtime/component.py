@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import xml.etree.ElementTree as ET
 import logging
+import re
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass
-from typing import Awaitable, Callable
+from typing import Awaitable, Callable, Protocol
 
 from slixmpp import JID, ComponentXMPP, Iq, InvalidJID
 from slixmpp.xmlstream.handler import Callback, CoroutineCallback
@@ -21,11 +22,56 @@ from slixmpp.xmlstream.matcher import StanzaPath
 from .backoff import Backoff
 from ..schema import NS_OADR
 from .stanzas import (OADR_FEATURE, SERVICE_NODE_PREFIX, SERVICES, SERVICES_NODE, StreamFailed, element_bytes,
-                      guard_depth, raw_iq, send_payloads_raw, too_deep, wait_for_session)
+                      element_count, guard_inbound, raw_iq, send_payloads_raw, too_deep, wait_for_session)
 
 log = logging.getLogger("xmpp_vtn.component")
 
 RequestHandler = Callable[[str, str, bytes], Awaitable["bytes | None"]]
+
+class RequestGate(Protocol):
+    """Decides at arrival, before parsing, whether a request is taken (see :func:`guard_inbound`)."""
+
+    def admit(self, sender: str, elements: int) -> "tuple[str, str, str] | None":
+        """None to take the request (until :meth:`release`), or (condition, text, error type)."""
+
+    def release(self, sender: str) -> None:
+        """A request that was admitted has been answered."""
+
+    def accept_size(self, sender: str, elements: int) -> bool:
+        """Whether a stanza of ``elements`` elements from ``sender`` may be looked at."""
+
+
+# The XEP-0114 handshake is SHA-1(stream id + secret): with both, a weak secret can be guessed
+# offline. slixmpp logs the stream header and every stanza sent at DEBUG; these never reach a log.
+_HANDSHAKE = re.compile(r"<handshake\b[^>]*>[^<]*</handshake>|<handshake\b[^>]*/>")
+_STREAM_ID = re.compile(r"""(<stream:stream\b[^>]*?\bid=)(["'])[^"']*\2""")
+
+
+class SecretRedactor(logging.Filter):
+    """Removes the handshake digest and the stream id from slixmpp's log records, at every level."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:
+            return True
+        if "handshake" not in message and "stream:stream" not in message:
+            return True
+        redacted = _STREAM_ID.sub(r"\1\2(redacted)\2", _HANDSHAKE.sub("<handshake>(redacted)</handshake>", message))
+        record.msg, record.args = redacted, None
+        return True
+
+
+_REDACTOR = SecretRedactor()
+
+
+def redact_secrets_in_slixmpp_logs() -> None:
+    """Install :class:`SecretRedactor` on the slixmpp loggers that write stream traffic (idempotent)."""
+    for name in ("slixmpp.xmlstream.xmlstream", "slixmpp.componentxmpp", "slixmpp.basexmpp"):
+        logger = logging.getLogger(name)
+        if _REDACTOR not in logger.filters:
+            logger.addFilter(_REDACTOR)
+
 
 _IQ = "{jabber:component:accept}iq"
 _PAYLOAD = f"{{{NS_OADR}}}oadrPayload"
@@ -79,6 +125,9 @@ class PushFailed(Exception):
 _GONE = frozenset({"service-unavailable", "recipient-unavailable", "item-not-found", "remote-server-not-found",
                    "remote-server-timeout"})
 
+#: What :meth:`OadrComponent.probe` found.
+THERE, GONE, UNSURE = "there", "gone", "unsure"
+
 # Error text goes back to a VEN inside its iq error: keep it readable, and never large.
 MAX_ERROR_TEXT = 1024
 
@@ -108,9 +157,16 @@ class OadrComponent:
         self._stopping = False
         self._reconnect: asyncio.Task | None = None
         self._requests: set[asyncio.Task] = set()
+        redact_secrets_in_slixmpp_logs()
         self.xmpp = _ComponentStream(jid, secret, host, port)
         self.xmpp.fast_path = self._fast_path
-        guard_depth(self.xmpp)
+        #: Admits requests at arrival (the inbound pipeline, set by the VTN); None takes everything.
+        self.gate: RequestGate | None = None
+        # The slow path's guard; the fast path asks the gate itself (_admitted).
+        guard_inbound(self.xmpp, accept_size=lambda sender, elements: self.gate is None or
+                      self.gate.accept_size(sender, elements),
+                      admit=lambda sender, elements: None if self.gate is None else
+                      self.gate.admit(sender, elements))
         send_payloads_raw(self.xmpp)
         self.xmpp.register_plugin("xep_0030")
         self.xmpp.register_plugin("xep_0199")
@@ -239,7 +295,11 @@ class OadrComponent:
         if kind == "set":
             if len(xml) != 1 or xml[0].tag != _PAYLOAD or not xml.get("from") or too_deep(xml):
                 return False                    # slixmpp answers or refuses it (depth guard)
-            if not self._stopping:
+            if not self._admitted(xml):
+                return True
+            if self._stopping:
+                self._release(xml)
+            else:
                 task = asyncio.get_running_loop().create_task(self._serve(xml))
                 self._requests.add(task)
                 task.add_done_callback(self._requests.discard)
@@ -249,9 +309,32 @@ class OadrComponent:
             return True
         return False
 
+    def _admitted(self, xml: ET.Element) -> bool:
+        """The gate's verdict on a request at arrival (its size, the account's rate and requests
+        in flight); a refusal is answered here, before anything is parsed."""
+        if self.gate is None:
+            return True
+        sender = xml.get("from", "")
+        elements = element_count(xml)
+        if not self.gate.accept_size(sender, elements):
+            refusal = ("bad-request", f"stanza of {elements} elements refused unread: larger than any OpenADR "
+                       "message this sender may send", "modify")
+        else:
+            refusal = self.gate.admit(sender, elements)
+        if refusal is None:
+            return True
+        if self.connected:
+            self._error_reply(xml.get("id", ""), sender, xml.get("to") or self.jid.bare, *refusal).send()
+        return False
+
+    def _release(self, xml: ET.Element) -> None:
+        if self.gate is not None:
+            self.gate.release(xml.get("from", ""))
+
     async def _on_payload_iq(self, iq: Iq) -> None:
         """An OpenADR request the fast path left to slixmpp (one with other children, say)."""
         if self._stopping:
+            self._release(iq.xml)
             return
         task = asyncio.current_task()
         if task is not None:
@@ -265,6 +348,12 @@ class OadrComponent:
     async def _serve(self, xml: ET.Element) -> None:
         """Answer one OpenADR request: its payload to ``on_request``, the answer back from the JID
         it was addressed to. Built as bytes, not stanza objects: see :class:`_ComponentStream`."""
+        try:
+            await self._serve_admitted(xml)
+        finally:
+            self._release(xml)                   # admitted at arrival (_admitted, guard_inbound)
+
+    async def _serve_admitted(self, xml: ET.Element) -> None:
         sender, addressed, iq_id = xml.get("from", ""), xml.get("to") or self.jid.bare, xml.get("id", "")
         payload = xml.find(_PAYLOAD)
         try:
@@ -288,24 +377,43 @@ class OadrComponent:
         return self.xmpp.make_iq_error(iq_id, type=error_type, condition=condition, text=text, ito=to, ifrom=sender)
 
     async def ping(self, to: str, timeout: float = 10.0) -> bool:
-        """XEP-0199 ping of a full JID: whether it is there.
+        """XEP-0199 ping of a full JID: whether it is there (:meth:`probe` says "there")."""
+        return await self.probe(to, timeout) == THERE
 
-        The server bounces a ping to a resource that is gone with ``service-unavailable`` (from
-        that JID, so the sender cannot tell who answered); any other error comes from a client
-        that is there but does not do ping (slixmpp answers ``feature-not-implemented``).
+    async def probe(self, to: str, timeout: float = 10.0) -> str:
+        """Whether the full JID ``to`` is there: :data:`THERE`, :data:`GONE` or :data:`UNSURE`.
+
+        A client that does not do ping answers ``service-unavailable`` (RFC 6120's answer to an
+        iq it does not understand) or ``feature-not-implemented`` (slixmpp's). A server bouncing
+        a ping to a resource that is gone answers ``service-unavailable`` too, and Prosody sends
+        that bounce from the resource's own JID with no ``by``. So: an error visibly from the
+        server (another address, or ``by`` naming it) is GONE; a ``service-unavailable`` that may
+        be either is asked again with disco#info (XEP-0030, which nearly every client answers):
+        a result is THERE; a second such error is UNSURE, for the caller to settle with what
+        else it knows (a directed presence from that resource). No answer at all is GONE.
         """
         if not self.connected:
-            return False
+            return GONE
         try:
             iq = self.xmpp.make_iq_get(ito=JID(to), ifrom=self.jid.bare)
         except InvalidJID:
-            return False
+            return GONE
         iq.enable("ping")
+        verdict = await self._ask(iq, to, timeout)
+        if verdict != UNSURE:
+            return verdict
+        disco = self.xmpp.make_iq_get(queryxmlns="http://jabber.org/protocol/disco#info", ito=JID(to),
+                                      ifrom=self.jid.bare)
+        return await self._ask(disco, to, timeout)
+
+    async def _ask(self, iq: Iq, to: str, timeout: float) -> str:
         try:
             answer = await self._exchange(iq, timeout)
         except PushFailed:
-            return False
-        return answer.type == "result" or answer.condition not in _GONE
+            return GONE
+        if answer.type == "result" or answer.condition not in _GONE:
+            return THERE
+        return GONE if _bounced_by_server(answer, to) else UNSURE
 
     # -- pushes to VENs --------------------------------------------------------------------------
 
@@ -364,7 +472,10 @@ class OadrComponent:
             condition, text = error_condition(xml)
             error_type = next((child.get("type") for child in xml
                                if child.tag.rsplit("}", 1)[-1] == "error"), None) or "cancel"
-        answer = Answer(xml.get("id", ""), xml.get("from", ""), xml.get("type", ""), condition, text, error_type)
+        by = ""
+        if xml.get("type") == "error":
+            by = next((child.get("by") or "" for child in xml if child.tag.rsplit("}", 1)[-1] == "error"), "")
+        answer = Answer(xml.get("id", ""), xml.get("from", ""), xml.get("type", ""), condition, text, error_type, by)
         if not self.settle(answer) and self.on_foreign_answer is not None:
             self.on_foreign_answer(answer)
 
@@ -374,7 +485,12 @@ class OadrComponent:
         Only the JID we sent to may answer: an id guessed by someone else settles nothing.
         """
         pending = self._pending.get(answer.iq_id)
-        if pending is None or answer.sender != pending[0]:
+        if pending is None:
+            return False
+        # Errors may also come from the recipient's server (its account or domain address): only
+        # the server can send from those.
+        if answer.sender != pending[0] and not (answer.type == "error" and
+                                                answer.sender in _servers_of(pending[0])):
             return False
         if not pending[1].done():
             pending[1].set_result(answer)
@@ -391,11 +507,13 @@ class Answer:
     condition: str = ""
     text: str = ""
     error_type: str = ""
+    #: The error's ``by`` attribute: who generated it, when the answer says.
+    by: str = ""
 
     def encode(self) -> str:
         """One line, to pass the answer to another instance."""
         return json.dumps([self.iq_id, self.sender, self.type, self.condition, self.text[:MAX_ERROR_TEXT],
-                           self.error_type])
+                           self.error_type, self.by])
 
     @classmethod
     def decode(cls, line: str) -> "Answer":
@@ -409,6 +527,20 @@ def _expire(waiter: asyncio.Future) -> None:
 
 
 _STANZA_ERRORS = "{urn:ietf:params:xml:ns:xmpp-stanzas}"
+
+
+def _servers_of(jid: str) -> set[str]:
+    """The addresses a server answers from on behalf of ``jid``: its bare JID and its domain."""
+    bare = jid.split("/", 1)[0]
+    return {bare, bare.split("@", 1)[-1]}
+
+
+def _bounced_by_server(answer: "Answer", to: str) -> bool:
+    """Whether an error answer visibly comes from a server, not the client at ``to``: sent from
+    another address (the bare account or the domain), or naming a server in the error's ``by``."""
+    if answer.sender != to:
+        return True
+    return bool(answer.by) and answer.by != to
 
 
 def error_condition(xml: ET.Element) -> tuple[str, str]:

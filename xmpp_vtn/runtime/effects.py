@@ -8,7 +8,7 @@ from ..services import Delivered, Effect, Forget, HandedOut, Polled, Registered,
 from ..services.events import EventService, Included
 from ..services.handlers import invoke
 from ..services.opts import OptService
-from ..services.reports import ReportService
+from ..services.reports import ReportService, subscription_owner
 from ..store import Store
 from .outbox import Courier
 from .presence import VenPresence
@@ -52,6 +52,8 @@ class EffectRunner:
                 self.timers.schedule_report(effect.key)
             elif isinstance(effect, UnscheduleReport):
                 self.timers.unschedule_report(effect.key)
+                # Updates still queued for a cancelled subscription are not owed any more.
+                self.store.dequeue_topic(subscription_owner(effect.key), effect.key)
             elif isinstance(effect, Forget):
                 self.forget(effect.ven_id)
             elif isinstance(effect, Registered):
@@ -65,10 +67,13 @@ class EffectRunner:
                 raise TypeError(f"unknown effect {effect!r}")
 
     def forget(self, ven_id: str) -> None:
-        """A registration is gone: its reports (both ways), their schedules, opts and liveness go too."""
-        for key in self.reports.forget(ven_id):
-            self.timers.unschedule_report(key)
-        self.opts.forget(ven_id)
+        """A registration is gone: everything it owned is purged from the store in one transaction
+        (a no-op when its service already did), and what this process keeps of it goes too: report
+        schedules, reading callbacks, the courier's backoff, liveness."""
+        self.store.purge_ven(ven_id)
+        self.timers.unschedule_reports_of(ven_id)
+        self.reports.forget(ven_id)
+        self.courier.forget(ven_id)
         self.presence.forget(ven_id)
         self.courier.forget_polled(ven_id)
 

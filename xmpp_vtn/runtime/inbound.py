@@ -3,18 +3,54 @@ exchange log, and the encoded answer. Transport-free: the XMPP component and the
 adapter hand it the sender and the payload bytes, and send back what it returns."""
 from __future__ import annotations
 
+import time
 from typing import Callable, Union
 
 from .. import codec
 from ..codec import templates
 from ..errors import SchemaError
 from ..services import Dispatcher, NotImplementedService, Outcome, Polled, Request
+from ..services.quotas import QuotaGuard
 from ..store import Store
 from . import exchange_log
 from .component import IqRefused
 from .effects import EffectRunner
 from .observer import NO_OBSERVER, ExchangeObserver
 from .presence import VenPresence, bare
+from .stanzas import MAX_STANZA_ELEMENTS, MAX_UNREGISTERED_ELEMENTS
+
+
+class TokenBucket:
+    """Requests per second per account: ``rate`` sustained, ``burst`` at once.
+
+    >>> bucket = TokenBucket(rate=1, burst=2, clock=lambda: 0.0)
+    >>> [bucket.take("a"), bucket.take("a"), bucket.take("a"), bucket.take("b")]
+    [True, True, False, True]
+    """
+
+    def __init__(self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic,
+                 max_accounts: int = 100_000):
+        self.rate, self.burst, self.clock, self.max_accounts = rate, burst, clock, max_accounts
+        self._buckets: dict[str, tuple[float, float]] = {}     # account -> (tokens, when)
+
+    def take(self, account: str) -> bool:
+        """Spend one token of ``account``'s; False (nothing spent) when it has none."""
+        now = self.clock()
+        tokens, when = self._buckets.get(account, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - when) * self.rate)
+        if tokens < 1.0:
+            self._buckets[account] = (tokens, now)
+            return False
+        if len(self._buckets) >= self.max_accounts and account not in self._buckets:
+            self._forget_full(now)
+        self._buckets[account] = (tokens - 1.0, now)
+        return True
+
+    def _forget_full(self, now: float) -> None:
+        """Drop accounts whose bucket has refilled: they are where a new account would start."""
+        for account, (tokens, when) in list(self._buckets.items()):
+            if tokens + (now - when) * self.rate >= self.burst:
+                del self._buckets[account]
 
 #: Who sent a message: an identity known before the payload is read (a JID, a certificate
 #: fingerprint), or, where the transport authenticates nobody, a function of the parsed
@@ -25,32 +61,82 @@ Sender = Union[str, Callable[[str, dict], str]]
 class InboundPipeline:
     """``await pipeline(sender, addressed, data)``: the answer's bytes (None: an empty result), or
     :class:`~xmpp_vtn.runtime.component.IqRefused` for a transport-level error. ``sender`` is a
-    :data:`Sender`; ``account`` (default: the sender's bare JID) is what the in-flight limit counts."""
+    :data:`Sender`; ``account`` (default: the sender's bare JID) is what the limits count.
+
+    It is also the XMPP component's gate (:class:`~xmpp_vtn.runtime.component.RequestGate`):
+    each stanza is admitted or refused when it arrives, before it is parsed, so the limits engage
+    whatever the handlers do (synchronous handlers never yield, so requests counted only once
+    they run would never be seen in flight together). Requests from other transports (simpleHTTP)
+    are admitted by :meth:`__call__` itself.
+    """
 
     def __init__(self, store: Store, dispatcher: Dispatcher, effects: EffectRunner, presence: VenPresence,
-                 max_requests_in_flight: int = 16):
+                 max_requests_in_flight: int = 16, quotas: QuotaGuard | None = None,
+                 clock: Callable[[], float] = time.monotonic):
         self.store, self.dispatcher, self.effects, self.presence = store, dispatcher, effects, presence
         self.max_requests_in_flight = max_requests_in_flight
+        self.quotas = quotas or QuotaGuard()
+        limits = self.quotas.quotas
+        self.rate = TokenBucket(limits.requests_per_second, limits.request_burst, clock)
         self._in_flight: dict[str, int] = {}
         #: Told of every answered request (metrics, the operator's live view).
         self.observer: ExchangeObserver = NO_OBSERVER
 
-    async def __call__(self, sender: Sender, addressed: str, data: bytes, account: str | None = None) -> bytes | None:
-        """One inbound request. An account with too many requests in flight is told to wait, so it
-        cannot starve the others."""
-        account = account or (bare(sender) if isinstance(sender, str) else "(unauthenticated)")
+    # -- the gate: at arrival, before parsing --------------------------------------------------------
+
+    def admit(self, sender: str) -> tuple[str, str, str] | None:
+        """Take a request from ``sender`` (counted in flight until :meth:`release`), or the XMPP
+        error refusing it: too many in flight, or over the account's request rate."""
+        return self._admit_account(bare(sender))
+
+    def _admit_account(self, account: str) -> tuple[str, str, str] | None:
         if self._in_flight.get(account, 0) >= self.max_requests_in_flight:
-            raise IqRefused("resource-constraint", f"more than {self.max_requests_in_flight} requests in flight "
-                            "from this account; wait for answers", "wait")
+            self.quotas.note("requests_in_flight", account, f"more than {self.max_requests_in_flight} in flight")
+            return ("resource-constraint", f"more than {self.max_requests_in_flight} requests in flight from this "
+                    "account; wait for answers", "wait")
+        if not self.rate.take(account):
+            self.quotas.note("requests_per_second", account, f"more than {self.rate.rate:g} requests per second")
+            return ("resource-constraint", f"more than {self.rate.rate:g} requests per second from this account; "
+                    "slow down", "wait")
         self._in_flight[account] = self._in_flight.get(account, 0) + 1
+        return None
+
+    def release(self, sender: str) -> None:
+        """A request :meth:`admit` took has been answered."""
+        self._release_account(bare(sender))
+
+    def _release_account(self, account: str) -> None:
+        left = self._in_flight.get(account, 0) - 1
+        if left > 0:
+            self._in_flight[account] = left
+        else:
+            self._in_flight.pop(account, None)
+
+    def accept_size(self, sender: str, elements: int) -> bool:
+        """Whether a stanza of ``elements`` elements from ``sender`` may be looked at: an account
+        with no registration may send only the few small registration messages."""
+        if elements > MAX_STANZA_ELEMENTS:
+            return False
+        if elements > MAX_UNREGISTERED_ELEMENTS and self.store.ven_by_jid(bare(sender)) is None:
+            return False
+        return True
+
+    # -- the request --------------------------------------------------------------------------------
+
+    async def __call__(self, sender: Sender, addressed: str, data: bytes, account: str | None = None,
+                       admitted: bool = False) -> bytes | None:
+        """One inbound request. ``admitted``: the XMPP component took it at arrival (:meth:`admit`);
+        otherwise it is admitted here, and an account over its limits is told to wait."""
+        if admitted:
+            return await self._answer(sender, data)
+        account = account or (bare(sender) if isinstance(sender, str) else "(unauthenticated)")
+        refusal = self._admit_account(account)
+        if refusal is not None:
+            raise IqRefused(*refusal)
         try:
             return await self._answer(sender, data)
         finally:
-            left = self._in_flight[account] - 1
-            if left:
-                self._in_flight[account] = left
-            else:
-                del self._in_flight[account]
+            self._release_account(account)
 
     async def _answer(self, sender: Sender, data: bytes) -> bytes | None:
         try:

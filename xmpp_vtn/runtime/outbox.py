@@ -9,8 +9,15 @@ Two kinds of debt, one delivery per VEN (:class:`~xmpp_vtn.runtime.delivery_loop
   whenever the (modification, status) it acknowledged differs from the truth; the newest state
   is built at send time, so a newer distribution always supersedes an unsent one.
 
-A failed delivery leaves everything owed and retries with capped, jittered backoff; a VEN that
-shows life (presence, any request) is served at once; a VTN that starts serves everyone owed.
+A failed delivery leaves everything owed and retries with capped, jittered backoff on the VTN's
+scheduler (so a test clock drives it); something new for a VEN in backoff waits for that retry
+rather than forcing one. A VEN that shows life (presence, any request) is served at once; a VTN
+that starts serves everyone owed.
+
+Bounds (the quota model, :mod:`xmpp_vtn.services.quotas`): at most ``outbox_per_ven`` items per VEN;
+a report update replaces the one still queued for the same subscription and expires when stale;
+pushes for a venID that is no longer registered are given up after a few failed attempts; one
+account's deliveries run one at a time (:class:`~xmpp_vtn.runtime.delivery_loop.DeliveryLoop`).
 
 Where a delivery goes depends on the address: a full JID is pushed to through the XMPP component,
 an ``http(s)://`` URL through the simpleHTTP pusher, and a simpleHTTP VEN that pulls is not pushed
@@ -24,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from datetime import timedelta
 from typing import Awaitable, Callable
 
 from .. import codec
@@ -33,13 +41,21 @@ from .cluster import Cluster
 from .component import OadrComponent, PushFailed
 from .delivery_loop import DeliveryLoop
 from .observer import NO_OBSERVER, ExchangeObserver
+from .scheduler import Scheduler
 from ..services import Push
 from ..services.events import EventService
+from ..services.quotas import QuotaGuard
 from ..store import SIMPLE_HTTP, Store, transport_of
 
 log = logging.getLogger("xmpp_vtn.courier")
 
 EventsAcknowledged = Callable[[str, list], Awaitable[None]]
+
+#: Failed attempts after which a push for a venID that is no longer registered is given up (the
+#: oadrCancelPartyRegistration owed to a VEN the VTN cancelled, to a VEN that never comes back).
+UNREGISTERED_ATTEMPTS = 3
+#: Group of the deliveries to venIDs that are no longer registered: they share one turn.
+UNREGISTERED = "\x1funregistered"
 
 
 class Pusher:
@@ -65,30 +81,47 @@ class Courier:
     def __init__(self, store: Store, component: OadrComponent, events: EventService, push_timeout: float,
                  concurrency: int, on_events_acknowledged: EventsAcknowledged,
                  retry: Callable[[], Backoff] = lambda: Backoff(initial=1.0, cap=60.0),
-                 cluster: Cluster | None = None, http: Pusher | None = None):
+                 cluster: Cluster | None = None, http: Pusher | None = None,
+                 scheduler: Scheduler | None = None, quotas: QuotaGuard | None = None):
         self.store, self.component, self.events = store, component, events
         #: Pushes to ``http(s)://`` transport addresses (simpleHTTP VENs that do not poll).
         self.http = http
         self.cluster = cluster or Cluster(store)
+        #: Where retries are timed; without one (a courier used on its own), the loop's clock.
+        self.scheduler = scheduler
+        self.quotas = quotas or QuotaGuard()
         self.push_timeout = push_timeout
         self.on_events_acknowledged = on_events_acknowledged
         self._new_backoff = retry
-        self._loop = DeliveryLoop(self._deliver, concurrency)
+        self._loop = DeliveryLoop(self._deliver, concurrency, group=self._account_of)
         self._backoff: dict[str, Backoff] = {}          # VENs whose last delivery failed
-        self._retries: dict[str, asyncio.TimerHandle] = {}
+        self._retries: dict[str, asyncio.TimerHandle | None] = {}   # None: timed by the scheduler
         self._waiting: dict[int, asyncio.Future] = {}    # outbox item id -> "acknowledged?" for send()
         self._closed = False
         #: Told of every push and its answer (metrics, the operator's live view).
         self.observer: ExchangeObserver = NO_OBSERVER
+        self._next_expiry = 0.0
 
     @property
     def unreachable(self) -> set[str]:
         """VENs whose last delivery failed and that still owe (are owed) something."""
         return set(self._backoff)
 
-    def queue(self, ven_id: str, to: str, push: Push) -> int:
-        """Queue ``push`` for ``ven_id`` (at the full JID ``to``), deliver it soon; returns its outbox id."""
-        item_id = self.store.enqueue(ven_id, to, push.message_type, codec.serialize(push.message_type, push.payload))
+    def queue(self, ven_id: str, to: str, push: Push, *, topic: str | None = None,
+              stale_after: timedelta | None = None) -> int | None:
+        """Queue ``push`` for ``ven_id`` (at the full JID ``to``), deliver it soon; returns its outbox id.
+
+        ``topic`` (a report subscription) replaces the item still queued for it; ``stale_after``
+        drops it unsent once that old. None when the VEN's outbox is full (nothing queued).
+        """
+        expires = None if stale_after is None else self._now() + stale_after.total_seconds()
+        item_id = self.store.enqueue_bounded(ven_id, to, push.message_type,
+                                             codec.serialize(push.message_type, push.payload), topic=topic,
+                                             limit=self.quotas.quotas.outbox_per_ven, expires_at=expires)
+        if item_id is None:
+            self.quotas.note("outbox_per_ven", ven_id, f"{push.message_type} not queued: "
+                             f"{self.quotas.quotas.outbox_per_ven} pushes are waiting for this VEN")
+            return None
         self.wake(ven_id)
         return item_id
 
@@ -99,8 +132,10 @@ class Courier:
         it stays owed, is retried, and is delivered when the VEN shows up again.
         """
         item_id = self.queue(ven_id, to, push)     # the delivery task it wakes runs after we wait below
-        if self._closed or (not polled_at(to) and not self.component.connected):
-            return False
+        if item_id is None or self._closed or (not polled_at(to) and not self.component.connected):
+            return False                           # full, or offline
+        if ven_id in self._backoff and not polled_at(to):
+            return False                           # not reachable until its next retry
         waiter = asyncio.get_running_loop().create_future()
         self._waiting[item_id] = waiter
         try:
@@ -130,8 +165,13 @@ class Courier:
         self._resolve(item_id, True)
 
     def wake(self, ven_id: str) -> None:
-        """Deliver what ``ven_id`` is owed, soon. Does nothing while the component is offline:
-        the next session start serves everyone."""
+        """Deliver what ``ven_id`` is owed, soon: at once, or at its next retry while deliveries to
+        it are failing. Does nothing while the component is offline: the next session start
+        serves everyone."""
+        if ven_id not in self._backoff:
+            self._wake_now(ven_id)
+
+    def _wake_now(self, ven_id: str) -> None:
         if self.component.connected and not self._closed:
             self._loop.wake(ven_id)
 
@@ -139,12 +179,38 @@ class Courier:
         """``ven_id`` showed life: if deliveries to it were failing, try again now."""
         if ven_id in self._backoff:
             self._cancel_retry(ven_id)
-            self.wake(ven_id)
+            self._wake_now(ven_id)
+
+    def forget(self, ven_id: str) -> None:
+        """``ven_id``'s registration is gone: drop its backoff and pending retry."""
+        self._backoff.pop(ven_id, None)
+        self._cancel_retry(ven_id)
 
     def wake_everyone(self) -> None:
-        """After a (re)connection: every registered VEN, and every VEN with queued pushes."""
+        """After a (re)connection: every registered VEN, and every VEN with queued pushes. Failures
+        before it said nothing about the VENs (the VTN itself was cut off): backoffs start over."""
+        for ven_id in list(self._retries):
+            self._cancel_retry(ven_id)
+        self._backoff.clear()
         for ven_id in {ven.ven_id for ven in self.store.vens()} | {item.ven_id for item in self.store.outbox()}:
             self.wake(ven_id)
+
+    def _account_of(self, ven_id: str) -> str:
+        ven = self.store.ven(ven_id)
+        return ven.bare_jid if ven is not None else UNREGISTERED
+
+    def _now(self) -> float:
+        return self.scheduler.now().timestamp() if self.scheduler is not None else time.time()
+
+    def _expire(self) -> None:
+        """Drop stale report updates, at most once a second however many deliveries run."""
+        now = self._now()
+        if now >= self._next_expiry:
+            self._next_expiry = now + 1.0
+            expired = self.store.expire_outbox(now)
+            if expired:
+                self.quotas.counters["stale_report_update"] += expired
+                log.info("dropped %d stale report updates unsent", expired)
 
     async def idle(self) -> None:
         """Wait until no delivery is running (tests and orderly shutdowns)."""
@@ -188,6 +254,7 @@ class Courier:
         await self._pusher(to).push(to, document, self.push_timeout)
 
     async def _deliver_held(self, ven_id: str, still_held: Callable[[], bool]) -> None:
+        self._expire()
         ven = self.store.ven(ven_id)
         if ven is not None and ven.pulls:
             return                       # it polls for what it is owed (EventService.poll)
@@ -196,6 +263,12 @@ class Courier:
                 return
             # Where the VEN is now: it may have re-registered from another resource since.
             current = self.store.ven(ven_id)
+            if current is None and item.attempts >= UNREGISTERED_ATTEMPTS:
+                log.info("venID %s is not registered and did not take %s in %d attempts; given up", ven_id,
+                         item.message_type, item.attempts)
+                self.store.dequeue(item.item_id)
+                self._resolve(item.item_id, False)
+                continue
             to = current.transport_address if current is not None else item.to
             if polled_at(to):
                 continue                 # owed to a poller whose registration is gone: its next poll
@@ -281,17 +354,30 @@ class Courier:
 
     def _retry_in(self, ven_id: str, delay: float) -> None:
         self._cancel_retry(ven_id)
-        self._retries[ven_id] = asyncio.get_running_loop().call_later(delay, self._retry, ven_id)
+        if self.scheduler is None:
+            self._retries[ven_id] = asyncio.get_running_loop().call_later(delay, self._retry, ven_id)
+        else:
+            self._retries[ven_id] = None
+            self.scheduler.at(self.scheduler.now() + timedelta(seconds=delay), f"courier-retry:{ven_id}",
+                              lambda: self._retry(ven_id))
 
     def _retry(self, ven_id: str) -> None:
-        self._retries.pop(ven_id, None)
-        self.wake(ven_id)
+        if self._retries.pop(ven_id, False) is False:
+            return                                 # cancelled meanwhile
+        self._wake_now(ven_id)
 
     def _succeeded(self, ven_id: str) -> None:
         self._backoff.pop(ven_id, None)
         self._cancel_retry(ven_id)
 
     def _cancel_retry(self, ven_id: str) -> None:
-        handle = self._retries.pop(ven_id, None)
+        if ven_id not in self._retries:
+            return
+        handle = self._retries.pop(ven_id)
         if handle is not None:
             handle.cancel()
+        elif self.scheduler is not None:
+            try:
+                self.scheduler.cancel(f"courier-retry:{ven_id}")
+            except Exception:                       # a scheduler already shut down has nothing to cancel
+                log.debug("retry of venID %s not cancelled: scheduler stopped", ven_id)

@@ -26,6 +26,10 @@ def bare(jid: str) -> str:
     return jid.split("/", 1)[0]
 
 
+#: Most full JIDs whose available presence is remembered.
+MAX_PRESENT = 100_000
+
+
 class VenPresence:
     """Online/offline per venID, as far as this instance knows."""
 
@@ -37,6 +41,7 @@ class VenPresence:
         self._recorded: dict[str, datetime] = {}         # venID -> the last-seen time last stored
         #: Told of every transition (metrics, the operator's live view).
         self.observer: ExchangeObserver = NO_OBSERVER
+        self._present: set[str] = set()        # full JIDs of VENs whose last presence was available
 
     def is_online(self, ven_id: str) -> bool | None:
         """Whether ``ven_id`` is online (None: not heard of since start)."""
@@ -66,8 +71,18 @@ class VenPresence:
         """A polling VEN stopped polling."""
         self._notify(ven_id, "offline")
 
+    def is_present(self, full_jid: str) -> bool:
+        """Whether ``full_jid``'s last presence to the VTN said available."""
+        return full_jid in self._present
+
     def on_presence(self, sender: str, available: bool) -> None:
         """XMPP presence from ``sender`` (a full JID)."""
+        # Kept whether or not the sender is registered yet (a VEN announces itself, then
+        # registers); bounded, so that presence from many resources cannot grow it without end.
+        if available and len(self._present) < MAX_PRESENT:
+            self._present.add(sender)
+        elif not available:
+            self._present.discard(sender)
         ven = self.store.ven_by_jid(bare(sender))
         # Only the resource pushes go to speaks for the VEN: another session of the same account
         # logging out says nothing about it.
@@ -84,6 +99,9 @@ class VenPresence:
     def forget(self, ven_id: str) -> None:
         self.liveness.forget(ven_id)
         self._recorded.pop(ven_id, None)
+        ven = self.store.ven(ven_id)
+        if ven is not None:
+            self._present.discard(ven.transport_address)
 
     def _notify(self, ven_id: str, transition: str | None) -> None:
         """Call on_ven_online / on_ven_offline once per transition, without holding up the caller."""

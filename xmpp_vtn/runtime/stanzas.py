@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import xml.etree.ElementTree as ET
+from typing import Callable
 
 from slixmpp import Iq
 from slixmpp.xmlstream import ElementBase, register_stanza_plugin
@@ -184,24 +185,75 @@ def too_deep(root: ET.Element, limit: int = MAX_STANZA_DEPTH) -> bool:
     return False
 
 
-def guard_depth(xmpp) -> None:
-    """Refuse over-deep stanzas before slixmpp builds (and recursively copies) stanza objects.
+#: Most elements in one stanza from a registered VEN. The largest OpenADR messages a VEN sends
+#: within the quotas (an oadrRegisterReport of 16 reports of 256 readings is about 80,000; a day of
+#: 15-minute readings of 10 rIDs in one oadrUpdateReport about 8,000) ... an offer that large is
+#: refused by the quota anyway, so 20,000 leaves room for every real message.
+MAX_STANZA_ELEMENTS = 20_000
+#: Most elements in one stanza from an account with no registration: all it may send is
+#: oadrQueryRegistration or oadrCreatePartyRegistration (under 40 elements).
+MAX_UNREGISTERED_ELEMENTS = 400
 
-    An over-deep iq get/set is answered ``modify/bad-request`` with a reply built fresh (never a
-    copy of the request); anything else over-deep is dropped.
+#: ``admit(sender)`` at arrival of an OpenADR iq set: None to take it, or (condition, text,
+#: error type) to refuse it before it is parsed. ``accept_size(sender, elements)``: whether a
+#: stanza that large may be looked at.
+Admit = Callable[[str], "tuple[str, str, str] | None"]
+AcceptSize = Callable[[str, int], bool]
+
+
+def element_count(root: ET.Element, limit: int = MAX_STANZA_ELEMENTS) -> int:
+    """How many elements ``root`` holds, counting no further than ``limit + 1``."""
+    count = 0
+    for _ in root.iter():
+        count += 1
+        if count > limit:
+            break
+    return count
+
+
+def guard_depth(xmpp) -> None:
+    """Refuse over-deep stanzas before slixmpp builds (and recursively copies) stanza objects."""
+    guard_inbound(xmpp)
+
+
+def guard_inbound(xmpp, accept_size: AcceptSize | None = None, admit: Admit | None = None) -> None:
+    """Check every stanza as it arrives, before slixmpp builds stanza objects and before any
+    OpenADR parsing: over-deep or over-large (``accept_size(sender, elements)`` says no)
+    stanzas are refused, and ``admit`` decides whether an OpenADR request is taken at all (the
+    per-account rate and in-flight limits). Counting is cheap; parsing and validating a stanza
+    of 60,000 elements costs about half a second of CPU.
+
+    A refused iq get/set is answered with an error built fresh (never a copy of the request);
+    anything else refused is dropped.
     """
     original = xmpp.incoming_filter
     dropped = ET.Element("{urn:xmpp-vtn:dropped}dropped")
+    payload_tag = f"{{{NS_OADR}}}oadrPayload"
+
+    def refuse(xml: ET.Element, condition: str, text: str, error_type: str = "modify") -> ET.Element:
+        if xml.tag.endswith("}iq") and xml.get("type") in ("get", "set"):
+            xmpp.make_iq_error(xml.get("id", ""), type=error_type, condition=condition, text=text,
+                               ito=xml.get("from"), ifrom=xml.get("to")).send()
+        return dropped
 
     def incoming_filter(xml: ET.Element) -> ET.Element:
         xml = original(xml)
-        if not too_deep(xml):
-            return xml
-        if xml.tag.endswith("}iq") and xml.get("type") in ("get", "set"):
-            xmpp.make_iq_error(xml.get("id", ""), type="modify", condition="bad-request",
-                               text=f"stanza nested deeper than {MAX_STANZA_DEPTH} levels",
-                               ito=xml.get("from"), ifrom=xml.get("to")).send()
-        return dropped
+        sender = xml.get("from") or ""
+        elements = element_count(xml) if accept_size is not None else 0
+        # Depth first (its walk is bounded by the count just taken), then size, which may ask
+        # the store whether the sender is registered: only for stanzas too large otherwise.
+        if elements <= MAX_STANZA_ELEMENTS and too_deep(xml):
+            return refuse(xml, "bad-request", f"stanza nested deeper than {MAX_STANZA_DEPTH} levels")
+        if accept_size is not None and not accept_size(sender, elements):
+            size = elements if elements <= MAX_STANZA_ELEMENTS else f"over {MAX_STANZA_ELEMENTS}"
+            return refuse(xml, "bad-request", f"stanza of {size} elements refused unread: larger than any "
+                          "OpenADR message this sender may send")
+        if admit is not None and xml.tag.endswith("}iq") and xml.get("type") == "set" and \
+                xml.find(payload_tag) is not None:
+            refusal = admit(sender)
+            if refusal is not None:
+                return refuse(xml, *refusal)
+        return xml
     xmpp.incoming_filter = incoming_filter
 
 

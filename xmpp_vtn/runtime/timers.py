@@ -10,10 +10,10 @@ from typing import Callable
 
 from ..services import lifecycle
 from ..services.events import EventService
-from ..services.reports import ReportService
+from ..services.reports import ReportService, subscription_owner
 from ..store import XMPP, EventRecord, Store, VenRecord
 from .cluster import Cluster
-from .component import OadrComponent
+from .component import THERE, UNSURE, OadrComponent
 from .outbox import Courier
 from .presence import VenPresence
 from .scheduler import Scheduler
@@ -115,6 +115,12 @@ class Timers:
 
     def unschedule_report(self, key: str) -> None:
         self.scheduler.cancel(f"vtn-report:{key}")
+        self._scheduled_reports.discard(key)
+
+    def unschedule_reports_of(self, ven_id: str) -> None:
+        """Stop serving every subscription of ``ven_id`` to the VTN's reports."""
+        for key in [key for key in self._scheduled_reports if subscription_owner(key) == ven_id]:
+            self.unschedule_report(key)
 
     async def _send_report(self, key: str, every: timedelta) -> None:
         repeat = every > timedelta(0)
@@ -128,7 +134,9 @@ class Timers:
             push = await self.reports.update_push(key)
             ven = self.store.ven(push.ven_id) if push is not None else None
             if ven is not None:
-                self.courier.queue(ven.ven_id, ven.transport_address, push)
+                # A newer update replaces one the VEN has not taken yet; an old one is not worth sending.
+                self.courier.queue(ven.ven_id, ven.transport_address, push, topic=key,
+                                   stale_after=self.courier.quotas.quotas.stale_report_update)
         except Exception:
             log.exception("report update %s could not be produced; the next one is still scheduled", key)
         finally:
@@ -149,8 +157,10 @@ class Timers:
 
         async def check(ven: VenRecord) -> None:
             async with slots:
-                answered = await self.component.ping(ven.transport_address, timeout=self.push_timeout)
-            if answered:
+                found = await self.component.probe(ven.transport_address, timeout=self.push_timeout)
+            # A VEN that answers neither ping nor disco with more than service-unavailable is
+            # there if its resource told us it is available (and has not said it left since).
+            if found == THERE or (found == UNSURE and self.presence.is_present(ven.transport_address)):
                 self.presence.alive(ven.ven_id)
             else:
                 self.presence.ping_missed(ven.ven_id)

@@ -88,7 +88,8 @@ class HandedOut:
 
 @dataclass(frozen=True)
 class Forget:
-    """A registration is gone: its report schedules, opts and liveness go with it."""
+    """A registration is gone: the store has purged what it owned (:meth:`Store.purge_ven`); what
+    the runtime keeps of it (report schedules, reading callbacks, liveness) goes too."""
 
     ven_id: str
 

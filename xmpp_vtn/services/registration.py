@@ -107,15 +107,27 @@ class RegistrationService:
             ven_name=payload.get("ven_name"), profile_name=PROFILE,
             report_only=bool(payload.get("report_only")), xml_signature=bool(payload.get("xml_signature")),
             http_pull_model=payload.get("http_pull_model"))
+        effects: tuple = ()
         if current is not None and current.ven_id != ven_id:
+            # The account's earlier venID is cancelled properly: its handler is told, and all it
+            # owned goes, so that nobody who later holds that venID finds it.
             log.info("%s replaces its registration as venID %s with venID %s", request.bare_jid,
                      current.ven_id, ven_id)
+            await self.handlers.call("on_cancel_party_registration", {
+                "request_id": request.request_id, "registration_id": current.registration_id,
+                "ven_id": current.ven_id})
+            self.store.purge_ven(current.ven_id)
+            effects = (Forget(current.ven_id),)
+        if self.store.ven(ven_id) is None:
+            # A venID new to this account starts clean, whatever an earlier holder left behind
+            # (a cancellation still owed to it, a subscription, an answer in the journal).
+            self.store.purge_ven(ven_id)
         self.store.put_ven(record)
         log.info("%s venID %s (registration %s) at %s",
                  "re-registered" if current and current.ven_id == ven_id else "registered",
                  ven_id, registration_id, record.transport_address)
         return Outcome(self.created_answer(request.request_id, ven_id=ven_id, registration_id=registration_id),
-                       (Registered(ven_id),))
+                       (*effects, Registered(ven_id)))
 
     def _check_ven_id_free(self, ven_id: str | None, bare_jid: str) -> None:
         """A venID bound to another account is refused, whoever offers it (VEN or handler)."""
@@ -172,16 +184,17 @@ class RegistrationService:
             raise Refusal(codes.INVALID_ID, f"registrationID {registration_id} is not this VEN's registration",
                           registration_id=registration_id)
         await self.handlers.call("on_cancel_party_registration", request.payload)
-        self.store.remove_ven(ven.ven_id)
+        self.store.purge_ven(ven.ven_id)         # the registration and everything it owned, at once
         log.info("venID %s cancelled its registration %s", ven.ven_id, registration_id)
         return Outcome(("oadrCanceledPartyRegistration", {
             "response": response(codes.OK, request.request_id), "registration_id": registration_id,
             "ven_id": ven.ven_id}), (Forget(ven.ven_id),))
 
     def cancel_by_vtn(self, ven_id: str) -> tuple[VenRecord, Push]:
-        """Forget ``ven_id``'s registration and return the oadrCancelPartyRegistration owed to it."""
+        """Forget ``ven_id``'s registration and everything it owned; return the
+        oadrCancelPartyRegistration owed to it (queue it after the purge)."""
         ven = self._registered(ven_id)
-        self.store.remove_ven(ven_id)
+        self.store.purge_ven(ven_id)
         log.info("VTN cancelled the registration %s of venID %s", ven.registration_id, ven_id)
         return ven, Push(ven_id, "oadrCancelPartyRegistration", {
             "request_id": new_request_id(), "registration_id": ven.registration_id, "ven_id": ven_id})

@@ -26,6 +26,7 @@ from ..store import Document, Store, VenRecord
 from . import codes
 from .handlers import Handlers, invoke
 from .outcome import Outcome, Push, Refusal, Request, Route, ScheduleReport, UnscheduleReport, acknowledge, response
+from .quotas import QuotaGuard
 from .registration import new_request_id
 
 log = logging.getLogger("xmpp_vtn.reports")
@@ -67,8 +68,10 @@ def _positional_count(function: Callable) -> int:
 class ReportService:
     """Report offers, subscriptions both ways, and the VENs' readings."""
 
-    def __init__(self, store: Store, handlers: Handlers, vtn_id: str, now: Callable[[], datetime]):
+    def __init__(self, store: Store, handlers: Handlers, vtn_id: str, now: Callable[[], datetime],
+                 quotas: QuotaGuard | None = None):
         self.store, self.handlers, self.vtn_id, self.now = store, handlers, vtn_id, now
+        self.quotas = quotas or QuotaGuard()
         # Python callables live as long as the process: (report_request_id, r_id) -> callback.
         self.callbacks: dict[tuple[str, str], ReadingCallback] = {}
         self.vtn_reports: dict[str, VTNReport] = {}
@@ -76,6 +79,7 @@ class ReportService:
         # no answer to must not make a callback fire twice. Bounded; lost on restart.
         self._delivered_reports: dict[str, OrderedDict[str, None]] = {}
         self._said_nothing_requested = False
+        self._callback_owners: dict[str, str] = {}      # report_request_id -> venID, for forget()
 
     # -- VEN -> VTN: offers and the application's choice -----------------------------------------
 
@@ -97,11 +101,21 @@ class ReportService:
     async def register_report(self, request: Request, ven: VenRecord) -> Outcome:
         """oadrRegisterReport from a VEN: keep its offers, ask for what the application wants."""
         reports = request.payload.get("reports") or []
+        limits = self.quotas.quotas
+        self.quotas.check("report_offers_per_ven", request.bare_jid, len(reports), limits.report_offers_per_ven,
+                          "reports offered in one oadrRegisterReport")
+        for report in reports:
+            self.quotas.check("readings_per_report", request.bare_jid, len(report.get("report_descriptions") or []),
+                              limits.readings_per_report, f"readings in report {report['report_specifier_id']}")
         chosen = []
         for report in reports:
             chosen.extend(await self._choose(ven.ven_id, report))
-        for old in self.store.documents(OFFER, ven.ven_id):      # a new registration replaces the old offers
+        # A new registration replaces the old offers, and with them every request the VTN made
+        # for them: the picks just made ask again for what is still wanted.
+        for old in self.store.documents(OFFER, ven.ven_id):
             self.store.remove_document(OFFER, old.key)
+        for old in self.store.documents(REQUEST, ven.ven_id):
+            self._drop_request(old.key)
         for report in reports:
             self.store.put_document(Document(OFFER, _offer_key(ven.ven_id, report["report_specifier_id"]),
                                              ven.ven_id, report, "offered"))
@@ -200,6 +214,7 @@ class ReportService:
         for description, callback in picks:
             if callback is not None:
                 self.callbacks[(report_request["report_request_id"], description["r_id"])] = callback
+                self._callback_owners[report_request["report_request_id"]] = ven_id
         return report_request
 
     def request(self, ven_id: str, report_specifier_id: str, r_ids: Iterable[str] | None,
@@ -225,29 +240,30 @@ class ReportService:
         document = self.store.document(REQUEST, report_request_id)
         if document is None or document.ven_id != ven_id:
             raise KeyError(f"no report request {report_request_id!r} to venID {ven_id}")
-        self.store.remove_document(REQUEST, report_request_id)
-        for key in [key for key in self.callbacks if key[0] == report_request_id]:
-            del self.callbacks[key]
+        self._drop_request(report_request_id)
         return Push(ven_id, "oadrCancelReport", {"request_id": new_request_id(), "report_request_ids":
                                                  [report_request_id], "report_request_id": report_request_id,
                                                  "report_to_follow": False, "ven_id": ven_id})
+
+    def _drop_request(self, report_request_id: str) -> None:
+        self.store.remove_document(REQUEST, report_request_id)
+        self._drop_callbacks(report_request_id)
+
+    def _drop_callbacks(self, report_request_id: str) -> None:
+        self._callback_owners.pop(report_request_id, None)
+        for key in [key for key in self.callbacks if key[0] == report_request_id]:
+            del self.callbacks[key]
 
     def requests(self, ven_id: str | None = None) -> list[Document]:
         """The VTN's report requests to VENs, with their state."""
         return self.store.documents(REQUEST, ven_id)
 
-    def forget(self, ven_id: str) -> list[str]:
-        """A VEN's registration is gone: drop its offers and subscriptions both ways; returns the
-        keys of its subscriptions to the VTN's reports (their schedules must stop)."""
-        stopped = []
-        for kind in (OFFER, REQUEST, VTN_REQUEST):
-            for document in self.store.documents(kind, ven_id):
-                self.store.remove_document(kind, document.key)
-                if kind == VTN_REQUEST:
-                    stopped.append(document.key)
-                for key in [key for key in self.callbacks if key[0] == document.key]:
-                    del self.callbacks[key]
-        return stopped
+    def forget(self, ven_id: str) -> None:
+        """A VEN's registration is gone: drop what this process keeps of it (reading callbacks,
+        delivered report ids). The stored documents went with :meth:`Store.purge_ven`."""
+        for report_request_id in [rrid for rrid, owner in self._callback_owners.items() if owner == ven_id]:
+            self._drop_callbacks(report_request_id)
+        self._delivered_reports.pop(ven_id, None)
 
     def offers(self, ven_id: str | None = None) -> list[Document]:
         """The reports VENs offered."""
@@ -290,10 +306,11 @@ class ReportService:
                 seen[report_id] = None
                 while len(seen) > 256:                 # per VEN: one VEN cannot push out the others'
                     seen.popitem(last=False)
+        verdict = None
         if "on_update_report" in self.handlers:
             if fresh:
                 try:
-                    await self.handlers.call("on_update_report", request.payload)
+                    verdict = await self.handlers.call("on_update_report", request.payload)
                 except Exception:
                     # The handler refused the readings (469): a resend must reach it again.
                     for _, _, report_id in fresh:
@@ -303,11 +320,36 @@ class ReportService:
             for document, readings, _ in fresh:
                 for r_id, data in readings.items():
                     await self._run_reading_callback(ven.ven_id, document.key, r_id, data)
+        cancelled = self._cancelled_by(verdict, ven.ven_id, [document.key for document, _ in deliveries])
         for document, _ in deliveries:                 # readings arriving means the request is live
-            if document.state != ACTIVE:
+            if document.state != ACTIVE and document.key not in cancelled:
                 self.store.put_document(replace(document, state=ACTIVE))
-        return Outcome(("oadrUpdatedReport", {"response": response(codes.OK, request.request_id),
-                                              "ven_id": ven.ven_id}))
+        answer = {"response": response(codes.OK, request.request_id), "ven_id": ven.ven_id}
+        if cancelled:
+            for report_request_id in cancelled:
+                self._drop_request(report_request_id)
+            log.info("on_update_report cancelled report request %s of venID %s", ", ".join(cancelled), ven.ven_id)
+            answer["cancel_report"] = {"request_id": new_request_id(), "report_request_ids": cancelled,
+                                       "report_to_follow": False, "ven_id": ven.ven_id}
+        return Outcome(("oadrUpdatedReport", answer))
+
+    def _cancelled_by(self, verdict: Any, ven_id: str, answered: list[str]) -> list[str]:
+        """The report requests ``on_update_report``'s return value cancels: ``False`` cancels the
+        ones this update answered; an iterable of report request ids cancels those of this VEN's
+        requests; anything else (None, True) cancels nothing."""
+        if verdict is False:
+            return list(dict.fromkeys(answered))
+        if isinstance(verdict, (list, tuple, set, frozenset)):
+            chosen = []
+            for report_request_id in verdict:
+                document = self.store.document(REQUEST, str(report_request_id))
+                if document is None or document.ven_id != ven_id:
+                    log.warning("on_update_report asked to cancel report request %r, which venID %s does not "
+                                "hold: ignored", report_request_id, ven_id)
+                    continue
+                chosen.append(document.key)
+            return list(dict.fromkeys(chosen))
+        return []
 
     async def _run_reading_callback(self, ven_id: str, key: str, r_id: str, data: list) -> None:
         """A per-reading ``callback(data)``, sync or async. Like an event's callback it is told
@@ -335,8 +377,14 @@ class ReportService:
         return Push(ven_id, "oadrRegisterReport", {"request_id": new_request_id(), "reports": reports,
                                                    "ven_id": ven_id, "report_request_id": "0"})
 
-    def _accept_vtn_requests(self, ven_id: str, report_requests: list[dict]) -> list[dict]:
-        """Check a VEN's requests for the VTN's reports: all are accepted, or a Refusal for the first bad one."""
+    def _accept_vtn_requests(self, ven: VenRecord, report_requests: list[dict]) -> list[dict]:
+        """Check a VEN's requests for the VTN's reports: all are accepted, or a Refusal for the first
+        bad one (nothing stored). A sampling period outside what the VTN offers for an rID is
+        refused with 454 (invalid data); subscriptions beyond the VEN's quota with 451."""
+        held = {document.key for document in self.store.documents(VTN_REQUEST, ven.ven_id)}
+        wanted = held | {subscription_key(ven.ven_id, item["report_request_id"]) for item in report_requests}
+        self.quotas.check("subscriptions_per_ven", ven.bare_jid, len(wanted), self.quotas.quotas.subscriptions_per_ven,
+                          "subscriptions to this VTN's reports")
         for report_request in report_requests:
             specifier = report_request["report_specifier"]
             offered = self.vtn_reports.get(specifier["report_specifier_id"])
@@ -347,6 +395,12 @@ class ReportService:
             if missing:
                 raise Refusal(codes.INVALID_ID, f"report {specifier['report_specifier_id']} has no rID "
                               f"{', '.join(missing)}")
+            descriptions = _descriptions(offered.report)
+            for item in specifier["specifier_payloads"]:
+                problem = _outside_sampling(descriptions[item["r_id"]], specifier)
+                if problem:
+                    raise Refusal(codes.INVALID_DATA, f"report {specifier['report_specifier_id']} rID {item['r_id']}: "
+                                  f"{problem}")
         return report_requests
 
     def _store_vtn_requests(self, ven_id: str, report_requests: list[dict]) -> list[str]:
@@ -364,7 +418,7 @@ class ReportService:
         With requests, the answer is the ceremony's oadrCreatedReport (in the iq result, as every
         answer); without, a plain oadrResponse.
         """
-        accepted = self._accept_vtn_requests(ven.ven_id, request.payload.get("report_requests") or [])
+        accepted = self._accept_vtn_requests(ven, request.payload.get("report_requests") or [])
         scheduled = tuple(ScheduleReport(key) for key in self._store_vtn_requests(ven.ven_id, accepted))
         if not accepted:
             return acknowledge(request, ven.ven_id)
@@ -374,7 +428,7 @@ class ReportService:
 
     async def create_report(self, request: Request, ven: VenRecord) -> Outcome:
         """oadrCreateReport from a VEN: requests for the VTN's reports -> oadrCreatedReport."""
-        accepted = self._accept_vtn_requests(ven.ven_id, request.payload.get("report_requests") or [])
+        accepted = self._accept_vtn_requests(ven, request.payload.get("report_requests") or [])
         await self.handlers.call("on_create_report", request.payload)   # raising here refuses, nothing stored
         scheduled = tuple(ScheduleReport(key) for key in self._store_vtn_requests(ven.ven_id, accepted))
         return Outcome(("oadrCreatedReport", {"response": response(codes.OK, request.request_id),
@@ -434,9 +488,32 @@ class ReportService:
                                                           "ven_id": document.ven_id})
 
 
+def _outside_sampling(description: dict, specifier: dict) -> str | None:
+    """Why ``specifier`` asks ``description`` (an offered rID) for readings more often or more
+    rarely than it is offered, or None. A zero granularity or report-back duration asks for no
+    period of its own (one reading, or whatever the other says) and is always within range."""
+    rate = description.get("sampling_rate") or {}
+    low, high = rate.get("min_period"), rate.get("max_period")
+    granularity = specifier.get("granularity") or timedelta(0)
+    report_back = specifier.get("report_back_duration") or timedelta(0)
+    if granularity > timedelta(0):
+        if low is not None and granularity < low:
+            return f"granularity {granularity} is shorter than the offered sampling period {low}"
+        if high is not None and high > timedelta(0) and granularity > high:
+            return f"granularity {granularity} is longer than the offered sampling period {high}"
+    if report_back > timedelta(0) and low is not None and report_back < low:
+        return f"reportBackDuration {report_back} is shorter than the offered sampling period {low}"
+    return None
+
+
 def subscription_key(ven_id: str, report_request_id: str) -> str:
     """Where a VEN's request for a VTN report is kept: report request ids are the VEN's to choose."""
     return f"{ven_id}\x1f{report_request_id}"
+
+
+def subscription_owner(key: str) -> str:
+    """The venID of a :func:`subscription_key`."""
+    return key.split("\x1f", 1)[0]
 
 
 def _grouped(choices: list[tuple]) -> list[tuple]:

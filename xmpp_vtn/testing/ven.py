@@ -92,13 +92,23 @@ class SimulatedVEN:
     #: How it logs in: plain PLAIN by default (the loopback test servers); ``Security("starttls",
     #: ca_file=...)`` or ``Security("direct", ...)`` for a server that requires TLS (SCRAM then).
     security: Security = PLAIN
+    #: XEP-0199 ping and XEP-0030 disco answered. A VEN without them answers those iqs with
+    #: ``service-unavailable``, as RFC 6120 tells an entity to answer what it does not understand.
+    answers_ping: bool = True
+    answers_disco: bool = True
 
     def __post_init__(self) -> None:
         self.xmpp = make_client(self.jid, self.password, self.security)
         guard_depth(self.xmpp)
         # Disco and ping answered, as any well-behaved XMPP client does (the VTN pings VENs).
-        self.xmpp.register_plugin("xep_0030")
-        self.xmpp.register_plugin("xep_0199")
+        if self.answers_disco:
+            self.xmpp.register_plugin("xep_0030")
+        else:
+            self._refuse_iq("{http://jabber.org/protocol/disco#info}query")
+        if self.answers_ping:
+            self.xmpp.register_plugin("xep_0199")
+        else:
+            self._refuse_iq("{urn:xmpp:ping}ping")
         self.xmpp.register_handler(CoroutineCallback("OpenADR push", StanzaPath("iq@type=set/oadr"), self._on_push))
         self._arrivals: asyncio.Condition | None = None
         self._answers: dict[str, Callable[[Received], Any]] = {
@@ -114,6 +124,16 @@ class SimulatedVEN:
         self._stopping = False
         self._report_loops: dict[str, asyncio.Task] = {}
         self._tasks: set[asyncio.Task] = set()
+
+    def _refuse_iq(self, child: str) -> None:
+        """Answer iq gets carrying ``child`` with cancel/service-unavailable."""
+        from slixmpp.xmlstream.handler import Callback
+        from slixmpp.xmlstream.matcher import MatchXPath
+
+        def refuse(iq: Iq) -> None:
+            self.xmpp.make_iq_error(iq["id"], type="cancel", condition="service-unavailable",
+                                    ito=iq["from"], ifrom=iq["to"]).send()
+        self.xmpp.register_handler(Callback(f"refuse {child}", MatchXPath(f"{{jabber:client}}iq/{child}"), refuse))
 
     @property
     def full_jid(self) -> str:
