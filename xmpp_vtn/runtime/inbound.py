@@ -20,6 +20,10 @@ from .presence import VenPresence, bare
 from .stanzas import MAX_STANZA_ELEMENTS, MAX_UNREGISTERED_ELEMENTS
 
 
+#: How many elements of a stanza count as one request against the account's request rate.
+ELEMENTS_PER_REQUEST = 500
+
+
 class TokenBucket:
     """Requests per second per account: ``rate`` sustained, ``burst`` at once.
 
@@ -33,17 +37,19 @@ class TokenBucket:
         self.rate, self.burst, self.clock, self.max_accounts = rate, burst, clock, max_accounts
         self._buckets: dict[str, tuple[float, float]] = {}     # account -> (tokens, when)
 
-    def take(self, account: str) -> bool:
-        """Spend one token of ``account``'s; False (nothing spent) when it has none."""
+    def take(self, account: str, cost: float = 1.0) -> bool:
+        """Spend ``cost`` tokens of ``account``'s (at most a full bucket); False (nothing spent)
+        when it has fewer."""
         now = self.clock()
+        cost = min(cost, float(self.burst))
         tokens, when = self._buckets.get(account, (float(self.burst), now))
         tokens = min(float(self.burst), tokens + (now - when) * self.rate)
-        if tokens < 1.0:
+        if tokens < cost:
             self._buckets[account] = (tokens, now)
             return False
         if len(self._buckets) >= self.max_accounts and account not in self._buckets:
             self._forget_full(now)
-        self._buckets[account] = (tokens - 1.0, now)
+        self._buckets[account] = (tokens - cost, now)
         return True
 
     def _forget_full(self, now: float) -> None:
@@ -84,17 +90,19 @@ class InboundPipeline:
 
     # -- the gate: at arrival, before parsing --------------------------------------------------------
 
-    def admit(self, sender: str) -> tuple[str, str, str] | None:
+    def admit(self, sender: str, elements: int = 0) -> tuple[str, str, str] | None:
         """Take a request from ``sender`` (counted in flight until :meth:`release`), or the XMPP
-        error refusing it: too many in flight, or over the account's request rate."""
-        return self._admit_account(bare(sender))
+        error refusing it: too many in flight, or over the account's request rate. A large
+        request costs more of the rate: one request per :data:`ELEMENTS_PER_REQUEST` elements,
+        since parsing and validating it costs the VTN in proportion."""
+        return self._admit_account(bare(sender), elements)
 
-    def _admit_account(self, account: str) -> tuple[str, str, str] | None:
+    def _admit_account(self, account: str, elements: int = 0) -> tuple[str, str, str] | None:
         if self._in_flight.get(account, 0) >= self.max_requests_in_flight:
             self.quotas.note("requests_in_flight", account, f"more than {self.max_requests_in_flight} in flight")
             return ("resource-constraint", f"more than {self.max_requests_in_flight} requests in flight from this "
                     "account; wait for answers", "wait")
-        if not self.rate.take(account):
+        if not self.rate.take(account, max(1.0, elements / ELEMENTS_PER_REQUEST)):
             self.quotas.note("requests_per_second", account, f"more than {self.rate.rate:g} requests per second")
             return ("resource-constraint", f"more than {self.rate.rate:g} requests per second from this account; "
                     "slow down", "wait")
@@ -130,7 +138,8 @@ class InboundPipeline:
         if admitted:
             return await self._answer(sender, data)
         account = account or (bare(sender) if isinstance(sender, str) else "(unauthenticated)")
-        refusal = self._admit_account(account)
+        # About as many elements as the document has tags over two: counted in C, unparsed.
+        refusal = self._admit_account(account, data.count(b"<") // 2)
         if refusal is not None:
             raise IqRefused(*refusal)
         try:

@@ -194,10 +194,10 @@ MAX_STANZA_ELEMENTS = 20_000
 #: oadrQueryRegistration or oadrCreatePartyRegistration (under 40 elements).
 MAX_UNREGISTERED_ELEMENTS = 400
 
-#: ``admit(sender)`` at arrival of an OpenADR iq set: None to take it, or (condition, text,
-#: error type) to refuse it before it is parsed. ``accept_size(sender, elements)``: whether a
+#: ``admit(sender, elements)`` at arrival of an OpenADR iq set: None to take it, or (condition,
+#: text, error type) to refuse it before it is parsed. ``accept_size(sender, elements)``: whether a
 #: stanza that large may be looked at.
-Admit = Callable[[str], "tuple[str, str, str] | None"]
+Admit = Callable[[str, int], "tuple[str, str, str] | None"]
 AcceptSize = Callable[[str, int], bool]
 
 
@@ -250,7 +250,7 @@ def guard_inbound(xmpp, accept_size: AcceptSize | None = None, admit: Admit | No
                           "OpenADR message this sender may send")
         if admit is not None and xml.tag.endswith("}iq") and xml.get("type") == "set" and \
                 xml.find(payload_tag) is not None:
-            refusal = admit(sender)
+            refusal = admit(sender, elements)
             if refusal is not None:
                 return refuse(xml, *refusal)
         return xml

@@ -381,10 +381,6 @@ class ReportService:
         """Check a VEN's requests for the VTN's reports: all are accepted, or a Refusal for the first
         bad one (nothing stored). A sampling period outside what the VTN offers for an rID is
         refused with 454 (invalid data); subscriptions beyond the VEN's quota with 451."""
-        held = {document.key for document in self.store.documents(VTN_REQUEST, ven.ven_id)}
-        wanted = held | {subscription_key(ven.ven_id, item["report_request_id"]) for item in report_requests}
-        self.quotas.check("subscriptions_per_ven", ven.bare_jid, len(wanted), self.quotas.quotas.subscriptions_per_ven,
-                          "subscriptions to this VTN's reports")
         for report_request in report_requests:
             specifier = report_request["report_specifier"]
             offered = self.vtn_reports.get(specifier["report_specifier_id"])
@@ -401,6 +397,10 @@ class ReportService:
                 if problem:
                     raise Refusal(codes.INVALID_DATA, f"report {specifier['report_specifier_id']} rID {item['r_id']}: "
                                   f"{problem}")
+        held = {document.key for document in self.store.documents(VTN_REQUEST, ven.ven_id)}
+        wanted = held | {subscription_key(ven.ven_id, item["report_request_id"]) for item in report_requests}
+        self.quotas.check("subscriptions_per_ven", ven.bare_jid, len(wanted), self.quotas.quotas.subscriptions_per_ven,
+                          "subscriptions to this VTN's reports")
         return report_requests
 
     def _store_vtn_requests(self, ven_id: str, report_requests: list[dict]) -> list[str]:
