@@ -10,8 +10,8 @@ Two kinds of debt, one delivery per VEN (:class:`~xmpp_vtn.runtime.delivery_loop
   is built at send time, so a newer distribution always supersedes an unsent one.
 
 A failed delivery leaves everything owed and retries with capped, jittered backoff on the VTN's
-scheduler (so a test clock drives it); something new for a VEN in backoff waits for that retry
-rather than forcing one. A VEN that shows life (presence, any request) is served at once; a VTN
+scheduler (so a test clock drives it); a push queued for a VEN in backoff waits for that retry
+rather than forcing one (a changed event still goes at once: it supersedes what was unsent). A VEN that shows life (presence, any request) is served at once; a VTN
 that starts serves everyone owed.
 
 Bounds (the quota model, :mod:`xmpp_vtn.services.quotas`): at most ``outbox_per_ven`` items per VEN;
@@ -122,7 +122,8 @@ class Courier:
             self.quotas.note("outbox_per_ven", ven_id, f"{push.message_type} not queued: "
                              f"{self.quotas.quotas.outbox_per_ven} pushes are waiting for this VEN")
             return None
-        self.wake(ven_id)
+        if ven_id not in self._backoff:       # in backoff, the new item waits for the next retry
+            self.wake(ven_id)
         return item_id
 
     async def send(self, ven_id: str, to: str, push: Push) -> bool:
@@ -165,11 +166,10 @@ class Courier:
         self._resolve(item_id, True)
 
     def wake(self, ven_id: str) -> None:
-        """Deliver what ``ven_id`` is owed, soon: at once, or at its next retry while deliveries to
-        it are failing. Does nothing while the component is offline: the next session start
-        serves everyone."""
-        if ven_id not in self._backoff:
-            self._wake_now(ven_id)
+        """Deliver what ``ven_id`` is owed, soon (an event changed, it registered). Does nothing
+        while the component is offline: the next session start serves everyone. Queued items
+        (:meth:`queue`) do not wake a VEN in backoff: they wait for its next retry."""
+        self._wake_now(ven_id)
 
     def _wake_now(self, ven_id: str) -> None:
         if self.component.connected and not self._closed:
@@ -235,7 +235,9 @@ class Courier:
         if not self.cluster.hold(lease, lease_seconds):
             # Another instance is delivering to this VEN; look again shortly (it may die, or
             # something may be owed that it did not see).
-            self._retry_in(ven_id, min(1.0, self.cluster.sweep_interval))
+            # A short look on the loop's clock, not a backoff: it must happen even while a test
+            # clock stands still, as it did before retries moved to the scheduler.
+            self._retry_in(ven_id, min(1.0, self.cluster.sweep_interval), on_loop=True)
             return
         try:
             await self._deliver_held(ven_id, lambda: self.cluster.hold(lease, lease_seconds))
@@ -352,9 +354,9 @@ class Courier:
         log.info("venID %s did not take %s; retrying in %.1f s or when it shows up", ven_id, reason, delay)
         self._retry_in(ven_id, delay)
 
-    def _retry_in(self, ven_id: str, delay: float) -> None:
+    def _retry_in(self, ven_id: str, delay: float, on_loop: bool = False) -> None:
         self._cancel_retry(ven_id)
-        if self.scheduler is None:
+        if self.scheduler is None or on_loop:
             self._retries[ven_id] = asyncio.get_running_loop().call_later(delay, self._retry, ven_id)
         else:
             self._retries[ven_id] = None
