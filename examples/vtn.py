@@ -2,7 +2,11 @@
 
 Run it against your own XMPP server (the component must be declared there with its secret):
 
-    python examples/vtn.py --jid vtn.example.com --secret "$SECRET" --port 5347 --store vtn.sqlite3
+    XMPP_VTN_SECRET_FILE=/etc/xmpp-vtn/secret python examples/vtn.py --jid vtn.example.com --port 5347
+
+The component secret comes from the file named by ``--secret-file`` or ``XMPP_VTN_SECRET_FILE``,
+or from the ``XMPP_VTN_SECRET`` environment variable: never from the command line, which every
+user of the machine can read in ``ps``.
 
 ``examples/demo.py`` runs this same VTN against a private Prosody, with three simulated VENs.
 """
@@ -10,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import logging
 import signal
 from datetime import timedelta
@@ -67,8 +72,25 @@ def build_vtn(jid: str, secret: str, host: str = "127.0.0.1", port: int = 5347, 
     return vtn
 
 
+def component_secret(secret_file: str | None) -> str:
+    """The component secret: the first line of ``secret_file`` (or of $XMPP_VTN_SECRET_FILE), else
+    $XMPP_VTN_SECRET. SystemExit with the reason when there is none."""
+    path = secret_file or os.environ.get("XMPP_VTN_SECRET_FILE")
+    if path:
+        try:
+            with open(path, encoding="utf-8") as handle:
+                secret = handle.readline().strip()
+        except OSError as error:
+            raise SystemExit(f"cannot read the component secret from {path}: {error.strerror}") from None
+    else:
+        secret = os.environ.get("XMPP_VTN_SECRET", "")
+    if not secret:
+        raise SystemExit("no component secret: give --secret-file, or set XMPP_VTN_SECRET_FILE or XMPP_VTN_SECRET")
+    return secret
+
+
 async def serve(args: argparse.Namespace) -> None:
-    vtn = build_vtn(args.jid, args.secret, args.host, args.port, args.store, args.vtn_id)
+    vtn = build_vtn(args.jid, component_secret(args.secret_file), args.host, args.port, args.store, args.vtn_id)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -83,7 +105,8 @@ async def serve(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jid", required=True, help="the component's JID, e.g. vtn.example.com")
-    parser.add_argument("--secret", required=True, help="the component secret configured on the server")
+    parser.add_argument("--secret-file", help="file whose first line is the component secret configured on the "
+                        "server (default: $XMPP_VTN_SECRET_FILE, else the secret in $XMPP_VTN_SECRET)")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=5347)
     parser.add_argument("--store", default="xmpp-vtn.sqlite3", help="SQLite file holding the VTN's state")

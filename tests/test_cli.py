@@ -244,7 +244,7 @@ def test_a_bad_config_exits_2_listing_every_problem_without_a_traceback(tmp_path
         f"xmpp-vtn run: {path}: 3 problems:",
         "  extra: unknown key; known keys: " + ", ".join(
             ("vtn_id", "store", "handlers", "push_timeout", "push_concurrency", "requested_poll_freq",
-             "operators", "component", "liveness", "log", "cluster", "http", "control")),
+             "operators", "component", "liveness", "log", "cluster", "http", "control", "quotas")),
         "  component.secret: missing; give secret, secret_file (a file holding it) or secret_env "
         "(an environment variable holding it)",
         "  component.port: must be an integer between 1 and 65535, got 0"]
@@ -490,3 +490,17 @@ def test_validate_exits_1_and_explains_each_file(tmp_path):
         f"{broken}: not well-formed, 1 problem",            # only its own error, none left from the file before
         f"  {broken}:{vtn_line}: Opening and ending tag mismatch: vtnID line {vtn_line} and vtnId"]
     assert cli("validate", str(good)).returncode == 0
+
+
+def test_the_quotas_table_sets_the_per_ven_limits_and_refuses_unknown_or_bad_ones(tmp_path):
+    from datetime import timedelta
+    from xmpp_vtn.services.quotas import Quotas
+    assert load_config(write(tmp_path, MINIMAL)).quotas == Quotas()
+    config = load_config(write(tmp_path, MINIMAL + '[quotas]\nopts_per_ven = 8\nrequests_per_second = 2.5\n'
+                                                   'stale_report_update = 60\n'))
+    assert (config.quotas.opts_per_ven, config.quotas.requests_per_second,
+            config.quotas.stale_report_update) == (8, 2.5, timedelta(seconds=60))
+    assert vtn_arguments(config)["quotas"] == config.quotas
+    problems = errors_of(write(tmp_path, MINIMAL + '[quotas]\nopts_per_vens = 8\noutbox_per_ven = 0\n'))
+    assert any(line.startswith("quotas.opts_per_vens: unknown key; did you mean opts_per_ven?") for line in problems)
+    assert any(line.startswith("quotas.outbox_per_ven") for line in problems)

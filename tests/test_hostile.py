@@ -384,3 +384,44 @@ def test_an_offline_vens_report_updates_are_merged_expire_and_respect_its_backof
     assert depth == 1                          # one update owed per subscription, the newest
     assert tried <= 25                         # backoff (1 s doubling to 60 s): not one per update (60)
     assert after_expiry <= 1                   # the stale one was dropped; at most a fresh one waits
+
+
+# -- secrets and logs ------------------------------------------------------------------------------
+
+def test_the_handshake_digest_and_stream_id_never_reach_a_log_at_any_level(prosody, caplog):
+    # Before: slixmpp's DEBUG lines carried the stream id and SHA-1(stream id + secret), enough
+    # to guess a weak component secret offline.
+    import hashlib
+    import logging
+    import re
+
+    async def scenario():
+        async with scene(prosody, ping_interval=None) as (vtn, _):
+            return vtn.connected
+
+    with caplog.at_level(logging.DEBUG):
+        assert run(scenario())
+    lines = [record.getMessage() for record in caplog.records]
+    headers = [line for line in lines if "stream:stream" in line and " id=" in line]
+    assert headers and all("(redacted)" in line for line in headers)
+    sent = [line for line in lines if "<handshake" in line]
+    assert sent and all("<handshake>(redacted)</handshake>" in line for line in sent)
+    # Nothing that looks like the digest anywhere: no 40-hex-digit word in any slixmpp line.
+    assert not [line for line in lines if re.search(r"\b[0-9a-f]{40}\b", line) and "handshake" in line]
+    assert hashlib.sha1(prosody.secret.encode()).hexdigest() not in "\n".join(lines)
+
+
+def test_the_example_vtn_takes_its_secret_from_a_file_or_the_environment(tmp_path, monkeypatch):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("example_vtn", os.path.join(HERE, "..", "examples", "vtn.py"))
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    secret_file = tmp_path / "secret"
+    secret_file.write_text("from-file\n")
+    monkeypatch.delenv("XMPP_VTN_SECRET_FILE", raising=False)
+    monkeypatch.setenv("XMPP_VTN_SECRET", "from-env")
+    assert example.component_secret(str(secret_file)) == "from-file"
+    assert example.component_secret(None) == "from-env"
+    monkeypatch.delenv("XMPP_VTN_SECRET")
+    with pytest.raises(SystemExit, match="no component secret"):
+        example.component_secret(None)

@@ -311,3 +311,21 @@ def test_install_refuses_a_missing_or_invalid_operator(prosody):
             vtn.store.close()
 
     run(scenario())
+
+
+def test_a_strangers_refused_commands_are_logged_once_not_once_each(prosody, caplog):
+    # Before: each refused command logged a WARNING, so any account could flood the log.
+    import logging
+    operator, stranger = new_account(prosody, "operator"), new_account(prosody, "stranger")
+
+    async def scenario():
+        async with scene(prosody, operators=[operator], scheduler=ManualScheduler(T0)) as (vtn, _):
+            async with xmpp_client(prosody, stranger) as client:
+                for _ in range(20):
+                    with pytest.raises(IqError):
+                        await execute(client, vtn.jid, LIST_VENS)
+
+    with caplog.at_level(logging.WARNING, logger="xmpp_vtn.operator"):
+        run(scenario())
+    refused = [record for record in caplog.records if "not an operator" in record.getMessage()]
+    assert len(refused) == 1 and stranger in refused[0].getMessage()

@@ -41,9 +41,12 @@ from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import StanzaPath
 
 from ..services.event_arguments import SIGNAL_TYPES, check_signal
+from ..services.quotas import RateLimitedLog
 from .desk import OperatorDesk
 
 log = logging.getLogger("xmpp_vtn.operator")
+# Any account can send commands: its refusals are logged once a minute, not once each.
+_refusals = RateLimitedLog(log, interval=60.0)
 
 COMMANDS_NS = "http://jabber.org/protocol/commands"
 DATA_FORMS_NS = "jabber:x:data"
@@ -168,7 +171,8 @@ class OperatorCommands(BasePlugin):
         may continue it. Raising XMPPError makes slixmpp answer the iq with that error."""
         sender = iq["from"]
         if not self._allowed(sender):
-            log.warning("ad-hoc command %r from %s refused: not an operator", iq["command"]["node"], sender)
+            _refusals(logging.WARNING, str(sender.bare if sender is not None else ""),
+                      "ad-hoc command %r from %s refused: not an operator", iq["command"]["node"], sender)
             raise XMPPError("forbidden", "only the VTN's operators may run its commands", etype="auth")
         self._forget_old_sessions()
         session_id = iq["command"]["sessionid"]

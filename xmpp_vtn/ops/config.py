@@ -22,7 +22,7 @@ import os
 import re
 import sys
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from types import ModuleType
@@ -31,6 +31,7 @@ from typing import Any, Callable, Iterable
 from ..control.auth import check_token_hash
 from ..control.server import ControlTLS
 from ..services.handlers import HANDLER_NAMES, signature_problem
+from ..services.quotas import Quotas
 
 DEFAULT_STORE_NAME = "xmpp-vtn.sqlite3"
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
@@ -39,7 +40,7 @@ SECRET_KEYS = ("secret", "secret_file", "secret_env")
 
 # The keys each table takes: anything else is an error (a typo must not silently become a default).
 _TOP_KEYS = ("vtn_id", "store", "handlers", "push_timeout", "push_concurrency", "requested_poll_freq",
-             "operators", "component", "liveness", "log", "cluster", "http", "control")
+             "operators", "component", "liveness", "log", "cluster", "http", "control", "quotas")
 _TABLES = {
     "component": ("jid", *SECRET_KEYS, "host", "port"),
     "http": ("host", "port", "cert", "key", "ca_file", "path_prefix", "allow_insecure", "verify_message_signatures"),
@@ -146,6 +147,9 @@ class VTNConfig:
     #: Bare JIDs allowed to run the XEP-0050 operator commands.
     operators: tuple[str, ...] = ()
     http: HttpConfig = HttpConfig()
+    #: The per-VEN limits ([quotas] table; see docs/operations.md): Quotas field names, any omitted
+    #: keeps its default.
+    quotas: Quotas = Quotas()
 
 
 class _Invalid(Exception):
@@ -506,6 +510,8 @@ def parse_config(data: dict, base: Path, path: Path | None = None, require_secre
     http = _http(tables["http"], base)
     control = _control(tables["control"], base)
 
+    quotas = _quotas(_subtable(data, "quotas", errors), errors)
+
     if errors:
         raise ConfigError(errors, path)
     return VTNConfig(
@@ -513,7 +519,32 @@ def parse_config(data: dict, base: Path, path: Path | None = None, require_secre
         component=ComponentConfig(jid, secret, secret_source, host, port),
         push_timeout=push_timeout, push_concurrency=push_concurrency, requested_poll_freq=poll,
         liveness=LivenessConfig(ping_interval, offline_after), log=LogConfig(level, log_format),
-        cluster=ClusterConfig(instance_id, lease_seconds), operators=operators, http=http, control=control)
+        cluster=ClusterConfig(instance_id, lease_seconds), operators=operators, http=http, control=control,
+        quotas=quotas)
+
+
+def _quotas(values: dict, errors: list[str]) -> Quotas:
+    """The [quotas] table as :class:`Quotas` (``stale_report_update`` in seconds)."""
+    known = tuple(item.name for item in fields(Quotas))
+    table = _Table(values, "quotas.", known, errors)
+    table.unknown_keys()
+    chosen: dict[str, Any] = {}
+    for name in known:
+        default = getattr(Quotas(), name)
+        if isinstance(default, timedelta):
+            check = _seconds(allow_zero=False)
+        elif isinstance(default, float):
+            check = _seconds(allow_zero=False)
+        else:
+            check = _integer(1)
+        value = table.get(name, check)
+        if value is not None:
+            chosen[name] = timedelta(seconds=value) if isinstance(default, timedelta) else value
+    try:
+        return Quotas(**chosen)
+    except ValueError as error:
+        errors.append(f"quotas: {error}")
+        return Quotas()
 
 
 def load_config(path: str | Path, require_secret: bool = True) -> VTNConfig:
@@ -639,7 +670,7 @@ def vtn_arguments(config: VTNConfig) -> dict[str, Any]:
         requested_poll_freq=timedelta(seconds=config.requested_poll_freq) if config.requested_poll_freq else None,
         ping_interval=timedelta(seconds=config.liveness.ping_interval) if config.liveness.ping_interval else None,
         offline_after=config.liveness.offline_after, lease_seconds=config.cluster.lease_seconds,
-        instance_id=config.cluster.instance_id, operators=config.operators)
+        instance_id=config.cluster.instance_id, operators=config.operators, quotas=config.quotas)
     if config.http.port is not None:
         arguments.update(http_host=config.http.host, http_port=config.http.port, http_cert=config.http.cert,
                          http_key=config.http.key, http_ca_file=config.http.ca_file,
