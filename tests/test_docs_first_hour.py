@@ -44,7 +44,7 @@ def test_simulated_ven_docs_cover_its_constructor_and_methods():
     text = (REPO / "docs" / "simulated-vens.md").read_text()
     documented = {"jid", "password", "vtn_jid", "host", "port", "security", "ven_id", "registration_id", "ven_name",
                   "request_timeout", "opt", "reregister_on_request", "announce_presence", "wants_vtn_reports",
-                  "report_on_schedule"}
+                  "report_on_schedule", "answers_ping", "answers_disco"}
     internal = {"received", "events", "answered", "offered_reports", "report_requests"}
     assert {field.name for field in fields(SimulatedVEN)} == documented | internal
     for name in documented:

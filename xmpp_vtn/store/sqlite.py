@@ -546,6 +546,15 @@ class SQLiteStore(Store):
             removed = {table: self._db.execute(f"DELETE FROM {table} WHERE ven_id = ?", (ven_id,)).rowcount
                        for table in PURGED_TABLES}
             removed["event_vens"] = self._db.execute(statement(PURGE_EVENT_STATE, "?"), (ven_id,)).rowcount
+        # What the caches and the open group hold of it goes too.
+        pending = [entry_id for entry_id, entry in self._pending_journal.items() if entry[0] == ven_id]
+        for entry_id in pending:
+            del self._pending_journal[entry_id]
+        removed["journal"] += len(pending)
+        if self._deliveries is not None:
+            held = self._deliveries.get(ven_id, {})
+            for event_id, delivery in held.items():
+                held[event_id] = Delivery(delivery.event_id, delivery.ven_id)
         if ven is not None:
             self._forget(ven)
         return removed
