@@ -22,7 +22,7 @@ from slixmpp.xmlstream.matcher import StanzaPath
 from .backoff import Backoff
 from ..schema import NS_OADR
 from .stanzas import (OADR_FEATURE, SERVICE_NODE_PREFIX, SERVICES, SERVICES_NODE, StreamFailed, element_bytes,
-                      element_count, guard_inbound, raw_iq, send_payloads_raw, too_deep, wait_for_session)
+                      element_count, guard_inbound, raw_iq, raw_iq_error, send_payloads_raw, too_deep, wait_for_session)
 
 log = logging.getLogger("xmpp_vtn.component")
 
@@ -293,10 +293,15 @@ class OadrComponent:
             return False
         kind = xml.get("type")
         if kind == "set":
-            if len(xml) != 1 or xml[0].tag != _PAYLOAD or not xml.get("from") or too_deep(xml):
-                return False                    # slixmpp answers or refuses it (depth guard)
+            if len(xml) != 1 or xml[0].tag != _PAYLOAD or not xml.get("from"):
+                return False                    # slixmpp answers or refuses it
+            # Admission first: counting the elements is cheaper than walking them for depth, and
+            # a stanza refused for its size or its sender's rate needs no more looking at.
             if not self._admitted(xml):
                 return True
+            if too_deep(xml):
+                self._release(xml)              # the slow path refuses it (depth guard), unadmitted
+                return False
             if self._stopping:
                 self._release(xml)
             else:
@@ -324,7 +329,9 @@ class OadrComponent:
         if refusal is None:
             return True
         if self.connected:
-            self._error_reply(xml.get("id", ""), sender, xml.get("to") or self.jid.bare, *refusal).send()
+            condition, text, error_type = refusal
+            self.xmpp.send_raw(raw_iq_error(xml.get("id", ""), sender, xml.get("to") or self.jid.bare, error_type,
+                                            condition, text[:MAX_ERROR_TEXT]))
         return False
 
     def _release(self, xml: ET.Element) -> None:
