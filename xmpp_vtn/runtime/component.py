@@ -21,7 +21,7 @@ from slixmpp.xmlstream.matcher import StanzaPath
 
 from .backoff import Backoff
 from ..schema import NS_OADR
-from .stanzas import (OADR_FEATURE, SERVICE_NODE_PREFIX, SERVICES, SERVICES_NODE, StreamFailed, element_bytes,
+from .stanzas import (MAX_STANZA_DEPTH, MAX_STANZA_ELEMENTS, OADR_FEATURE, SERVICE_NODE_PREFIX, SERVICES, SERVICES_NODE, StreamFailed, element_bytes,
                       element_count, guard_inbound, raw_iq, raw_iq_error, send_payloads_raw, too_deep, wait_for_session)
 
 log = logging.getLogger("xmpp_vtn.component")
@@ -322,8 +322,11 @@ class OadrComponent:
         sender = xml.get("from", "")
         elements = element_count(xml)
         if not self.gate.accept_size(sender, elements):
-            refusal = ("bad-request", f"stanza of {elements} elements refused unread: larger than any OpenADR "
-                       "message this sender may send", "modify")
+            if elements <= MAX_STANZA_ELEMENTS and too_deep(xml):      # say the worse of the two
+                refusal = ("bad-request", f"stanza nested deeper than {MAX_STANZA_DEPTH} levels", "modify")
+            else:
+                refusal = ("bad-request", f"stanza of {elements} elements refused unread: larger than any "
+                           "OpenADR message this sender may send", "modify")
         else:
             refusal = self.gate.admit(sender, elements)
         if refusal is None:
