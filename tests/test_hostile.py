@@ -6,7 +6,7 @@ not the VTN's. A good VEN measures its push latency (an event modification to it
 its request latency (oadrQueryRegistration round trips) on the idle VTN right before the attack
 and again during it; the median during the attack must stay within twice the idle median or the
 idle median plus 25 ms (an idle loopback median is 2-4 ms and the machine is shared), the p95
-within twice the idle p95 or the idle p95 plus 400 ms (see FLOOR and P95_FLOOR). The store must
+within twice the idle p95 or the idle p95 plus 600 ms (see FLOOR and P95_FLOOR). The store must
 stay under a stated ceiling of rows the attacker holds.
 """
 from __future__ import annotations
@@ -33,8 +33,10 @@ SPACING = 0.066
 # stream (even one refused unread): that costs the good VEN tens of ms that no VTN change can
 # remove. The floors are set above that and far below what the attacks cost before the fixes
 # (a 466 ms median under the request flood, 60 s pushes under the orphaned outbox).
+# With 24 samples a p95 is the second-worst sample: one scheduling stall of the shared machine
+# decides it, hence its wide floor; the median bound is the one that catches a VTN that is slow.
 FLOOR = 0.025
-P95_FLOOR = 0.400
+P95_FLOOR = 0.600
 HOUR = timedelta(hours=1)
 
 
