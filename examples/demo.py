@@ -1,8 +1,9 @@
 """The live demo: a private Prosody on loopback, the example VTN (examples/vtn.py) as its
-component, and three simulated VENs that query and register; an event is pushed to them, they
-answer, and its status changes are pushed as time passes; the VENs offer telemetry, the VTN
-asks for 10-second usage readings and a few arrive; one VEN posts an opt-out window; then
-everything stops.
+component, and three simulated VENs that query and register, beside an unmodified OpenLEADR VEN
+that registers and polls over simpleHTTP; an event is pushed to the XMPP VENs and polled by the
+HTTP one, all answer, and its status changes are pushed as time passes; the VENs offer
+telemetry, the VTN asks for 10-second usage readings and a few arrive; one VEN posts an opt-out
+window; then everything stops.
 
 The operator's dashboard is up while it runs: the demo prints its address and a token to log in
 with. ``--stay`` keeps the VTN and its VENs (and the dashboard) up after the story, until Ctrl-C.
@@ -25,6 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from vtn import KNOWN_VENS, build_vtn  # noqa: E402  (the example VTN beside this file)
 
+from openleadr import OpenADRClient  # noqa: E402  (OpenLEADR's own VEN, unmodified)
+
 from xmpp_vtn.control.auth import hash_token, new_token  # noqa: E402
 from xmpp_vtn.testing.prosody import ProsodyError, ProsodyServer  # noqa: E402
 from xmpp_vtn.testing.ven import OpenADRRefusal, SimulatedVEN  # noqa: E402
@@ -34,14 +37,14 @@ ACCOUNTS = {"north": "ven-north", "east": "ven-east", "south": "ven-south"}
 
 
 class TimelineLog(logging.Handler):
-    """The VTN's warnings (a refused intruder, a lost connection) printed in the timeline."""
+    """Warnings (a refused intruder, a lost connection) printed in the timeline as ``actor``'s."""
 
-    def __init__(self, say: "Timeline"):
+    def __init__(self, say: "Timeline", actor: str = "vtn log"):
         super().__init__(logging.WARNING)
-        self.say = say
+        self.say, self.actor = say, actor
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.say("vtn log", record.getMessage())
+        self.say(self.actor, record.getMessage())
 
 
 class Timeline:
@@ -75,24 +78,45 @@ async def run_ven(server: ProsodyServer, account: str, ven_id: str, say: Timelin
     return ven
 
 
-async def show_event(vtn, vens: list[SimulatedVEN], say: Timeline) -> None:
-    """One event pushed to the three VENs, their answers, and its status changes as time passes."""
+async def run_openleadr_ven(vtn, say: Timeline) -> OpenADRClient:
+    """OpenLEADR's own VEN, as its users run it: it registers over simpleHTTP and polls."""
+    client = OpenADRClient(ven_name=KNOWN_VENS["ven-west"][0], vtn_url=vtn.http_url, ven_id="ven-west",
+                           show_fingerprint=False)
+
+    async def on_event(event: dict) -> str:
+        say("west", f"<- oadrDistributeEvent by poll: {event['event_descriptor']['event_id']} is "
+                    f"{event['event_descriptor']['event_status']}; answering optIn")
+        return "optIn"
+    client.add_handler("on_event", on_event)
+    client.add_handler("on_update_event", on_event)
+    say("west", f"OpenLEADR {OpenADRClient.__module__.split('.')[0]} VEN -> oadrCreatePartyRegistration "
+                f"over simpleHTTP at {vtn.http_url}")
+    await client.run()
+    say("west", f"<- registered as {client.ven_id}, registration {client.registration_id}; polls every "
+                f"{client.poll_frequency.total_seconds():g} s")
+    return client
+
+
+async def show_event(vtn, vens: list[SimulatedVEN], say: Timeline, pollers: tuple[str, ...] = ()) -> None:
+    """One event pushed to the three VENs (and polled by ``pollers``), their answers, and its
+    status changes as time passes."""
     vens[1].opt = "optOut"                     # east cannot shed load today
     answered = asyncio.Event()
     answers: list[tuple[str, str]] = []
+    ven_ids = [ven.ven_id for ven in vens] + list(pollers)
 
     def on_answer(ven_id: str, event_id: str, opt_type: str) -> None:
         answers.append((ven_id, opt_type))
         say("vtn", f"callback: {ven_id} answered {opt_type} for {event_id}")
-        if len(answers) == len(vens):
+        if len({ven_id for ven_id, _ in answers}) == len(ven_ids):
             answered.set()
 
     start = datetime.now(timezone.utc) + timedelta(seconds=1.5)
-    event_id = vtn.add_event([ven.ven_id for ven in vens], "SIMPLE", "level",
+    event_id = vtn.add_event(ven_ids, "SIMPLE", "level",
                              [{"dtstart": start, "duration": timedelta(seconds=1), "signal_payload": 2.0}],
                              event_id="shed-demo", callback=on_answer, market_context="http://grid.example/dr")
     say("vtn", f"add_event({event_id}): level 2 for 1 s, starting {start:%H:%M:%S.%f}"[:-3]
-               + f", for {', '.join(ven.ven_id for ven in vens)}")
+               + f", for {', '.join(ven_ids)}")
 
     async def follow(ven: SimulatedVEN) -> None:
         for _ in range(3):                      # far, active, completed
@@ -184,14 +208,18 @@ async def demo(server: ProsodyServer, store: Path, say: Timeline, dashboard_port
     token = new_token()                         # a throwaway token: only its hash is given to the VTN
     vtn = build_vtn(server.component, server.secret, port=server.component_port, store=str(store),
                     vtn_id="VTN-demo", on_decision=on_decision, on_reading=on_reading, on_opt=on_opt,
-                    control_port=dashboard_port, control_tokens={"demo-operator": hash_token(token)})
+                    control_port=dashboard_port, control_tokens={"demo-operator": hash_token(token)},
+                    # simpleHTTP beside XMPP for the OpenLEADR VEN: plain loopback HTTP, polled every second.
+                    http_port=0, http_allow_insecure=True, requested_poll_freq=timedelta(seconds=1))
     await vtn.run()
     say("vtn", f"VTN-demo connected to Prosody as component {vtn.jid}")
     say("vtn", f"dashboard at {vtn.control_url} (log in with token {token}); up while the demo runs")
     vens: list[SimulatedVEN] = []
+    west: OpenADRClient | None = None
     try:
         vens = list(await asyncio.gather(*(run_ven(server, account, ven_id, say)
                                            for account, ven_id in ACCOUNTS.items())))
+        west = await run_openleadr_ven(vtn, say)
         intruder = await run_ven(server, "intruder", "ven-north", say)   # venID belongs to north
         vens.append(intruder)
 
@@ -203,7 +231,7 @@ async def demo(server: ProsodyServer, store: Path, say: Timeline, dashboard_port
         say("east", f"<- {push.message_type} from {push.sender}; answered oadrResponse, "
                     f"registered again as {east.registration_id}")
 
-        await show_event(vtn, vens[:3], say)
+        await show_event(vtn, vens[:3], say, pollers=(west.ven_id,))
 
         await show_reports_and_opts(vtn, vens[:3], readings, say)
 
@@ -214,6 +242,8 @@ async def demo(server: ProsodyServer, store: Path, say: Timeline, dashboard_port
             await stay_until_interrupted(say)
     finally:
         await asyncio.gather(*(ven.stop() for ven in vens))
+        if west is not None:
+            await west.stop()
         await vtn.stop()
         say("vtn", "VENs logged out, VTN stopped")
 
@@ -226,6 +256,10 @@ def main() -> int:
     say = Timeline()
     vtn_log = logging.getLogger("xmpp_vtn")
     vtn_log.addHandler(TimelineLog(say))
+    # OpenLEADR's VEN says what it thinks in warnings too (it takes no reports from a VTN).
+    openleadr_log = logging.getLogger("openleadr")
+    openleadr_log.addHandler(TimelineLog(say, "west log"))
+    openleadr_log.propagate = False
     vtn_log.propagate = False
     try:
         server = ProsodyServer()

@@ -25,7 +25,11 @@ from xmpp_vtn import VTNComponent
 # The VENs this utility has contracts with: venID -> (display name, the XMPP account it logs in
 # with). A real deployment reads its customer database here.
 KNOWN_VENS = {"ven-north": ("North substation", "north"), "ven-east": ("East campus", "east"),
-              "ven-south": ("South depot", "south")}
+              "ven-south": ("South depot", "south"),
+              # An OpenLEADR VEN over simpleHTTP. Its identity is its TLS client certificate's
+              # fingerprint ("x509:<fingerprint>"); on the demo's plain loopback HTTP
+              # (http_allow_insecure) it is the venID it claims.
+              "ven-west": ("West pumping station", "http-claim:ven-west")}
 
 
 def registration_handler(known: dict[str, tuple[str, str]],

@@ -48,6 +48,10 @@ def test_live_demo_registers_pushes_an_event_refuses_the_intruder_and_leaves_not
         for status in ("far", "active", "completed"):
             assert f"{ven:<8} <- oadrDistributeEvent pushed: shed-demo is {status}" in out
     assert "event shed-demo: completed, modification 0; ven-east optOut, ven-north optIn, ven-south optIn" in out
+    # OpenLEADR's own VEN beside them, over simpleHTTP: registered, polled the event, answered.
+    assert "west     <- registered as ven-west, registration reg-ven-west" in out
+    assert "west     <- oadrDistributeEvent by poll: shed-demo" in out
+    assert "callback: ven-west answered optIn for shed-demo" in out and "ven-west optIn" in out
     # Reports: each VEN's 10-second usage readings arrive (two rounds); south posts an opt-out window.
     for ven in ("north", "east", "south"):
         assert f"{ven:<8} -> oadrRegisterReport (energy usage); <- oadrRegisteredReport: every 10 s" in out
