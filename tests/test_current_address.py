@@ -2,7 +2,6 @@
 read while a VEN stays busy: both on a real Prosody."""
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import datetime, timedelta, timezone
 

@@ -8,7 +8,6 @@ printed (a figure, not an assertion). Set DASHBOARD_SCREENSHOT=path to keep the 
 """
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import time
