@@ -6,10 +6,13 @@ The same surface as :class:`xmpp_vtn.testing.prosody.ProsodyServer` (``domain``,
 
 The server gets a generated ejabberd.yml in its own directory (Mnesia database and logs there too),
 two listeners on 127.0.0.1 only (c2s and the XEP-0114 ``ejabberd_service``), no s2s, no HTTP, no
-offline storage, no traffic shaping. The Erlang VM runs *without distribution*: no node name, no
-epmd, no cookie, so nothing but those two listeners is reachable (``-start_epmd false`` makes sure
-no epmd is ever started on its behalf). Accounts are created by in-band registration (XEP-0077)
-over the c2s listener, allowed from loopback only: ``ejabberdctl`` would need a distributed node.
+offline storage, no traffic shaping. By default the Erlang VM runs *without distribution*: no node
+name, no epmd, no cookie, so nothing but those two listeners is reachable (``-start_epmd false``
+makes sure no epmd is ever started on its behalf). Accounts are created by in-band registration
+(XEP-0077) over the c2s listener, allowed from loopback only: ``ejabberdctl`` would need a
+distributed node. A node of a cluster (:mod:`xmpp_vtn.testing.ejabberd_cluster`) is given a
+:class:`Distribution` instead: a node name, one distribution port on 127.0.0.1, a private epmd and
+a generated cookie; then :meth:`EjabberdServer.ctl` runs ejabberdctl's commands against it.
 
 Several component connections may serve the one component domain (ejabberd accepts them all, where
 Prosody refuses the second with ``conflict``). Which one gets a stanza addressed to the domain is
@@ -40,6 +43,7 @@ import base64
 import glob
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -47,13 +51,14 @@ import subprocess
 import tempfile
 import time
 import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 from xml.sax.saxutils import escape
 
 from .localserver import LOOPBACK, LocalServer, die_with_parent, free_port, is_running, stop_process
 
-__all__ = ["EjabberdServer", "EjabberdError", "BALANCING_TYPES", "LOOPBACK", "descendants", "is_running"]
+__all__ = ["EjabberdServer", "EjabberdError", "Distribution", "BALANCING_TYPES", "LOOPBACK", "descendants", "is_running"]
 
 #: ejabberd 23.01's ``domain_balancing`` types (ejabberd_options.erl).
 BALANCING_TYPES = ("random", "source", "destination", "bare_source", "bare_destination")
@@ -149,6 +154,23 @@ def _find_ejabberd() -> tuple[Path, str]:
     return application.parent, application.name.split("-", 1)[1]
 
 
+@dataclass(frozen=True)
+class Distribution:
+    """How one node of a loopback cluster speaks the Erlang distribution.
+
+    ``node`` is a short name such as ``ejabberd1-3fa2c1@localhost`` (give it a random part: node
+    names are per epmd, and other test runs may share the machine); the node listens for other
+    nodes on ``port`` alone, on 127.0.0.1, and registers with the epmd on ``epmd_port`` (ours, not
+    the machine's 4369). ``cookie`` goes into the node's own ``~/.erlang.cookie`` (mode 0400), never
+    on a command line, where every local user could read it in /proc.
+    """
+
+    node: str
+    port: int
+    epmd_port: int
+    cookie: str = field(repr=False)
+
+
 class EjabberdServer(LocalServer):
     """An ejabberd process serving ``domain`` (clients) and ``component`` (the VTN) on loopback.
 
@@ -158,12 +180,14 @@ class EjabberdServer(LocalServer):
     With ``component_number`` the VTN must keep exactly that many connections up, or part of the
     VENs' traffic is dropped without a word: fine for a routing test, wrong for a server a single
     VTN (or a VTN that loses an instance) uses.
+    ``distribution`` makes the node reachable by other Erlang nodes (see :class:`Distribution`);
+    without it there is no node name and nothing to join.
     """
 
     def __init__(self, domain: str = "localhost", component: str = "vtn.localhost",
                  secret: str = "component-secret", directory: str | Path | None = None,
                  log_level: str = "warning", domain_balancing: str | None = None,
-                 component_number: int | None = None):
+                 component_number: int | None = None, distribution: Distribution | None = None):
         if shutil.which("erl") is None:
             raise EjabberdError("erl is not installed: run `apt-get install -y ejabberd` (as root)")
         self.erl_libs, self.version = _find_ejabberd()
@@ -176,6 +200,7 @@ class EjabberdServer(LocalServer):
             raise ValueError("domain_balancing and component_number go together: give both, or neither")
         self.domain, self.component, self.secret = domain, component, secret
         self.domain_balancing, self.component_number = domain_balancing, component_number
+        self.distribution = distribution
         self._own_directory = directory is None
         self.directory = Path(directory or tempfile.mkdtemp(prefix="xmpp-vtn-ejabberd-"))
         self.c2s_port = free_port()
@@ -206,6 +231,8 @@ class EjabberdServer(LocalServer):
     def _write_config(self) -> None:
         for sub in ("db", "logs", "home", "contrib"):
             (self.directory / sub).mkdir(parents=True, exist_ok=True)
+        if self.distribution is not None:
+            self._write_cookie()
         balancing = ""
         if self.domain_balancing is not None:
             balancing = (f"domain_balancing:\n  {_yaml_string(self.component)}:\n"
@@ -216,6 +243,15 @@ class EjabberdServer(LocalServer):
             host=LOOPBACK, c2s_port=self.c2s_port, component_port=self.component_port,
             domain=_yaml_string(self.domain), component=_yaml_string(self.component),
             secret=_yaml_string(self.secret), log_level=self.log_level, balancing=balancing))
+
+    def _write_cookie(self) -> None:
+        """The node's ``~/.erlang.cookie``: created with mode 0400 (the VM refuses a cookie file
+        that others can read), so it is never readable by anyone else, not even for an instant."""
+        cookie = self.directory / "home" / ".erlang.cookie"
+        cookie.unlink(missing_ok=True)
+        descriptor = os.open(cookie, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o400)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(self.distribution.cookie)
 
     def _environment(self) -> dict[str, str]:
         """The VM's environment: ours, with nothing inherited that could change how it runs.
@@ -236,6 +272,8 @@ class EjabberdServer(LocalServer):
             "ERL_CRASH_DUMP_BYTES": "0",              # a crash leaves no multi-megabyte dump
             "ERL_EPMD_ADDRESS": LOOPBACK,             # belt and braces: no epmd is started at all
         })
+        if self.distribution is not None:
+            env["ERL_EPMD_PORT"] = str(self.distribution.epmd_port)   # our epmd, not the machine's
         return env
 
     def command(self) -> list[str]:
@@ -246,8 +284,52 @@ class EjabberdServer(LocalServer):
         ``erl`` execs ``erlexec`` which execs ``beam.smp``, so the PID we spawn is the server's.
         """
         # Mnesia's directory is an Erlang string: a JSON string is one (quotes and backslashes escaped).
-        return ["erl", "-noinput", "-start_epmd", "false", "-mnesia", "dir", json.dumps(str(self.directory / "db")),
-                "-s", "ejabberd"]
+        return ["erl", "-noinput", "-start_epmd", "false", *self._distribution_arguments(),
+                "-mnesia", "dir", json.dumps(str(self.directory / "db")), "-s", "ejabberd"]
+
+    def _distribution_arguments(self) -> list[str]:
+        """``-sname`` and the one distribution port, on 127.0.0.1 only (the default is every
+        interface and a random port); nothing without a :class:`Distribution`."""
+        if self.distribution is None:
+            return []
+        port = str(self.distribution.port)
+        return ["-sname", self.distribution.node, "-kernel", "inet_dist_use_interface", "{127,0,0,1}",
+                "inet_dist_listen_min", port, "inet_dist_listen_max", port]
+
+    def ctl(self, *arguments: str, timeout: float = 60.0) -> str:
+        """Run an ejabberdctl command against this node and return what it printed, for example
+        ``ctl("join_cluster", "ejabberd1-3fa2c1@localhost")`` or ``ctl("list_cluster")``.
+
+        This is the command line ``ejabberdctl`` itself builds (a hidden ``ejabberd_ctl`` node that
+        calls the server over the distribution), run as the current user with this node's cookie
+        and epmd: Debian's ``ejabberdctl`` run as root switches to the ``ejabberd`` user and reads
+        that user's cookie and /etc/ejabberd. ``-dist_listen false``: the control node opens no
+        port of its own. Raises :class:`EjabberdError` on a non-zero exit.
+        """
+        if self.distribution is None:
+            raise EjabberdError("ejabberdctl needs a distributed node: give the server a Distribution")
+        control_node = f"ctl-{secrets.token_hex(4)}@localhost"
+        done = subprocess.run(["erl", "-sname", control_node, "-hidden", "-noinput", "-dist_listen", "false",
+                               "-start_epmd", "false", "-s", "ejabberd_ctl", "-extra", self.distribution.node,
+                               *arguments], cwd=self.directory, env=self._environment(), stdin=subprocess.DEVNULL,
+                              capture_output=True, text=True, timeout=timeout)
+        if done.returncode != 0:
+            raise EjabberdError(f"ejabberdctl {' '.join(arguments)} on {self.distribution.node} exited with "
+                                f"{done.returncode}: {(done.stdout + done.stderr).strip()}")
+        return done.stdout
+
+    def wait_listening(self, timeout: float = 30.0) -> None:
+        """Wait until both listeners accept connections (after a start, or a join that restarted
+        ejabberd inside the running VM)."""
+        deadline = time.monotonic() + timeout
+        for port in (self.c2s_port, self.component_port):
+            while not self._listening(port):
+                if self.process is None or self.process.poll() is not None:
+                    raise EjabberdError(f"ejabberd exited{self._log_tail()}")
+                if time.monotonic() > deadline:
+                    raise EjabberdError(f"ejabberd did not listen on {LOOPBACK}:{port} within {timeout} s"
+                                        f"{self._log_tail()}")
+                time.sleep(0.02)
 
     def start(self, timeout: float = 30.0) -> "EjabberdServer":
         """Start the server (again, after :meth:`stop`, on the same ports and data) and wait for its ports.
