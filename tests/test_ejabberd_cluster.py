@@ -33,7 +33,7 @@ from xmpp_vtn.testing.ejabberd import EjabberdError, descendants
 from xmpp_vtn.testing.ejabberd_cluster import EjabberdCluster
 from xmpp_vtn.testing.localserver import LOOPBACK, free_port
 from xmpp_vtn.testing.ven import SimulatedVEN
-from test_cluster import Instance, answers, until
+from test_cluster import LEASE_SECONDS, PUSH_TIMEOUT, Instance, answers, until
 from test_ejabberd import Arrivals, alive, connect, listening, poll, push, start_vens
 from xmpp_scene import PASSWORD, run
 
@@ -230,15 +230,20 @@ def test_a_vtn_instance_per_node_serves_every_ven_once_and_node_a_serves_on_afte
     print(f"{VENS} VENs on node A: node B's instance's event answered by all in {first_took:.1f} s; "
           f"after node B was killed, node A's instance's event in {second_took:.1f} s")
     assert survivors == [a_node]
+    # Node B's instance may die holding a VEN's delivery lease (taken for push timeout + lease, to
+    # look for what is owed), even after that VEN acknowledged everything: measured in about a
+    # third of the runs. The survivor then pushes to that VEN once the lease has expired.
+    assert second_took < PUSH_TIMEOUT + LEASE_SECONDS + 15
     later = answers(log)[len(first_answers):]
     for event_id, handled in (("fault-event", first_answers), ("after-node-b", later)):
         per_ven = collections.Counter(answer["ven_id"] for answer in handled if answer["event_id"] == event_id)
-        assert per_ven == {ven.ven_id: 1 for ven in vens}, event_id     # every answer handled once
+        assert per_ven == {ven.ven_id: 1 for ven in vens}, (event_id, per_ven)   # every answer handled once
         assert_recorded_as_acknowledged(postgres_database, vens, event_id)
     for ven in vens:                          # one push each time, the second with both events
         mark = marks[ven.ven_id]
-        assert pushed_events(ven.received[:mark]) == [["fault-event"]], ven.ven_id
-        assert sorted(map(sorted, pushed_events(ven.received[mark:]))) == [["after-node-b", "fault-event"]], ven.ven_id
+        before, after = pushed_events(ven.received[:mark]), pushed_events(ven.received[mark:])
+        assert before == [["fault-event"]], (ven.ven_id, before)
+        assert sorted(map(sorted, after)) == [["after-node-b", "fault-event"]], (ven.ven_id, after)
     # The VENs sit on node A, so node A's instance received every answer, those to node B's pushes too.
     assert {answer["pid"] for answer in answers(log)} == {on_a_pid}
     assert on_a_lines[-1].startswith("stopped")
