@@ -33,8 +33,9 @@ from xmpp_vtn.testing.ejabberd import EjabberdError, descendants
 from xmpp_vtn.testing.ejabberd_cluster import EjabberdCluster
 from xmpp_vtn.testing.localserver import LOOPBACK, free_port
 from xmpp_vtn.testing.ven import SimulatedVEN
-from test_cluster import LEASE_SECONDS, PUSH_TIMEOUT, Instance, answers, until
+from test_cluster import LEASE_SECONDS, PUSH_TIMEOUT, Instance, answers, until_recorded
 from test_ejabberd import Arrivals, alive, connect, listening, poll, push, start_vens
+from waiting import until
 from xmpp_scene import PASSWORD, run
 
 pytestmark = [pytest.mark.slow,
@@ -199,6 +200,9 @@ def test_a_vtn_instance_per_node_serves_every_ven_once_and_node_a_serves_on_afte
                                      "every VEN answered the first event")
             await until(lambda: len(answers(log)) >= VENS, 15, "every answer handed to on_created_event")
             first_answers = answers(log)
+            # Node B's instance records each delivery once the acknowledgement node A's instance
+            # received has reached it over NOTIFY.
+            await until_recorded(postgres_database, vens)
             marks.update({ven.ven_id: len(ven.received) for ven in vens})
 
             on_b.kill()                                             # SIGKILL
