@@ -51,10 +51,18 @@ def listening(pids: list[int]) -> set[tuple[str, int]]:
     inodes = set()
     for pid in pids:
         try:
-            links = [os.readlink(fd) for fd in Path(f"/proc/{pid}/fd").iterdir()]
+            descriptors = list(Path(f"/proc/{pid}/fd").iterdir())
         except OSError:
             continue
-        inodes.update(link[8:-1] for link in links if link.startswith("socket:["))
+        for descriptor in descriptors:
+            try:
+                link = os.readlink(descriptor)
+            except OSError:
+                # Closed since it was listed: the VM opens and closes files (code loading) all the
+                # time. Skipping the whole process instead made its listeners look absent.
+                continue
+            if link.startswith("socket:["):
+                inodes.add(link[8:-1])
     found = set()
     for table, size in (("/proc/net/tcp", 4), ("/proc/net/tcp6", 16)):
         for line in Path(table).read_text().splitlines()[1:]:
