@@ -4,6 +4,7 @@ in the iq result)."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 import xml.etree.ElementTree as ET
 
@@ -12,6 +13,7 @@ from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
 
 from xmpp_vtn import codec
+from xmpp_vtn.testing.localserver import listening
 from xmpp_vtn.testing.prosody import LOOPBACK, ProsodyServer, is_running
 from xmpp_vtn.schema import NS_OADR
 
@@ -92,3 +94,20 @@ def test_private_server_restarts_on_the_same_ports_and_stops_by_pid():
         assert asyncio.run(_poll_round_trip(server, "restart"))[0] == "oadrResponse"  # accounts survive
         second_pid = server.pid
     assert not is_running(second_pid)
+
+
+def test_a_port_taken_before_prosody_binds_it_is_replaced_not_shared():
+    """free_port() is only a guess: a port another process takes before Prosody binds it must not
+    leave clients talking to that other process."""
+    server = ProsodyServer()
+    squatter = socket.socket()
+    squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    squatter.bind((LOOPBACK, server.component_port))
+    squatter.listen()
+    taken = server.component_port
+    try:
+        with server:
+            assert server.component_port != taken
+            assert {port for _, port in listening([server.process.pid])} >= {server.c2s_port, server.component_port}
+    finally:
+        squatter.close()

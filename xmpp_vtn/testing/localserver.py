@@ -4,6 +4,7 @@ close / context-manager surface."""
 from __future__ import annotations
 
 import os
+import ipaddress
 import shutil
 import signal
 import socket
@@ -104,3 +105,33 @@ class LocalServer:
     def pid(self) -> int | None:
         """The server's PID while it runs."""
         return self.process.pid if self.process else None
+
+
+def listening(pids: list[int]) -> set[tuple[str, int]]:
+    """(address, port) of every TCP socket in LISTEN state that one of ``pids`` holds."""
+    inodes = set()
+    for pid in pids:
+        try:
+            descriptors = list(Path(f"/proc/{pid}/fd").iterdir())
+        except OSError:
+            continue
+        for descriptor in descriptors:
+            try:
+                link = os.readlink(descriptor)
+            except OSError:
+                # Closed since it was listed: the VM opens and closes files (code loading) all the
+                # time. Skipping the whole process instead made its listeners look absent.
+                continue
+            if link.startswith("socket:["):
+                inodes.add(link[8:-1])
+    found = set()
+    for table, size in (("/proc/net/tcp", 4), ("/proc/net/tcp6", 16)):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:           # 0A: LISTEN
+                address, port = fields[1].split(":")
+                raw = bytes.fromhex(address)
+                # The kernel prints each 32-bit word in host (little-endian) order.
+                raw = b"".join(raw[i:i + 4][::-1] for i in range(0, size, 4))
+                found.add((str(ipaddress.ip_address(raw)), int(port, 16)))
+    return found

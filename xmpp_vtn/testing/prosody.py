@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .localserver import LOOPBACK, LocalServer, die_with_parent, free_port, is_running, stop_process  # noqa: F401  (is_running: re-exported for the tests)
+from .localserver import LOOPBACK, LocalServer, die_with_parent, free_port, is_running, listening, stop_process  # noqa: F401  (is_running: re-exported for the tests)
 
 
 _CONFIG = """\
@@ -92,6 +92,7 @@ class ProsodyServer(LocalServer):
         self.config = self.directory / "prosody.cfg.lua"
         self.log_level = log_level
         self.process: subprocess.Popen | None = None
+        self._started_before = False
 
     def _write_config(self) -> None:
         (self.directory / "data").mkdir(parents=True, exist_ok=True)
@@ -114,25 +115,49 @@ class ProsodyServer(LocalServer):
     def start(self, timeout: float = 10.0) -> "ProsodyServer":
         """Start the server (again, after :meth:`stop`, on the same ports and data) and wait for its ports.
 
-        Starting a running server does nothing: a second process would be orphaned.
+        Starting a running server does nothing: a second process would be orphaned. A port that
+        another process took between :func:`free_port` and Prosody's bind (Prosody would log it
+        and run without it, and clients would reach the other process) is replaced by a fresh one
+        on the first start; on a restart it is an error.
         """
         if self.process is not None and self.process.poll() is None:
             return self
-        self._write_config()
-        self.process = subprocess.Popen(["prosody", "-F", "--config", str(self.config)],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                        preexec_fn=die_with_parent(signal.SIGTERM))
-        deadline = time.monotonic() + timeout
-        for port in (self.c2s_port, self.component_port, *((self.direct_tls_port,) if self.tls else ())):
-            while not self._listening(port):
-                if self.process.poll() is not None:
-                    error = self.process.stderr.read().decode(errors="replace") if self.process.stderr else ""
-                    raise ProsodyError(f"prosody exited with {self.process.returncode}: {error[-2000:]}")
-                if time.monotonic() > deadline:
-                    self.stop()
-                    raise ProsodyError(f"prosody did not listen on {LOOPBACK}:{port} within {timeout} s")
-                time.sleep(0.01)
+        for attempt in range(3):
+            self._write_config()
+            self.process = subprocess.Popen(["prosody", "-F", "--config", str(self.config)],
+                                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                            preexec_fn=die_with_parent(signal.SIGTERM))
+            taken = self._wait_for_own_ports(timeout)
+            if not taken:
+                return self
+            self.stop()
+            if self._started_before or attempt == 2:
+                raise ProsodyError(f"ports {sorted(taken)} on {LOOPBACK} are held by another process")
+            self.c2s_port, self.component_port = free_port(), free_port()
+            if self.tls:
+                self.direct_tls_port = free_port()
         return self
+
+    def _wait_for_own_ports(self, timeout: float) -> set[int]:
+        """Wait until this Prosody listens on each of its ports; the ports another process holds
+        instead (empty once all are ours). Raises ProsodyError if Prosody exits or never listens."""
+        ports = {self.c2s_port, self.component_port, *((self.direct_tls_port,) if self.tls else ())}
+        deadline = time.monotonic() + timeout
+        while True:
+            own = {port for _, port in listening([self.process.pid])}
+            if ports <= own:
+                self._started_before = True
+                return set()
+            if self.process.poll() is not None:
+                error = self.process.stderr.read().decode(errors="replace") if self.process.stderr else ""
+                raise ProsodyError(f"prosody exited with {self.process.returncode}: {error[-2000:]}")
+            held_elsewhere = {port for port in ports - own if self._listening(port)}
+            if time.monotonic() > deadline or (held_elsewhere and time.monotonic() > deadline - timeout + 1.0):
+                if held_elsewhere:
+                    return held_elsewhere
+                self.stop()
+                raise ProsodyError(f"prosody did not listen on {LOOPBACK}:{sorted(ports - own)} within {timeout} s")
+            time.sleep(0.01)
 
     @staticmethod
     def _listening(port: int) -> bool:
