@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import os
 import stat
 from pathlib import Path
 

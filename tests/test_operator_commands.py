@@ -2,7 +2,6 @@
 client lists VENs, creates and cancels events; bad input and strangers are refused."""
 from __future__ import annotations
 
-import asyncio
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta, timezone
 from typing import AsyncIterator
@@ -15,7 +14,7 @@ from xmpp_vtn.control.adhoc_commands import (CANCEL_EVENT, CREATE_EVENT, LIST_EV
                                              install_operator_commands)
 from xmpp_vtn.testing.prosody import ProsodyServer
 from xmpp_vtn.testing.clock import ManualScheduler
-from xmpp_vtn.runtime.stanzas import wait_for_session
+from xmpp_vtn.runtime.stanzas import close_stream, wait_for_session
 from xmpp_vtn.testing.clients import plain_client
 from xmpp_scene import PASSWORD, make_vtn, new_account, run, scene
 
@@ -34,12 +33,7 @@ async def xmpp_client(server: ProsodyServer, bare_jid: str) -> AsyncIterator[Cli
         await wait_for_session(client)
         yield client
     finally:
-        if client.transport is not None:
-            await client.disconnect(wait=2.0)
-        filters = getattr(client, "_run_out_filters", None)
-        if filters is not None and not filters.done():
-            filters.cancel()
-            await asyncio.gather(filters, return_exceptions=True)
+        await close_stream(client)
 
 
 async def execute(client: ClientXMPP, to: str, node: str, form: dict | None = None) -> Iq:

@@ -80,6 +80,7 @@ async def execute(jid: str, password: str, security: "Security", host: str, port
     """Log in, run command ``node`` on ``vtn`` with ``values`` submitted at once, log out."""
     from slixmpp.exceptions import IqError, IqTimeout
 
+    from ..runtime.stanzas import close_stream
     from .login import make_client, wait_for_login
     client = make_client(jid if "/" in jid else f"{jid}/xmpp-vtn-event", password, security)
     for plugin in ("xep_0030", "xep_0004", "xep_0050"):
@@ -110,13 +111,7 @@ async def execute(jid: str, password: str, security: "Security", host: str, port
         rows = list(result["items"]) if result is not None else []
         return Outcome([(kind, text) for kind, text in command["notes"]], values_out, rows)
     finally:
-        client.cancel_connection_attempt()
-        if client.transport is not None:
-            await client.disconnect(wait=2.0)
-        filters = getattr(client, "_run_out_filters", None)
-        if filters is not None and not filters.done():
-            filters.cancel()
-            await asyncio.gather(filters, return_exceptions=True)
+        await close_stream(client)
 
 
 def render(action: str, outcome: Outcome) -> str:

@@ -21,7 +21,8 @@ from slixmpp.xmlstream.matcher import StanzaPath
 
 from .backoff import Backoff
 from ..schema import NS_OADR
-from .stanzas import (MAX_STANZA_DEPTH, MAX_STANZA_ELEMENTS, OADR_FEATURE, SERVICE_NODE_PREFIX, SERVICES, SERVICES_NODE, StreamFailed, element_bytes,
+from .stanzas import (MAX_STANZA_DEPTH, MAX_STANZA_ELEMENTS, OADR_FEATURE, SERVICE_NODE_PREFIX, SERVICES, SERVICES_NODE, StreamFailed, close_stream,
+                      element_bytes,
                       element_count, guard_inbound, raw_iq, raw_iq_error, send_payloads_raw, too_deep, wait_for_session)
 
 log = logging.getLogger("xmpp_vtn.component")
@@ -230,15 +231,8 @@ class OadrComponent:
             self._reconnect.cancel()
             await asyncio.gather(self._reconnect, return_exceptions=True)
             self._reconnect = None
-        self.xmpp.cancel_connection_attempt()
-        if self.xmpp.transport is not None:
-            await self.xmpp.disconnect(wait=2.0)
+        await close_stream(self.xmpp)
         self.connected = False
-        # slixmpp keeps its outgoing filter task alive between connections; end it with the stream.
-        filters = getattr(self.xmpp, "_run_out_filters", None)
-        if filters is not None and not filters.done():
-            filters.cancel()
-            await asyncio.gather(filters, return_exceptions=True)
 
     # -- connection life -------------------------------------------------------------------------
 

@@ -293,3 +293,16 @@ async def wait_for_session(xmpp, timeout: float = 10.0) -> None:
     finally:
         for event, handler in handlers.items():
             xmpp.del_event_handler(event, handler)
+
+
+async def close_stream(xmpp, wait: float = 2.0) -> None:
+    """Close a slixmpp stream for good: no reconnection attempt left, the connection closed (up
+    to ``wait`` seconds for the server's end), and the outgoing-filter task that slixmpp keeps
+    alive between connections ended with it, so no task outlives the stream."""
+    xmpp.cancel_connection_attempt()
+    if xmpp.transport is not None:
+        await xmpp.disconnect(wait=wait)
+    filters = getattr(xmpp, "_run_out_filters", None)
+    if filters is not None and not filters.done():
+        filters.cancel()
+        await asyncio.gather(filters, return_exceptions=True)

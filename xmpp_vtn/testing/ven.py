@@ -22,7 +22,7 @@ from slixmpp.xmlstream.matcher import StanzaPath
 
 from .. import codec
 from ..errors import SchemaError
-from ..runtime.stanzas import attach_payload, guard_depth, payload_bytes
+from ..runtime.stanzas import attach_payload, close_stream, guard_depth, payload_bytes
 from .clients import PLAIN, Security, make_client, wait_for_login
 
 log = logging.getLogger("xmpp_vtn.ven")
@@ -164,15 +164,9 @@ class SimulatedVEN:
         self._report_loops.clear()
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=5)
-        self.xmpp.cancel_connection_attempt()
-        if self.xmpp.transport is not None:
-            await self.xmpp.disconnect(wait=2.0)
+        await close_stream(self.xmpp)
         # Answers cut short by the disconnect end now, not after we return.
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        filters = getattr(self.xmpp, "_run_out_filters", None)
-        if filters is not None and not filters.done():
-            filters.cancel()
-            await asyncio.gather(filters, return_exceptions=True)
 
     # -- requests to the VTN ---------------------------------------------------------------------
 
