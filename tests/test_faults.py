@@ -256,6 +256,10 @@ def test_10000_hostile_payloads_are_each_answered_and_change_nobody_elses_state(
             good_ids = {ven.ven_id for ven in good}
             event_id = start_event(vtn, [ven.ven_id for ven in vens])
             await vtn.courier.idle()
+            # The VENs answer the push after acknowledging it: the state before the attack is the
+            # one with every good VEN's answer recorded (courier.idle() is only the pushes).
+            await until(lambda: all(d.opt_type is not None for d in vtn.store.deliveries(event_id)
+                                    if d.ven_id in good_ids), 10, "every good VEN's answer recorded")
             before = snapshot(vtn, good_ids)
             stop = asyncio.Event()
             workers = [asyncio.ensure_future(well_behaved(ven, stop, event_id)) for ven in good]
