@@ -16,7 +16,7 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -361,13 +361,19 @@ def _filled_store(path: Path) -> SQLiteStore:
         item = store.enqueue("ven-2", "ven-2@localhost/oadr", message_type, b"<x/>")
     store.attempted(item)
     store.attempted(item)
+    store.count_dropped("ven-2", "superseded", 3)
+    store.count_dropped("", "given_up")
     store.set_liveness("ven-1", "online", T0)
     return store
 
 
 def test_gather_reports_vens_events_subscriptions_and_owed_pushes(tmp_path):
+    queued_from = datetime.now(timezone.utc).replace(microsecond=0)
     store = _filled_store(tmp_path / "vtn.sqlite3")
+    queued_by = datetime.now(timezone.utc)
     facts = gather(store, now=T0 - timedelta(minutes=2))               # inside the ramp-up: near
+    oldest = facts["outbox"][0]["oldest_queued_at"]
+    later = gather(store, now=oldest + timedelta(minutes=3, seconds=5))
     store.close()
     ven_1, ven_2 = facts["vens"]
     assert (ven_1["state"], ven_1["last_seen"], ven_1["registration_id"]) == ("online", T0, "reg-ven-1")
@@ -383,21 +389,31 @@ def test_gather_reports_vens_events_subscriptions_and_owed_pushes(tmp_path):
     assert [(s["kind"], s["ven_id"], s["report_request_id"], s["r_ids"]) for s in facts["report_subscriptions"]] == [
         ("report_request", "ven-1", "rr-1", ["rid-volt", "rid-status"]),
         ("vtn_report_request", "ven-2", "rr-2", ["r"])]
-    assert facts["outbox"] == [{"ven_id": "ven-2", "to": "ven-2@localhost/oadr", "count": 2, "attempts": 2,
-                                "max_attempts": 2,
-                                "message_types": {"oadrCancelReport": 1, "oadrRequestReregistration": 1}}]
+    owed = dict(later["outbox"][0])
+    assert queued_from <= owed.pop("oldest_queued_at") == oldest <= queued_by
+    assert owed.pop("oldest_age_seconds") == 185.0
+    assert owed == {"ven_id": "ven-2", "to": "ven-2@localhost/oadr", "count": 2, "attempts": 2, "max_attempts": 2,
+                    "message_types": {"oadrCancelReport": 1, "oadrRequestReregistration": 1}}
+    assert [{key: value for key, value in entry.items() if key != "last_at"} for entry in later["dropped_pushes"]] == [
+        {"ven_id": None, "superseded": 0, "expired": 0, "outbox_full": 0, "given_up": 1, "refused": 0},
+        {"ven_id": "ven-2", "superseded": 3, "expired": 0, "outbox_full": 0, "given_up": 0, "refused": 0}]
+    assert all(queued_from <= entry["last_at"] <= queued_by for entry in later["dropped_pushes"])
     assert json.loads(to_json(facts))["events"][0]["start"] == "2026-11-23T12:00:00+00:00"
     text = render_text(facts)
     assert "  ven-1  VEN-1  reg-ven-1     ven-1@localhost/oadr  online   2026-11-23 12:00:00Z" in text
     assert "  ev-1   ven-2  mod 1 far   owed     -" in text
     assert "Owed pushes (outbox) (2)" in text
+    later_text = render_text(later)
+    assert "  ven-2  2      3m 05s  oadrCancelReport, oadrRequestReregistration  2" in later_text, later_text
+    assert "Pushes let go unsent (outbox quota) (2)" in later_text
+    assert "  (venIDs no longer registered)  0           0        0            1         0" in later_text, later_text
 
 
 def test_an_empty_store_says_none_everywhere(tmp_path):
     SQLiteStore(tmp_path / "vtn.sqlite3").close()
     result = cli("status", "--store", str(tmp_path / "vtn.sqlite3"))
     assert result.returncode == 0, result.stderr
-    assert result.stdout.count("  none") == 4 and "VENs (0)" in result.stdout
+    assert result.stdout.count("  none") == 5 and "VENs (0)" in result.stdout
 
 
 def test_status_never_creates_or_upgrades_a_store(tmp_path):

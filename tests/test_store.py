@@ -20,7 +20,8 @@ import pytest
 from payloads import CATALOGUE, REPORT_REQUEST_FULL, REPORT_REQUEST_MIN
 from xmpp_vtn import codec
 from xmpp_vtn.services.event_arguments import build_event
-from xmpp_vtn.store import Delivery, Document, EventRecord, OutboxItem, SQLiteStore, Store, VenRecord, open_store
+from xmpp_vtn.store import (UNREGISTERED_VENS, Delivery, Document, DroppedPushes, EventRecord, OutboxItem, SQLiteStore,
+                            Store, VenRecord, open_store)
 from xmpp_vtn.store.postgresql import PostgreSQLStore
 
 T0 = datetime(2026, 11, 23, 12, tzinfo=timezone.utc)
@@ -840,6 +841,7 @@ def test_purge_ven_removes_everything_the_venid_owned_in_one_go_and_nothing_of_a
         store.put_document(Document("opt", f"{ven_id}\x1fopt-1", ven_id, opt, "active"))
         store.enqueue(ven_id, f"{ven_id}@grid.example/oadr", "oadrRequestReregistration", push(ven_id))
         store.enqueue_bounded(ven_id, f"{ven_id}@grid.example/oadr", "oadrUpdateReport", push(ven_id), topic="t")
+        store.count_dropped(ven_id, "refused")
         store.set_liveness(ven_id, "online", T0)
     store.put_event(record("e1", ["ven-a", "ven-b"]))
     store.mark_delivered("ven-a", [("e1", 0, "far")])
@@ -848,17 +850,19 @@ def test_purge_ven_removes_everything_the_venid_owned_in_one_go_and_nothing_of_a
 
     removed = store.purge_ven("ven-a")
 
-    assert removed == {"vens": 1, "outbox": 2, "documents": 2, "journal": 1, "liveness": 1, "event_vens": 1}
+    assert removed == {"vens": 1, "outbox": 2, "documents": 2, "journal": 1, "liveness": 1, "outbox_drops": 1,
+                       "event_vens": 1}
     assert store.ven("ven-a") is None and store.ven_by_jid("ven-a@grid.example") is None
     assert [item.ven_id for item in store.outbox()] == ["ven-b", "ven-b"]
     assert {document.ven_id for kind in ("report_request", "opt") for document in store.documents(kind)} == {"ven-b"}
     assert [entry[1] for entry in store.journal()] == ["ven-b"]
     assert set(store.liveness()) == {"ven-b"}
+    assert [dropped.ven_id for dropped in store.dropped_pushes()] == ["ven-b"]
     # The event stays the application's; what ven-a held of it is gone, ven-b's is untouched.
     assert rows(store.deliveries("e1")) == [Delivery("e1", "ven-a"),
                                             Delivery("e1", "ven-b", opt_type="optIn", opt_modification=0)]
     assert store.purge_ven("ven-a") == {"vens": 0, "outbox": 0, "documents": 0, "journal": 0, "liveness": 0,
-                                        "event_vens": 1}
+                                        "outbox_drops": 0, "event_vens": 1}
 
 
 def test_enqueue_bounded_supersedes_by_topic_caps_per_ven_and_expires(store):
@@ -876,3 +880,40 @@ def test_enqueue_bounded_supersedes_by_topic_caps_per_ven_and_expires(store):
     assert [item.item_id for item in store.outbox("ven-a")] == [other]
     assert store.dequeue_topic("ven-a", "sub-2") == 1
     assert store.outbox_depth("ven-a") == 0 and store.outbox_depth("ven-b") == 1
+
+
+def _drops(store: Store) -> list[tuple[str, str, int]]:
+    return [(dropped.ven_id, dropped.reason, dropped.count) for dropped in store.dropped_pushes()]
+
+
+def test_what_the_bounded_outbox_lets_go_is_counted_per_ven_and_reason(store):
+    to = "ven-a@grid.example/oadr"
+    before = time.time()
+    for expires_at in (100.0, 100.0, 100.0):              # two superseded, one left to expire
+        store.enqueue_bounded("ven-a", to, "oadrUpdateReport", push("ven-a"), topic="sub-1", expires_at=expires_at)
+    store.enqueue_bounded("ven-b", "ven-b@grid.example/oadr", "oadrUpdateReport", push("ven-b"), topic="s",
+                          expires_at=100.0)
+    store.enqueue("ven-a", to, "oadrCreateReport", push("ven-a"))
+    assert store.enqueue_bounded("ven-a", to, "oadrCreateReport", push("ven-a"), limit=2) is None
+    assert store.expire_outbox(150.0) == 2
+    store.count_dropped(UNREGISTERED_VENS, "given_up")
+    store.count_dropped(UNREGISTERED_VENS, "given_up", 2)
+    store.count_dropped("ven-a", "refused")
+    after = time.time()
+
+    assert _drops(store) == [(UNREGISTERED_VENS, "given_up", 3), ("ven-a", "expired", 1),
+                             ("ven-a", "outbox_full", 1), ("ven-a", "refused", 1), ("ven-a", "superseded", 2),
+                             ("ven-b", "expired", 1)]
+    assert all(before <= dropped.last_at <= after for dropped in store.dropped_pushes())
+    assert isinstance(store.dropped_pushes()[0], DroppedPushes)
+
+
+def test_each_queued_push_records_when_it_was_queued(store):
+    before = time.time()
+    plain = store.enqueue("ven-a", "ven-a@grid.example/oadr", "oadrRequestReregistration", push("ven-a"))
+    bounded = store.enqueue_bounded("ven-a", "ven-a@grid.example/oadr", "oadrCreateReport", push("ven-a"), limit=5)
+    after = time.time()
+    items = {item.item_id: item for item in store.outbox("ven-a")}
+    assert set(items) == {plain, bounded}
+    assert all(before <= item.queued_at <= after for item in items.values())
+    assert store.outbox("ven-a")[0] == replace(items[plain], queued_at=None)     # bookkeeping, not identity

@@ -17,7 +17,7 @@ from typing import Any
 
 from .config import redact_url
 from ..services import lifecycle
-from ..store import Delivery, Document, EventRecord, Store, StoreSchemaError, open_store
+from ..store import DROP_REASONS, Delivery, Document, EventRecord, Store, StoreSchemaError, open_store
 
 SUBSCRIPTION_KINDS = {
     # kind -> who reports to whom
@@ -131,27 +131,51 @@ def _subscription(document: Document) -> dict:
     }
 
 
-def _outbox(store: Store) -> list[dict]:
+def _instant(seconds: float | None) -> datetime | None:
+    return None if seconds is None else datetime.fromtimestamp(seconds, timezone.utc)
+
+
+def _outbox(store: Store, now: datetime) -> list[dict]:
     per_ven: dict[str, dict] = {}
     for item in store.outbox():
         entry = per_ven.setdefault(item.ven_id, {"ven_id": item.ven_id, "to": item.to, "count": 0,
-                                                 "message_types": Counter(), "attempts": 0, "max_attempts": 0})
+                                                 "message_types": Counter(), "attempts": 0, "max_attempts": 0,
+                                                 "oldest_queued_at": None})
         entry["count"] += 1
         entry["message_types"][item.message_type] += 1
         entry["attempts"] += item.attempts
         entry["max_attempts"] = max(entry["max_attempts"], item.attempts)
         entry["to"] = item.to                    # the newest item's address is where it goes now
-    return [{**entry, "message_types": dict(sorted(entry["message_types"].items()))}
+        queued = _instant(item.queued_at)        # None: queued before xmpp-vtn recorded when
+        if queued is not None and (entry["oldest_queued_at"] is None or queued < entry["oldest_queued_at"]):
+            entry["oldest_queued_at"] = queued
+    return [{**entry, "message_types": dict(sorted(entry["message_types"].items())),
+             "oldest_age_seconds": None if entry["oldest_queued_at"] is None
+             else max(0.0, (now - entry["oldest_queued_at"]).total_seconds())}
             for _, entry in sorted(per_ven.items())]
+
+
+def _dropped(store: Store) -> list[dict]:
+    per_ven: dict[str, dict] = {}
+    for dropped in store.dropped_pushes():
+        entry = per_ven.setdefault(dropped.ven_id, {"ven_id": dropped.ven_id or None, **dict.fromkeys(DROP_REASONS, 0),
+                                                    "last_at": None})
+        entry[dropped.reason] = dropped.count
+        last = _instant(dropped.last_at)
+        entry["last_at"] = last if entry["last_at"] is None else max(entry["last_at"], last)
+    return [entry for _, entry in sorted(per_ven.items())]
 
 
 def gather(store: Store, now: datetime | None = None) -> dict[str, Any]:
     """Everything an operator asks about, as plain data.
 
-    ``{"time", "vens", "events", "report_subscriptions", "outbox"}``: registered VENs with their
-    liveness as last recorded; events with their status at ``now`` (default: the clock) and, per
-    VEN, the modification and status it acknowledged and its opt; report subscriptions both
-    ways; owed pushes per VEN (count, message types, attempts).
+    ``{"time", "vens", "events", "report_subscriptions", "outbox", "dropped_pushes"}``:
+    registered VENs with their liveness as last recorded; events with their status at ``now``
+    (default: the clock) and, per VEN, the modification and status it acknowledged and its opt;
+    report subscriptions both ways; owed pushes per VEN (count, message types, attempts, when
+    the oldest was queued and its age); and per VEN, how many pushes the bounded-outbox policy
+    let go unsent, by reason (:data:`~xmpp_vtn.store.DROP_REASONS`; ``ven_id`` None counts
+    those of venIDs no longer registered).
     """
     now = now or datetime.now(timezone.utc)
     return {
@@ -160,7 +184,8 @@ def gather(store: Store, now: datetime | None = None) -> dict[str, Any]:
         "events": [_event(store, record, now) for record in store.events()],
         "report_subscriptions": [_subscription(document) for kind in SUBSCRIPTION_KINDS
                                  for document in store.documents(kind)],
-        "outbox": _outbox(store),
+        "outbox": _outbox(store, now),
+        "dropped_pushes": _dropped(store),
     }
 
 
@@ -245,8 +270,30 @@ def render_text(facts: dict[str, Any], source: str = "") -> str:
          for s in subscriptions])))
     outbox = facts["outbox"]
     parts.append(_section("Owed pushes (outbox)", sum(entry["count"] for entry in outbox), table(
-        ["VEN", "COUNT", "MESSAGES", "ATTEMPTS", "MAX", "TO"],
-        [[o["ven_id"], o["count"], ", ".join(f"{name} x{n}" if n > 1 else name
-                                             for name, n in o["message_types"].items()),
+        ["VEN", "COUNT", "OLDEST", "MESSAGES", "ATTEMPTS", "MAX", "TO"],
+        [[o["ven_id"], o["count"], _age(o["oldest_age_seconds"]),
+          ", ".join(f"{name} x{n}" if n > 1 else name for name, n in o["message_types"].items()),
           o["attempts"], o["max_attempts"], o["to"]] for o in outbox])))
+    dropped = facts["dropped_pushes"]
+    parts.append(_section("Pushes let go unsent (outbox quota)", len(dropped), table(
+        ["VEN", *(reason.upper().replace("_", " ") for reason in DROP_REASONS), "LAST"],
+        [[d["ven_id"] or "(venIDs no longer registered)", *(d[reason] for reason in DROP_REASONS), d["last_at"]]
+         for d in dropped])))
     return "\n\n".join(parts)
+
+
+def _age(seconds: float | None) -> str:
+    """``42s``, ``3m 05s``, ``2h 10m``, ``3d 4h``: how long an owed push has waited."""
+    if seconds is None:
+        return "-"
+    whole = int(seconds)
+    days, rest = divmod(whole, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    if minutes:
+        return f"{minutes}m {secs:02d}s"
+    return f"{secs}s"

@@ -45,7 +45,7 @@ from .scheduler import Scheduler
 from ..services import Push
 from ..services.events import EventService
 from ..services.quotas import QuotaGuard
-from ..store import SIMPLE_HTTP, Store, transport_of
+from ..store import SIMPLE_HTTP, UNREGISTERED_VENS, Store, transport_of
 
 log = logging.getLogger("xmpp_vtn.courier")
 
@@ -269,6 +269,7 @@ class Courier:
                 log.info("venID %s is not registered and did not take %s in %d attempts; given up", ven_id,
                          item.message_type, item.attempts)
                 self.store.dequeue(item.item_id)
+                self.store.count_dropped(UNREGISTERED_VENS, "given_up")
                 self._resolve(item.item_id, False)
                 continue
             to = current.transport_address if current is not None else item.to
@@ -289,6 +290,7 @@ class Courier:
                     log.warning("venID %s refused %s (%s); dropped from the outbox", ven_id, item.message_type,
                                 failure.reason)
                     self.store.dequeue(item.item_id)
+                    self.store.count_dropped(ven_id if current is not None else UNREGISTERED_VENS, "refused")
                     self._resolve(item.item_id, False)
                     continue
                 self.store.attempted(item.item_id)

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .base import (CERTIFICATE_IDENTITY, CLAIMED_IDENTITY, HTTP_IDENTITIES, SIMPLE_HTTP, XMPP, Delivery, Document,
-                   EventRecord, OutboxItem, Store, StoreSchemaError, VenRecord, transport_of)
+from .base import (CERTIFICATE_IDENTITY, CLAIMED_IDENTITY, DROP_REASONS, HTTP_IDENTITIES, SIMPLE_HTTP,
+                   UNREGISTERED_VENS, XMPP, Delivery, Document, DroppedPushes, EventRecord, OutboxItem, Store,
+                   StoreSchemaError, VenRecord, transport_of)
 from .sqlite import SQLiteStore
 
-__all__ = ["Delivery", "Document", "EventRecord", "OutboxItem", "Store", "StoreSchemaError", "VenRecord",
+__all__ = ["Delivery", "Document", "DroppedPushes", "EventRecord", "OutboxItem", "Store", "StoreSchemaError", "VenRecord",
+           "DROP_REASONS", "UNREGISTERED_VENS",
            "SQLiteStore", "open_store", "CERTIFICATE_IDENTITY", "CLAIMED_IDENTITY", "HTTP_IDENTITIES", "SIMPLE_HTTP",
            "XMPP", "transport_of"]
 

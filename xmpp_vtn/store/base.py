@@ -128,6 +128,35 @@ class OutboxItem:
     message_type: str
     document: bytes
     attempts: int = 0
+    #: When it was queued (seconds since the epoch, the store's wall clock); None for an item
+    #: queued by an xmpp-vtn that did not record it. Not part of equality: it is bookkeeping.
+    queued_at: float | None = field(default=None, compare=False)
+
+
+#: Why a push the VTN meant to send was let go unsent: the bounded-outbox policy's actions,
+#: counted per VEN (:meth:`Store.count_dropped`, :meth:`Store.dropped_pushes`).
+DROP_REASONS: dict[str, str] = {
+    "superseded": "replaced by a newer report update for the same subscription",
+    "expired": "a report update that went stale unsent",
+    "outbox_full": "not queued: the VEN's outbox was full",
+    "given_up": "the venID was no longer registered and did not take it",
+    "refused": "the VEN refused it for good",
+}
+
+#: The one venID under which drops for venIDs no longer registered are counted, so that a
+#: stream of short-lived registrations cannot grow the counters without bound.
+UNREGISTERED_VENS = ""
+
+
+@dataclass(frozen=True)
+class DroppedPushes:
+    """How many of ``ven_id``'s pushes were let go for ``reason`` (a key of
+    :data:`DROP_REASONS`), and when the last one was (seconds since the epoch)."""
+
+    ven_id: str
+    reason: str
+    count: int
+    last_at: float
 
 
 class Store(abc.ABC):
@@ -290,6 +319,15 @@ class Store(abc.ABC):
         """How many pushes are queued for ``ven_id``."""
 
     @abc.abstractmethod
+    def count_dropped(self, ven_id: str, reason: str, count: int = 1) -> None:
+        """Count ``count`` pushes of ``ven_id`` let go unsent for ``reason`` (a key of
+        :data:`DROP_REASONS`). :meth:`enqueue_bounded` and :meth:`expire_outbox` count their own."""
+
+    @abc.abstractmethod
+    def dropped_pushes(self) -> list[DroppedPushes]:
+        """The counts of :meth:`count_dropped`, by venID and reason (sorted); purged with the venID."""
+
+    @abc.abstractmethod
     def purge_ven(self, ven_id: str) -> dict[str, int]:
         """Remove everything ``ven_id`` owned, in one transaction: its registration, queued pushes,
         documents (report offers, subscriptions both ways, opts), answers still in the journal,
@@ -307,6 +345,9 @@ class Store(abc.ABC):
         """venID -> (state, last seen) for every VEN whose liveness was recorded."""
 
     # -- coordination between instances sharing one store ------------------------------------------
+
+    #: Whether what is written outlives this process (False for a SQLite ``:memory:`` store).
+    durable: bool = True
 
     #: Whether other processes may write this store while we do (one PostgreSQL database behind
     #: several instances). An unshared store grants every lease: its one process does all the work.

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
+from collections import Counter
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, Callable, Iterator
@@ -22,9 +24,9 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
-from .base import Delivery, Document, EventRecord, OutboxItem, Store, StoreSchemaError, VenRecord
+from .base import Delivery, Document, DroppedPushes, EventRecord, OutboxItem, Store, StoreSchemaError, VenRecord
 from .documents import decode_document, decode_event, encode_document, encode_event
-from .sql import (DELIVERY_COLUMNS, DOCUMENT_COLUMNS, JOURNAL_COLUMNS, MARK_DELIVERED, OUTBOX_COLUMNS,
+from .sql import (COUNT_DROPPED, DELIVERY_COLUMNS, DROPPED_PUSHES, DOCUMENT_COLUMNS, JOURNAL_COLUMNS, MARK_DELIVERED, OUTBOX_COLUMNS,
                   OWED_VEN_IDS, PURGE_EVENT_STATE, PURGED_TABLES, PUT_VEN, RESTORE_OPT, SET_OPT, VEN_COLUMNS,
                   delivered_rows, opt_rows, statement)
 
@@ -104,6 +106,17 @@ MIGRATIONS: list[str] = [
     ALTER TABLE outbox ADD COLUMN expires_at DOUBLE PRECISION;
     CREATE INDEX outbox_by_topic ON outbox (ven_id, topic);
     """,
+    # For operators: how long a push has waited, and what the bounded-outbox policy let go.
+    """
+    ALTER TABLE outbox ADD COLUMN queued_at DOUBLE PRECISION;
+    CREATE TABLE outbox_drops (
+        ven_id  TEXT NOT NULL,
+        reason  TEXT NOT NULL,
+        dropped BIGINT NOT NULL,
+        last_at DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (ven_id, reason)
+    );
+    """,
 ]
 
 
@@ -149,7 +162,9 @@ class PostgreSQLStore(Store):
         try:
             db = psycopg.connect(self.url, autocommit=True, connect_timeout=max(1, int(self.connect_timeout)))
         except psycopg.OperationalError as error:
-            reason = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
+            # The driver's reason spans lines ("... failed: Connection refused", then a hint): keep all.
+            reason = "; ".join(line.strip() for line in str(error).splitlines() if line.strip()) \
+                or type(error).__name__
             raise ConnectionError(f"store: cannot connect to PostgreSQL at {self.where}: {reason}") from None
         if self.read_only:
             # Every transaction of this session, implicit ones included: the server refuses writes.
@@ -366,15 +381,15 @@ class PostgreSQLStore(Store):
     # -- outbox ------------------------------------------------------------------------------------
 
     def enqueue(self, ven_id: str, to: str, message_type: str, document: bytes) -> int:
-        return self._execute("INSERT INTO outbox (ven_id, destination, message_type, document) "
-                             "VALUES (%s, %s, %s, %s) RETURNING item_id",
-                             (ven_id, to, message_type, document)).fetchone()[0]
+        return self._execute("INSERT INTO outbox (ven_id, destination, message_type, document, queued_at) "
+                             "VALUES (%s, %s, %s, %s, %s) RETURNING item_id",
+                             (ven_id, to, message_type, document, time.time())).fetchone()[0]
 
     def outbox(self, ven_id: str | None = None) -> list[OutboxItem]:
         where, args = ("WHERE ven_id = %s", (ven_id,)) if ven_id is not None else ("", ())
         rows = self._execute(f"SELECT {OUTBOX_COLUMNS} FROM outbox {where} ORDER BY item_id", args).fetchall()
-        return [OutboxItem(item_id, ven, to, message_type, bytes(document), attempts)
-                for item_id, ven, to, message_type, document, attempts in rows]
+        return [OutboxItem(item_id, ven, to, message_type, bytes(document), attempts, queued_at)
+                for item_id, ven, to, message_type, document, attempts, queued_at in rows]
 
     def attempted(self, item_id: int) -> None:
         self._execute("UPDATE outbox SET attempts = attempts + 1 WHERE item_id = %s", (item_id,))
@@ -392,23 +407,40 @@ class PostgreSQLStore(Store):
             if limit is not None:
                 # Two instances queueing for one VEN at once must not both pass the count.
                 db.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", ("outbox:" + ven_id,))
+            now = time.time()
             if topic is not None:
-                db.execute("DELETE FROM outbox WHERE ven_id = %s AND topic = %s", (ven_id, topic))
+                superseded = db.execute("DELETE FROM outbox WHERE ven_id = %s AND topic = %s",
+                                        (ven_id, topic)).rowcount
+                if superseded:
+                    db.execute(_sql(COUNT_DROPPED), (ven_id, "superseded", superseded, now))
             if limit is not None and db.execute(
                     "SELECT COUNT(*) FROM outbox WHERE ven_id = %s", (ven_id,)).fetchone()[0] >= limit:
+                db.execute(_sql(COUNT_DROPPED), (ven_id, "outbox_full", 1, now))
                 return None
-            return db.execute("INSERT INTO outbox (ven_id, destination, message_type, document, topic, expires_at) "
-                              "VALUES (%s, %s, %s, %s, %s, %s) RETURNING item_id",
-                              (ven_id, to, message_type, document, topic, expires_at)).fetchone()[0]
+            return db.execute("INSERT INTO outbox (ven_id, destination, message_type, document, topic, expires_at, "
+                              "queued_at) VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING item_id",
+                              (ven_id, to, message_type, document, topic, expires_at, now)).fetchone()[0]
 
     def expire_outbox(self, now: float) -> int:
-        return self._execute("DELETE FROM outbox WHERE expires_at < %s", (now,)).rowcount
+        with self._transaction() as db:
+            gone = Counter(row[0] for row in db.execute(
+                "DELETE FROM outbox WHERE expires_at < %s RETURNING ven_id", (now,)).fetchall())
+            if gone:
+                db.cursor().executemany(_sql(COUNT_DROPPED), [(ven_id, "expired", count, time.time())
+                                                              for ven_id, count in gone.items()])
+            return sum(gone.values())
 
     def dequeue_topic(self, ven_id: str, topic: str) -> int:
         return self._execute("DELETE FROM outbox WHERE ven_id = %s AND topic = %s", (ven_id, topic)).rowcount
 
     def outbox_depth(self, ven_id: str) -> int:
         return self._execute("SELECT COUNT(*) FROM outbox WHERE ven_id = %s", (ven_id,)).fetchone()[0]
+
+    def count_dropped(self, ven_id: str, reason: str, count: int = 1) -> None:
+        self._execute(_sql(COUNT_DROPPED), (ven_id, reason, count, time.time()))
+
+    def dropped_pushes(self) -> list[DroppedPushes]:
+        return [DroppedPushes(*row) for row in self._execute(DROPPED_PUSHES).fetchall()]
 
     def purge_ven(self, ven_id: str) -> dict[str, int]:
         with self._transaction() as db:

@@ -24,7 +24,7 @@ PUT_VEN = (f"INSERT INTO vens ({VEN_COLUMNS}) VALUES ({{p}},{{p}},{{p}},{{p}},{{
 
 DELIVERY_COLUMNS = "event_id, ven_id, delivered_modification, delivered_status, opt_type, opt_modification"
 DOCUMENT_COLUMNS = "kind, key, ven_id, state, document"
-OUTBOX_COLUMNS = "item_id, ven_id, destination, message_type, document, attempts"
+OUTBOX_COLUMNS = "item_id, ven_id, destination, message_type, document, attempts, queued_at"
 JOURNAL_COLUMNS = "entry_id, ven_id, document, owner"
 
 #: Event statuses in the order a VEN can be told them within one modification (OpenADR 2.0b
@@ -95,8 +95,14 @@ def opt_rows(ven_id: str, opts: list[tuple[str, str, int]]) -> list[tuple]:
     return [(opt_type, modification, event_id, ven_id, modification) for event_id, opt_type, modification in opts]
 
 
+# Store.count_dropped: one row per venID and reason, however many pushes.
+COUNT_DROPPED = ("INSERT INTO outbox_drops (ven_id, reason, dropped, last_at) VALUES ({p}, {p}, {p}, {p}) "
+                 "ON CONFLICT (ven_id, reason) DO UPDATE SET dropped = outbox_drops.dropped + excluded.dropped, "
+                 "last_at = excluded.last_at")
+DROPPED_PUSHES = "SELECT ven_id, reason, dropped, last_at FROM outbox_drops ORDER BY ven_id, reason"
+
 # What a venID owns, removed by Store.purge_ven.
-PURGED_TABLES = ("vens", "outbox", "documents", "journal", "liveness")
+PURGED_TABLES = ("vens", "outbox", "documents", "journal", "liveness", "outbox_drops")
 # The events stay (they are the application's), but what the VEN held of them goes: the next
 # holder of the venID is owed every event afresh, and no opt it did not give counts as its own.
 PURGE_EVENT_STATE = ("UPDATE event_vens SET delivered_modification = NULL, delivered_status = NULL, "

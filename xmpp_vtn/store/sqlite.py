@@ -5,15 +5,17 @@ import asyncio
 import functools
 import logging
 import sqlite3
+import time
 from dataclasses import replace
+from collections import Counter
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Iterator
 
-from .base import Delivery, Document, EventRecord, OutboxItem, Store, StoreSchemaError, VenRecord
+from .base import Delivery, Document, DroppedPushes, EventRecord, OutboxItem, Store, StoreSchemaError, VenRecord
 from .documents import decode_document, decode_event, encode_document, encode_event
-from .sql import (DELIVERY_COLUMNS, DOCUMENT_COLUMNS, JOURNAL_COLUMNS, MARK_DELIVERED, OUTBOX_COLUMNS,
+from .sql import (COUNT_DROPPED, DELIVERY_COLUMNS, DROPPED_PUSHES, DOCUMENT_COLUMNS, JOURNAL_COLUMNS, MARK_DELIVERED, OUTBOX_COLUMNS,
                   OWED_VEN_IDS, PURGE_EVENT_STATE, PURGED_TABLES, PUT_VEN, RESTORE_OPT, SET_OPT, VEN_COLUMNS,
                   delivered_rows, held_rank, opt_rows, statement, status_rank)
 
@@ -98,6 +100,17 @@ MIGRATIONS: list[str] = [
     ALTER TABLE outbox ADD COLUMN expires_at REAL;
     CREATE INDEX outbox_by_topic ON outbox (ven_id, topic);
     """,
+    # For operators: how long a push has waited, and what the bounded-outbox policy let go.
+    """
+    ALTER TABLE outbox ADD COLUMN queued_at REAL;
+    CREATE TABLE outbox_drops (
+        ven_id  TEXT NOT NULL,
+        reason  TEXT NOT NULL,
+        dropped INTEGER NOT NULL,
+        last_at REAL NOT NULL,
+        PRIMARY KEY (ven_id, reason)
+    );
+    """,
 ]
 
 
@@ -126,6 +139,7 @@ class SQLiteStore(Store):
     def __init__(self, path: str | Path = ":memory:", read_only: bool = False):
         self.path = str(path)
         self.read_only = read_only
+        self.durable = self.path != ":memory:"
         # The open group transaction, when changes are being grouped: who waits for its commit.
         self._group: list[asyncio.Future] | None = None
         # Journal entries made in the open group, written with its commit unless done by then.
@@ -498,8 +512,8 @@ class SQLiteStore(Store):
     # -- outbox ------------------------------------------------------------------------------------
 
     def enqueue(self, ven_id: str, to: str, message_type: str, document: bytes) -> int:
-        return self._write("INSERT INTO outbox (ven_id, destination, message_type, document) VALUES (?,?,?,?)",
-                           (ven_id, to, message_type, document)).lastrowid
+        return self._write("INSERT INTO outbox (ven_id, destination, message_type, document, queued_at) "
+                           "VALUES (?,?,?,?,?)", (ven_id, to, message_type, document, time.time())).lastrowid
 
     def outbox(self, ven_id: str | None = None) -> list[OutboxItem]:
         where, args = ("WHERE ven_id = ?", (ven_id,)) if ven_id is not None else ("", ())
@@ -519,19 +533,28 @@ class SQLiteStore(Store):
     def enqueue_bounded(self, ven_id: str, to: str, message_type: str, document: bytes, *,
                         topic: str | None = None, limit: int | None = None,
                         expires_at: float | None = None) -> int | None:
+        now = time.time()
         with self._transaction():
             if topic is not None:
-                self._db.execute("DELETE FROM outbox WHERE ven_id = ? AND topic = ?", (ven_id, topic))
+                superseded = self._db.execute("DELETE FROM outbox WHERE ven_id = ? AND topic = ?",
+                                              (ven_id, topic)).rowcount
+                if superseded:
+                    self._db.execute(_sql(COUNT_DROPPED), (ven_id, "superseded", superseded, now))
             if limit is not None and self._db.execute(
                     "SELECT COUNT(*) FROM outbox WHERE ven_id = ?", (ven_id,)).fetchone()[0] >= limit:
+                self._db.execute(_sql(COUNT_DROPPED), (ven_id, "outbox_full", 1, now))
                 return None
             return self._db.execute("INSERT INTO outbox (ven_id, destination, message_type, document, topic, "
-                                    "expires_at) VALUES (?,?,?,?,?,?)",
-                                    (ven_id, to, message_type, document, topic, expires_at)).lastrowid
+                                    "expires_at, queued_at) VALUES (?,?,?,?,?,?,?)",
+                                    (ven_id, to, message_type, document, topic, expires_at, now)).lastrowid
 
     def expire_outbox(self, now: float) -> int:
         with self._transaction():
-            return self._db.execute("DELETE FROM outbox WHERE expires_at < ?", (now,)).rowcount
+            gone = Counter(row[0] for row in self._db.execute(
+                "DELETE FROM outbox WHERE expires_at < ? RETURNING ven_id", (now,)).fetchall())
+            self._db.executemany(_sql(COUNT_DROPPED), [(ven_id, "expired", count, time.time())
+                                                       for ven_id, count in gone.items()])
+            return sum(gone.values())
 
     def dequeue_topic(self, ven_id: str, topic: str) -> int:
         with self._transaction():
@@ -539,6 +562,12 @@ class SQLiteStore(Store):
 
     def outbox_depth(self, ven_id: str) -> int:
         return self._db.execute("SELECT COUNT(*) FROM outbox WHERE ven_id = ?", (ven_id,)).fetchone()[0]
+
+    def count_dropped(self, ven_id: str, reason: str, count: int = 1) -> None:
+        self._write(_sql(COUNT_DROPPED), (ven_id, reason, count, time.time()))
+
+    def dropped_pushes(self) -> list[DroppedPushes]:
+        return [DroppedPushes(*row) for row in self._db.execute(DROPPED_PUSHES).fetchall()]
 
     def purge_ven(self, ven_id: str) -> dict[str, int]:
         ven = self._registrations().get(ven_id)
