@@ -90,3 +90,20 @@ def test_cancelled_open_ended_event_leaves_the_list_once_the_ven_has_it():
     now[0] = T0 + timedelta(days=365)
     assert events.distribution("v") is None
     assert events.distribution("v", only_if_owed=False)[0]["events"] == []
+
+
+def test_a_durable_store_warns_once_that_per_event_callbacks_do_not_survive_a_restart(tmp_path, caplog):
+    from xmpp_vtn.services import Handlers
+    from xmpp_vtn.services.events import EventService
+    from xmpp_vtn.store import SQLiteStore
+    said = lambda: [r.getMessage() for r in caplog.records if "live in this process only" in r.getMessage()]
+    for path, expected in ((tmp_path / "vtn.db", 1), (":memory:", 0)):
+        caplog.clear()
+        events = EventService(SQLiteStore(path), Handlers(), "VTN-1", lambda: T0)
+        events.add(_event("plain", 10 * MIN), ["v"])                         # no callback: nothing to lose
+        assert said() == []
+        events.add(_event("first", 10 * MIN), ["v"], callback=lambda *args: None)
+        events.add(_event("second", 10 * MIN), ["v"], delivery_callback=lambda *args: None)
+        assert len(said()) == expected, path
+        if expected:
+            assert said()[0].startswith("event first: ") and "on_created_event" in said()[0]

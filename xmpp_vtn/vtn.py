@@ -235,7 +235,9 @@ class VTNComponent:
         OpenLEADR's arguments, same meaning. ``intervals`` are dicts or :class:`~xmpp_vtn.objects.Interval`
         with ``dtstart`` (the first at least), ``duration`` and ``signal_payload``, contiguous.
         ``callback(ven_id, event_id, opt_type)`` is called when a VEN answers (sync or async);
-        ``delivery_callback(ven_id, event_id)`` when a VEN acknowledges a new modification.
+        ``delivery_callback(ven_id, event_id)`` when a VEN acknowledges a new modification. Both
+        live in this process only: after a restart, answers reach the ``on_created_event`` handler
+        alone (the VTN logs a warning saying so, once), so handle anything that must not be lost there.
 
         With ``ven_id=None`` the event goes to the VENs the ``on_targets(targets)`` handler names for
         its ``targets`` (groups, resources, areas, ...).

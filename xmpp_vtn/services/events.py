@@ -56,6 +56,7 @@ class EventService:
         # Python callables cannot be stored; they live as long as the process.
         self.callbacks: dict[str, Callable[..., Any]] = {}
         self.delivery_callbacks: dict[str, Callable[..., Any]] = {}
+        self._said_callbacks_are_in_memory = False
         self._targets: dict[tuple, tuple[list[dict], frozenset[str]]] = {}
         self._templates: dict[tuple, bytes] = {}
 
@@ -79,6 +80,13 @@ class EventService:
         return record
 
     def _remember(self, event_id: str, callback: Callable | None, delivery_callback: Callable | None) -> None:
+        if (callback or delivery_callback) and self.store.durable and not self._said_callbacks_are_in_memory:
+            # The event survives a restart; its callbacks cannot. Said once per VTN, not per event.
+            self._said_callbacks_are_in_memory = True
+            log.warning("event %s: per-event callback and delivery_callback live in this process only; after a "
+                        "restart, answers to this and later events reach the on_created_event handler alone. "
+                        "Handle answers in on_created_event (add_handler) to keep them across restarts. "
+                        "(Said once.)", event_id)
         if callback is not None:
             self.callbacks[event_id] = callback
         if delivery_callback is not None:
