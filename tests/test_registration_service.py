@@ -66,11 +66,16 @@ def test_handler_returning_something_unusable_is_a_469_not_a_crash(result, caplo
     assert world.store.vens() == [] and "on_create_party_registration" in caplog.text
 
 
-def test_handler_cannot_hand_out_a_ven_id_bound_to_another_account():
+def test_handler_cannot_hand_out_a_ven_id_bound_to_another_account(caplog):
     world = World(on_create_party_registration=lambda payload: ("taken", "reg-2"))
     world.store.put_ven(VenRecord("taken", "reg-1", "bob@grid.example", "bob@grid.example/x"))
-    assert world.code(ALICE, "oadrCreatePartyRegistration", create()) == codes.NOT_REGISTERED_OR_AUTHORIZED
+    with caplog.at_level(logging.ERROR):
+        assert world.code(ALICE, "oadrCreatePartyRegistration", create()) == codes.NOT_REGISTERED_OR_AUTHORIZED
     assert [v.bare_jid for v in world.store.vens()] == ["bob@grid.example"]
+    # The handler's choice was refused after it ran: the application is told, as an error of its own.
+    [said] = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert said.getMessage().startswith("on_create_party_registration returned venID taken for alice@")
+    assert "is not in force" in said.getMessage()
 
 
 def test_registration_id_held_by_another_ven_is_a_handler_error(caplog):

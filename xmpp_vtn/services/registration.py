@@ -93,7 +93,9 @@ class RegistrationService:
                      request.sender, payload.get("ven_id"))
             raise Refusal(codes.NOT_REGISTERED_OR_AUTHORIZED, "registration refused")
         ven_id, registration_id = self._ids_from(result, payload)
-        self._check_ven_id_free(ven_id, request.bare_jid)
+        # What the handler itself chose can only be checked now. The refusal is the handler's
+        # doing, so say so: an application that recorded the registration must not count it.
+        self._check_ven_id_free(ven_id, request.bare_jid, chosen_by="on_create_party_registration")
         holder = self.store.ven_by_registration(registration_id)
         if holder is not None and holder.ven_id != ven_id:
             raise ValueError(f"on_create_party_registration returned registration id {registration_id}, "
@@ -129,13 +131,19 @@ class RegistrationService:
         return Outcome(self.created_answer(request.request_id, ven_id=ven_id, registration_id=registration_id),
                        (*effects, Registered(ven_id)))
 
-    def _check_ven_id_free(self, ven_id: str | None, bare_jid: str) -> None:
-        """A venID bound to another account is refused, whoever offers it (VEN or handler)."""
+    def _check_ven_id_free(self, ven_id: str | None, bare_jid: str, chosen_by: str | None = None) -> None:
+        """A venID bound to another account is refused, whoever offers it (the VEN, or the handler
+        named by ``chosen_by``)."""
         if ven_id is None:
             return
         holder = self.store.ven(ven_id)
         if holder is not None and holder.bare_jid != bare_jid:
-            log.warning("%s asked to register venID %s, which belongs to %s: refused", bare_jid, ven_id, holder.bare_jid)
+            if chosen_by is not None:
+                log.error("%s returned venID %s for %s, but it belongs to %s: the registration is refused and "
+                          "is not in force", chosen_by, ven_id, bare_jid, holder.bare_jid)
+            else:
+                log.warning("%s asked to register venID %s, which belongs to %s: refused", bare_jid, ven_id,
+                            holder.bare_jid)
             # The same answer as any other refusal: a VEN must not learn which venIDs exist.
             raise Refusal(codes.NOT_REGISTERED_OR_AUTHORIZED, "registration refused")
 
