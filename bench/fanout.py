@@ -131,6 +131,7 @@ class Result:
     handled_by: dict[int, int] = field(default_factory=dict)   # answers handled per instance PID
     others: list[tuple[str, float]] = field(default_factory=list)
     pushed_by: list[int] = field(default_factory=list)         # distributions each instance pushed
+    statements: list[tuple[str, int]] = field(default_factory=list)   # (statement, calls) with --statements
 
 
 class AnswerLog:
@@ -161,7 +162,8 @@ class AnswerLog:
 
 def vtn_fanout(server, store: str, accounts: list[str], processes: int, scratch: str, instances: int,
                tag: str, extra: tuple[str, ...] = (), first_extra: tuple[str, ...] = (),
-               cpu_groups: dict[str, list[int]] | None = None, lean: bool = True) -> Result:
+               cpu_groups: dict[str, list[int]] | None = None, lean: bool = True,
+               statements: "StatementCounter | None" = None) -> Result:
     """One fan-out to ``accounts`` served by ``instances`` vtn_process.py sharing ``store``.
 
     When is it done? vtn_process.py prints ``fanout-ms`` once *its own* set of answering venIDs
@@ -210,6 +212,8 @@ def vtn_fanout(server, store: str, accounts: list[str], processes: int, scratch:
                 known = {pid for pids in groups.values() for pid in pids}
                 groups["VEN workers"] = [pid for pid in descendants(os.getpid()) if pid not in known]
                 groups["bench"] = [os.getpid()]
+                if statements is not None:
+                    statements.reset(store)
                 watch["before"] = snapshot(groups)
                 deadline = time.monotonic() + TIMEOUT
                 while len(answers.first) < n:
@@ -218,6 +222,8 @@ def vtn_fanout(server, store: str, accounts: list[str], processes: int, scratch:
                     time.sleep(0.005)
                     answers.read()
                 watch["after"] = snapshot(groups)
+                if statements is not None:
+                    watch["statements"] = statements.read(store)
             except BaseException as error:           # reported by the caller
                 watch["error"] = error
             finally:
@@ -238,7 +244,8 @@ def vtn_fanout(server, store: str, accounts: list[str], processes: int, scratch:
             line = vtns[0].stdout.readline()
             own = float(line.split()[1]) if line.startswith("fanout-ms") else None
         result = Result(fanout_ms, own, counts.latencies, cpu_used(watch["before"], watch["after"]),
-                        dict(answers.handled_by), other_processes(watch["before"], watch["after"]))
+                        dict(answers.handled_by), other_processes(watch["before"], watch["after"]),
+                        statements=watch.get("statements", []))
     finally:
         for vtn in vtns:                             # each by its PID
             if vtn.poll() is None:
@@ -255,6 +262,32 @@ def vtn_fanout(server, store: str, accounts: list[str], processes: int, scratch:
         words = (output.strip().splitlines() or [""])[-1].split()
         result.pushed_by.append(int(words[3]) if len(words) > 4 and words[4] == "distributions" else -1)
     return result
+
+
+class StatementCounter:
+    """What the VTN instances asked PostgreSQL during a fan-out, from ``pg_stat_statements``
+    (the server is started with it preloaded): every statement is one round trip from a VTN
+    instance, except the rows of one ``executemany``, which psycopg sends in one pipeline."""
+
+    def reset(self, store: str) -> None:
+        import psycopg
+        with psycopg.connect(store, autocommit=True) as db:
+            db.execute("SELECT pg_stat_statements_reset()")
+
+    def read(self, store: str) -> list[tuple[str, int]]:
+        """(statement text, calls) in ``store``'s database since :meth:`reset`, most called first."""
+        import psycopg
+        with psycopg.connect(store, autocommit=True) as db:
+            return db.execute(
+                "SELECT regexp_replace(s.query, '\\s+', ' ', 'g'), s.calls FROM pg_stat_statements s "
+                "JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = %s AND s.query NOT LIKE "
+                "'%%pg_stat_statements%%' ORDER BY s.calls DESC", (store.rsplit("/", 1)[1],)).fetchall()
+
+    @staticmethod
+    def create(db_url: str) -> None:
+        import psycopg
+        with psycopg.connect(db_url, autocommit=True) as db:
+            db.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -279,6 +312,8 @@ def main() -> None:
                                                  "into this file (largest N)")
     parser.add_argument("--validating-vens", action="store_true",
                         help="VENs validate every push and build every answer (default: lean VENs)")
+    parser.add_argument("--statements", action="store_true",
+                        help="count PostgreSQL statements per exchange by kind (pg_stat_statements)")
     args = parser.parse_args()
     sizes = [int(size) for size in args.vens.split(",")]
     counts = [int(count) for count in args.instances.split(",")]
@@ -296,7 +331,9 @@ def main() -> None:
             from xmpp_vtn.testing.ejabberd import EjabberdServer
             from xmpp_vtn.testing.postgres import PostgresServer
             server = stack.enter_context(EjabberdServer())
-            postgres = stack.enter_context(PostgresServer())
+            settings = ({"shared_preload_libraries": "pg_stat_statements", "pg_stat_statements.track": "all",
+                         "pg_stat_statements.max": "1000"} if args.statements else None)
+            postgres = stack.enter_context(PostgresServer(settings=settings))
             servers = {"ejabberd": [server.pid], "postgres": [postgres.pid]}
         else:
             server = stack.enter_context(ProsodyServer())
@@ -318,10 +355,13 @@ def main() -> None:
                     first = (*first, "--profile-fanout", args.profile_fanout)
                 if postgres is not None:
                     store = postgres.create_database(f"vtn_{n}_{k}")           # fresh per run
+                    if args.statements:
+                        StatementCounter.create(store)
                 else:
                     store = f"{scratch}/vtn-{n}-{k}.sqlite3"
                 result = vtn_fanout(server, store, ours_accounts, args.ven_processes, scratch, k, f"{n}-{k}",
-                                    extra, first, servers, lean=not args.validating_vens)
+                                    extra, first, servers, lean=not args.validating_vens,
+                                    statements=StatementCounter() if args.statements else None)
                 rows.append((n, k, raws, result))
                 own = f" (the instance's own figure {result.own_fanout_ms:.0f} ms)" if result.own_fanout_ms else ""
                 print(f"N={n}, {k} instance(s): xmpp-vtn {result.fanout_ms:.0f} ms{own}, answers handled per "
@@ -356,6 +396,15 @@ def main() -> None:
               f"{raws['small'].cpu_seconds / n * 1000:>7.3f}ms {database} {share:>14}")
     print("ratio = xmpp-vtn CPU / the bare component's CPU for the same bytes (1.00 = no more work than bare "
           "slixmpp)")
+    if args.statements:
+        print("\nPostgreSQL statements per exchange (calls / VENs, from pg_stat_statements; each is one round "
+              "trip but for the rows of one executemany):")
+        for n, k, _, result in rows:
+            total = sum(calls for _, calls in result.statements)
+            print(f"N={n}, {k} instance(s): {total / n:.2f} statements per exchange")
+            for query, calls in result.statements:
+                if calls / n >= 0.05:
+                    print(f"  {calls / n:>7.2f}  {query[:110]}")
     print("\nCPU seconds used during each fan-out (event-added until every answer handled), from /proc:")
     names = sorted({name for *_, result in rows for name in result.cpu if name.startswith("vtn")})
     names += [name for name in rows[0][3].cpu if not name.startswith(("vtn", "machine"))]

@@ -8,6 +8,7 @@ unshared store (SQLite) grants everything and tells nobody; a shared one (Postgr
 from __future__ import annotations
 
 import asyncio
+import select
 import threading
 import time
 from dataclasses import replace
@@ -342,6 +343,16 @@ def test_a_late_acknowledgement_of_an_older_push_never_moves_the_record_back(sto
     store.mark_delivered("ven-a", [("ev", 1, "cancelled")])
     store.mark_delivered("ven-a", [("ev", 1, "completed")])
     assert store.deliveries("ev", "ven-a") == [Delivery("ev", "ven-a", 1, "cancelled")]
+
+
+def test_a_shared_store_given_one_event_twice_in_one_call_records_the_later_state(shared):
+    """The shared store writes all of one call's rows in one statement, which updates a row once."""
+    store = shared()
+    store.put_event(record("ev", ["ven-a"], modification=1))
+    store.mark_delivered("ven-a", [("ev", 1, "active"), ("ev", 1, "near")])
+    assert store.deliveries("ev", "ven-a") == [Delivery("ev", "ven-a", 1, "active")]
+    store.set_opt("ven-a", [("ev", "optIn", 1), ("ev", "optOut", 1)])
+    assert store.deliveries("ev", "ven-a")[0].opt_type == "optOut"
 
 
 def test_mark_delivered_refuses_an_unknown_status_and_records_nothing(store):
@@ -745,7 +756,9 @@ def test_published_messages_reach_every_listener_in_order_and_only_on_their_chan
 
 def test_two_postgresql_stores_on_one_database_see_each_others_writes_at_once(shared):
     one, two = shared(), shared()
-    # Registrations: the SQLite store caches them; a shared one must not serve a stale copy.
+    # Neither store has read what the other wrote before reading it here, or it wrote the last
+    # change itself: each read is answered as the database has it at once. (A copy kept in memory
+    # is read anew once the change's notification arrives: the tests after this one.)
     a = ven("ven-a")
     one.put_ven(a)
     assert two.ven("ven-a") == a
@@ -798,6 +811,106 @@ def test_two_postgresql_stores_on_one_database_see_each_others_writes_at_once(sh
     assert two.claim("courier", "vtn-2", 30) is True
     assert one.lease_holder("courier") == "vtn-2"
     assert one.claim("courier", "vtn-1", 30) is False
+
+
+# -- what a shared store keeps in memory, and how it learns of other writers --------------------------
+
+def _notified(store: PostgreSQLStore, timeout: float = 10.0) -> None:
+    """Wait until a change notification has reached ``store``'s listening connection (its socket
+    becomes readable); the store has not read it yet."""
+    readable, _, _ = select.select([store._changes._db.fileno()], [], [], timeout)
+    assert readable, f"no change notification within {timeout} s"
+
+
+def _with_lock_timeout(url: str) -> str:
+    """``url`` for a session that gives up waiting for a lock after 0.5 s instead of hanging."""
+    return url + ("&" if "?" in url else "?") + "options=-c%20lock_timeout%3D500"
+
+
+def test_a_registration_another_instance_cancels_is_not_served_from_memory_once_its_change_arrived(shared):
+    """Registrations are read on every exchange, so a shared store keeps them in memory; a trigger
+    tells every store of every write. One store (instance A) holds a VEN's registration; another
+    (instance B) cancels it; from the moment B's change notification reaches A, A answers from
+    the database's state: no registration, by venID, account or registration id."""
+    writer = shared()
+    writer.put_ven(ven("ven-a"))
+    reader = PostgreSQLStore(_with_lock_timeout(shared.location))
+    try:
+        assert reader.ven("ven-a") == ven("ven-a")
+        assert reader.ven_by_jid("ven-a@grid.example") == ven("ven-a")
+        assert reader.ven_by_registration("reg-ven-a") == ven("ven-a")
+        assert reader.vens() == [ven("ven-a")]
+        # Served from memory: with the table locked by another session, a read of the database
+        # would wait and fail after 0.5 s.
+        with psycopg.connect(shared.location) as locker:
+            locker.execute("LOCK TABLE vens IN ACCESS EXCLUSIVE MODE")
+            assert reader.ven("ven-a") == ven("ven-a")
+            assert reader.ven_by_jid("ven-a@grid.example") == ven("ven-a")
+            assert reader.vens() == [ven("ven-a")]
+        writer.remove_ven("ven-a")
+        _notified(reader)
+        assert reader.ven("ven-a") is None
+        assert reader.ven_by_jid("ven-a@grid.example") is None
+        assert reader.ven_by_registration("reg-ven-a") is None
+        assert reader.vens() == []
+        # A registration the other instance makes is found at once: absence is never kept.
+        writer.put_ven(ven("ven-b", jid="ven-a@grid.example"))
+        assert reader.ven_by_jid("ven-a@grid.example") == ven("ven-b", jid="ven-a@grid.example")
+    finally:
+        reader.close()
+
+
+def test_an_event_another_instance_changes_is_read_anew_once_its_change_arrived(shared):
+    writer, reader = shared(), shared()
+    writer.put_event(record("ev", ["ven-b"]))
+    assert_same_event(reader.event("ev"), record("ev", ["ven-b"]))
+    assert [found.event_id for found in reader.events("ven-c")] == []
+    changed = record("ev", ["ven-b", "ven-c"], modification=1, price=0.9)
+    writer.put_event(changed)
+    _notified(reader)
+    assert_same_event(reader.event("ev"), changed)
+    assert [found.event_id for found in reader.events("ven-c")] == ["ev"]
+    # refresh() reads anew without waiting for any notification (a service about to refuse).
+    later = record("ev", ["ven-c"], modification=2)
+    writer.put_event(later)
+    reader.refresh()
+    assert_same_event(reader.event("ev"), later)
+
+
+def test_a_store_that_lost_its_listening_connection_serves_nothing_from_memory(shared):
+    """Changes made while nobody listened are unknown: until it listens again, every read goes
+    to the database."""
+    writer, reader = shared(), shared()
+    writer.put_ven(ven("ven-a"))
+    assert reader.ven("ven-a") == ven("ven-a")
+    with psycopg.connect(shared.location, autocommit=True) as admin:
+        listener = reader._changes._db.info.backend_pid
+        admin.execute("SELECT pg_terminate_backend(%s)", (listener,))
+        wait_until(lambda: admin.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s",
+                                         (listener,)).fetchone()[0] == 0, 10, "the listening session ends")
+    moved = replace(ven("ven-a"), transport_address="ven-a@grid.example/phone")
+    writer.put_ven(moved)          # no notification reaches the reader: its session is gone
+    assert reader.ven("ven-a") == moved
+    assert reader.ven_by_jid("ven-a@grid.example") == moved
+
+
+def test_handed_over_journal_entries_leave_the_journal_with_the_loop_turn(shared):
+    """Inside an event loop the entries handed over in one loop turn are deleted together at its
+    end; the store that handed them over lists them no more at once."""
+    one, two = shared(), shared()
+    one.put_event(record("ev", ["ven-a", "ven-b"]))
+    first = one.set_opt("ven-a", [("ev", "optIn", 0)], journal=b"<a/>", owner="vtn-1")
+    second = one.set_opt("ven-b", [("ev", "optOut", 0)], journal=b"<b/>", owner="vtn-1")
+
+    async def hand_over() -> list:
+        one.journal_done(first)
+        one.journal_done(second)
+        assert one.journal() == []
+        seen_before = two.journal()
+        await asyncio.sleep(0)                   # the turn ends
+        return seen_before
+    assert [entry for entry, *_ in asyncio.run(hand_over())] == [first, second]
+    assert two.journal() == []
 
 
 def test_an_older_acknowledgement_waiting_on_a_newer_ones_transaction_does_not_overwrite_it(shared):

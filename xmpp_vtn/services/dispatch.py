@@ -91,6 +91,10 @@ class Dispatcher:
         """The registration the sender speaks for, or a :class:`Refusal` (463 or 452)."""
         ven = self.store.ven_by_jid(request.bare_jid)
         claimed = request.payload.get("ven_id")
+        if ven is None or (claimed is not None and claimed != ven.ven_id):
+            # Before refusing: the VEN may have registered anew through another instance just now.
+            self.store.refresh()
+            ven = self.store.ven_by_jid(request.bare_jid)
         if ven is None:
             if claimed is not None and self.store.ven(claimed) is not None:
                 log.warning("%s claimed venID %s, which belongs to another account", request.sender, claimed)

@@ -246,6 +246,11 @@ class EventService:
         checked = []
         for answer in answers:
             record = self.store.event(answer["event_id"])
+            if record is None or ven.ven_id not in record.ven_ids or \
+                    answer["modification_number"] != record.modification_number:
+                # Before refusing: another instance may have added or changed the event just now.
+                self.store.refresh()
+                record = self.store.event(answer["event_id"])
             if record is None:
                 raise Refusal(codes.INVALID_ID, f"no event {answer['event_id']}")
             if ven.ven_id not in record.ven_ids:

@@ -1,17 +1,21 @@
 """The shared store: one PostgreSQL database behind one or several VTN instances.
 
-Chosen with a ``postgresql://`` URL. Unlike the embedded store it keeps nothing in memory but
-decoded event documents (keyed by their bytes, so a newer modification is never served stale):
-other instances write the same tables. Work that must run once across instances runs under a
+Chosen with a ``postgresql://`` URL. Work that must run once across instances runs under a
 lease row (:meth:`claim`), and instances tell each other things with ``NOTIFY`` (:meth:`publish`).
 
 Reads and writes use a synchronous psycopg connection, like the SQLite store, because the
-:class:`~xmpp_vtn.store.base.Store` interface is synchronous: each call is one round trip to the
-server (about 100 µs on loopback) during which the event loop waits. ``listen`` is the one
-asynchronous part: it holds its own connection and awaits notifications.
+:class:`~xmpp_vtn.store.base.Store` interface is synchronous: each call that reaches the server is
+one round trip (about 100 µs on loopback) during which the event loop waits. So what is read on
+every exchange and rarely written, the registrations and the events, is kept in memory, and other
+writers are noticed by a trigger's ``NOTIFY`` (see :mod:`.changes` for how soon). Delivery and opt
+state, which every exchange writes, is always read from the database. Several rows are written in
+one statement (atomic by itself: no BEGIN/COMMIT round trips), and handed-over journal entries are
+deleted together at the end of the loop turn. ``listen`` is asynchronous: it holds its own
+connection and awaits notifications.
 """
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import time
@@ -25,10 +29,12 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
 from .base import Delivery, Document, DroppedPushes, EventRecord, OutboxItem, Store, StoreSchemaError, VenRecord
+from .changes import CHANNEL as CHANGES_CHANNEL
+from .changes import EVERYTHING, ChangeFeed
 from .documents import decode_document, decode_event, encode_document, encode_event
-from .sql import (COUNT_DROPPED, DELIVERY_COLUMNS, DROPPED_PUSHES, DOCUMENT_COLUMNS, JOURNAL_COLUMNS, MARK_DELIVERED, OUTBOX_COLUMNS,
-                  OWED_VEN_IDS, PURGE_EVENT_STATE, PURGED_TABLES, PUT_VEN, RESTORE_OPT, SET_OPT, VEN_COLUMNS,
-                  delivered_rows, opt_rows, statement)
+from .sql import (COUNT_DROPPED, DELIVERY_COLUMNS, DROPPED_PUSHES, DOCUMENT_COLUMNS, JOURNAL_COLUMNS, OUTBOX_COLUMNS,
+                  OWED_VEN_IDS, PURGE_EVENT_STATE, PURGED_TABLES, PUT_VEN, RANK_SQL, RESTORE_OPT, VEN_COLUMNS,
+                  statement, status_rank)
 
 log = logging.getLogger("xmpp_vtn.store")
 
@@ -117,7 +123,42 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (ven_id, reason)
     );
     """,
+    # The caches of registrations and events learn of every write, whoever makes it (see .changes).
+    # Statement-level: one notification per statement, folded into one per transaction.
+    f"""
+    CREATE FUNCTION xmpp_vtn_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        PERFORM pg_notify('{CHANGES_CHANNEL}', TG_ARGV[0]);
+        RETURN NULL;
+    END $$;
+    CREATE TRIGGER vens_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON vens
+        FOR EACH STATEMENT EXECUTE FUNCTION xmpp_vtn_changed('vens');
+    CREATE TRIGGER events_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON events
+        FOR EACH STATEMENT EXECUTE FUNCTION xmpp_vtn_changed('events');
+    -- Which VENs an event is for; its rows' delivery and opt columns are not cached.
+    CREATE TRIGGER event_vens_changed AFTER INSERT OR DELETE OR TRUNCATE ON event_vens
+        FOR EACH STATEMENT EXECUTE FUNCTION xmpp_vtn_changed('events');
+    """,
 ]
+
+# Several (event, modification, status) of one VEN in one statement, each row moving only forward
+# (the rule of MARK_DELIVERED in .sql, evaluated per row as the update takes it).
+_MARK_DELIVERED_MANY = (
+    "UPDATE event_vens SET delivered_modification = a.modification, delivered_status = a.status "
+    "FROM unnest(%s::text[], %s::int[], %s::text[], %s::int[]) AS a(event_id, modification, status, rank) "
+    "WHERE event_vens.event_id = a.event_id AND event_vens.ven_id = %s AND (delivered_modification IS NULL "
+    "OR delivered_modification < a.modification OR (delivered_modification = a.modification AND "
+    + RANK_SQL + " < a.rank))")
+# SET_OPT of .sql for several rows, and the journal entry written by the same statement.
+_SET_OPT_MANY = (
+    "UPDATE event_vens SET opt_type = a.opt_type, opt_modification = a.modification "
+    "FROM unnest(%s::text[], %s::text[], %s::int[]) AS a(event_id, opt_type, modification) "
+    "WHERE event_vens.event_id = a.event_id AND event_vens.ven_id = %s "
+    "AND (opt_modification IS NULL OR opt_modification <= a.modification)")
+_SET_OPT_JOURNALED = (f"WITH opted AS ({_SET_OPT_MANY} RETURNING 1) "
+                      "INSERT INTO journal (ven_id, document, owner) VALUES (%s, %s, %s) RETURNING entry_id")
+# Past this many registrations kept (three entries per VEN), the cache starts over.
+_CACHE_LIMIT = 300_000
 
 
 @functools.cache
@@ -147,6 +188,12 @@ class PostgreSQLStore(Store):
         self.url = url
         self.connect_timeout = connect_timeout
         self.read_only = read_only
+        # Registrations by (column, value); every event with its venIDs.
+        self._ven_cache: dict[tuple[str, str], VenRecord] = {}
+        self._all_vens: list[VenRecord] | None = None
+        self._event_cache: dict[str, tuple[EventRecord, frozenset[str]]] | None = None
+        # Journal entries handed over in this loop turn: deleted together at its end.
+        self._done_journal: list[int] = []
         self._db = self._connect()
         try:
             if read_only:
@@ -156,6 +203,8 @@ class PostgreSQLStore(Store):
         except BaseException:
             self._db.close()
             raise
+        # An operator's read-only look is short and reads each thing once: it caches nothing.
+        self._changes = None if read_only else ChangeFeed(url, connect_timeout)
 
     def _connect(self) -> psycopg.Connection:
         # autocommit: a statement outside _transaction() commits at once, as in the SQLite store.
@@ -243,10 +292,42 @@ class PostgreSQLStore(Store):
         else:
             transaction.__exit__(None, None, None)
 
+    # -- caches --------------------------------------------------------------------------------------
+
+    def _caching(self) -> bool:
+        """Apply what other writers changed to the caches; whether they may serve reads now."""
+        changed = self._changes.changed() if self._changes is not None else None
+        if changed is None or changed is EVERYTHING:
+            self._forget_vens()
+            self._event_cache = None
+            return changed is not None
+        if "vens" in changed:
+            self._forget_vens()
+        if "events" in changed:
+            self._event_cache = None
+        return True
+
+    def _forget_vens(self) -> None:
+        self._ven_cache.clear()
+        self._all_vens = None
+
+    def refresh(self) -> None:
+        self._forget_vens()
+        self._event_cache = None
+
+    @contextmanager
+    def _changing_vens(self) -> Iterator[None]:
+        """Around our own write of registrations: what the caches held is forgotten at once, not
+        when our own notification comes back (a read right after the write must see it)."""
+        try:
+            yield
+        finally:
+            self._forget_vens()
+
     # -- registrations -------------------------------------------------------------------------------
 
     def put_ven(self, ven: VenRecord) -> None:
-        with self._transaction() as db:
+        with self._changing_vens(), self._transaction() as db:
             db.execute("DELETE FROM vens WHERE bare_jid = %s AND ven_id <> %s", (ven.bare_jid, ven.ven_id))
             db.execute(_sql(PUT_VEN),
                 (ven.ven_id, ven.registration_id, ven.bare_jid, ven.transport_address, ven.ven_name,
@@ -257,8 +338,19 @@ class PostgreSQLStore(Store):
         return [VenRecord(*row) for row in rows]
 
     def _one_ven(self, column: str, value: str) -> VenRecord | None:
+        caching = self._caching()
+        key = (column, value)
+        if caching and key in self._ven_cache:
+            return self._ven_cache[key]
         found = self._vens(f"{column} = %s", (value,))
-        return found[0] if found else None
+        ven = found[0] if found else None
+        # Only what exists is kept: "not registered" is asked of the database every time, so a VEN
+        # that has just registered through another instance is never refused for a stale absence.
+        if caching and ven is not None:
+            if len(self._ven_cache) >= _CACHE_LIMIT:
+                self._ven_cache.clear()
+            self._ven_cache[key] = ven
+        return ven
 
     def ven(self, ven_id: str) -> VenRecord | None:
         return self._one_ven("ven_id", ven_id)
@@ -270,17 +362,22 @@ class PostgreSQLStore(Store):
         return self._one_ven("registration_id", registration_id)
 
     def remove_ven(self, ven_id: str) -> bool:
-        with self._transaction() as db:
+        with self._changing_vens(), self._transaction() as db:
             db.execute("DELETE FROM liveness WHERE ven_id = %s", (ven_id,))
             return db.execute("DELETE FROM vens WHERE ven_id = %s", (ven_id,)).rowcount > 0
 
     def vens(self) -> list[VenRecord]:
-        return self._vens()
+        if not self._caching():
+            return self._vens()
+        if self._all_vens is None:
+            self._all_vens = self._vens()
+        return list(self._all_vens)
 
     # -- events ------------------------------------------------------------------------------------
 
     def put_event(self, record: EventRecord) -> None:
         document = encode_event(record.event)
+        self._event_cache = None                     # forgotten at once, as for registrations
         with self._transaction() as db:
             db.execute("INSERT INTO events (event_id, modification_number, cancelled, document) "
                        "VALUES (%s, %s, %s, %s) ON CONFLICT (event_id) DO UPDATE SET "
@@ -293,6 +390,16 @@ class PostgreSQLStore(Store):
                 cursor.executemany("INSERT INTO event_vens (event_id, ven_id) VALUES (%s, %s) "
                                    "ON CONFLICT DO NOTHING", [(record.event_id, ven_id) for ven_id in record.ven_ids])
 
+    def _all_events(self) -> dict[str, tuple[EventRecord, frozenset[str]]] | None:
+        """Every event with its set of venIDs, in creation order, from the cache (loaded when
+        needed); None when the cache may not be used."""
+        if not self._caching():
+            return None
+        if self._event_cache is None:
+            self._event_cache = {record.event_id: (record, frozenset(record.ven_ids))
+                                 for record in self._events("TRUE", ())}
+        return self._event_cache
+
     def _events(self, where: str, args: tuple) -> list[EventRecord]:
         rows = self._execute(
             "SELECT e.event_id, e.modification_number, e.cancelled, e.document, "
@@ -303,10 +410,17 @@ class PostgreSQLStore(Store):
                 for event_id, modification, cancelled, document, ven_ids in rows]
 
     def event(self, event_id: str) -> EventRecord | None:
+        cached = self._all_events()
+        if cached is not None:
+            found = cached.get(event_id)
+            return found[0] if found else None
         found = self._events("e.event_id = %s", (event_id,))
         return found[0] if found else None
 
     def events(self, ven_id: str | None = None) -> list[EventRecord]:
+        cached = self._all_events()
+        if cached is not None:
+            return [record for record, ven_ids in cached.values() if ven_id is None or ven_id in ven_ids]
         if ven_id is None:
             return self._events("TRUE", ())
         return self._events("EXISTS (SELECT 1 FROM event_vens v WHERE v.event_id = e.event_id AND v.ven_id = %s)",
@@ -322,19 +436,36 @@ class PostgreSQLStore(Store):
         return [Delivery(*row) for row in rows]
 
     def mark_delivered(self, ven_id: str, delivered: list[tuple[str, int, str]]) -> None:
-        rows = delivered_rows(ven_id, delivered)
-        with self._transaction() as db, db.cursor() as cursor:
-            cursor.executemany(_sql(MARK_DELIVERED), rows)
+        # Per event the most advanced of what is given (one statement updates a row once).
+        ahead: dict[str, tuple[int, int, str]] = {}
+        for event_id, modification, status in delivered:
+            rank = status_rank(status)            # an unknown status raises before anything changes
+            if event_id not in ahead or ahead[event_id][:2] < (modification, rank):
+                ahead[event_id] = (modification, rank, status)
+        if not ahead:
+            return
+        # In event order, so that two writers of one VEN's rows take their locks in the same order.
+        event_ids = sorted(ahead)
+        self._execute(_MARK_DELIVERED_MANY, (event_ids, [ahead[e][0] for e in event_ids],
+                                             [ahead[e][2] for e in event_ids], [ahead[e][1] for e in event_ids],
+                                             ven_id))
 
     def set_opt(self, ven_id: str, opts: list[tuple[str, str, int]], journal: bytes | None = None,
                 owner: str = "") -> int | None:
-        with self._transaction() as db:
-            with db.cursor() as cursor:
-                cursor.executemany(_sql(SET_OPT), opt_rows(ven_id, opts))
-            if journal is None:
-                return None
-            return db.execute("INSERT INTO journal (ven_id, document, owner) VALUES (%s, %s, %s) RETURNING entry_id",
-                              (ven_id, journal, owner)).fetchone()[0]
+        # Per event the answer given for the newest modification, the last of equals: what
+        # applying them one after another would leave.
+        chosen: dict[str, tuple[str, int]] = {}
+        for event_id, opt_type, modification in opts:
+            if event_id not in chosen or chosen[event_id][1] <= modification:
+                chosen[event_id] = (opt_type, modification)
+        event_ids = sorted(chosen)
+        rows = (event_ids, [chosen[e][0] for e in event_ids], [chosen[e][1] for e in event_ids], ven_id)
+        # One statement, atomic by itself: the answers and their journal entry, all or none.
+        if journal is None:
+            if event_ids:
+                self._execute(_SET_OPT_MANY, rows)
+            return None
+        return self._execute(_SET_OPT_JOURNALED, (*rows, ven_id, journal, owner)).fetchone()[0]
 
     def restore_opt(self, ven_id: str, restored: list[tuple[str, str | None, int | None]],
                     written: list[tuple[str, str, int]]) -> None:
@@ -345,11 +476,32 @@ class PostgreSQLStore(Store):
                 for event_id, opt_type, modification in restored])
 
     def journal(self) -> list[tuple[int, str, bytes, str]]:
+        done = set(self._done_journal)
         rows = self._execute(f"SELECT {JOURNAL_COLUMNS} FROM journal ORDER BY entry_id").fetchall()
-        return [(entry_id, ven_id, bytes(document), owner) for entry_id, ven_id, document, owner in rows]
+        return [(entry_id, ven_id, bytes(document), owner) for entry_id, ven_id, document, owner in rows
+                if entry_id not in done]
 
     def journal_done(self, entry_id: int) -> None:
-        self._execute("DELETE FROM journal WHERE entry_id = %s", (entry_id,))
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._execute("DELETE FROM journal WHERE entry_id = %s", (entry_id,))
+            return
+        # Deleted with the others handed over in this loop turn. Dying before that replays the
+        # answer, as dying just before the DELETE would: a done entry needs no durability promise.
+        if not self._done_journal:
+            loop.call_soon(self._delete_done_journal)
+        self._done_journal.append(entry_id)
+
+    def _delete_done_journal(self) -> None:
+        done, self._done_journal = self._done_journal, []
+        if not done:
+            return
+        try:
+            self._execute("DELETE FROM journal WHERE entry_id = ANY(%s)", (done,))
+        except psycopg.Error as error:
+            # They stay in the journal: replayed (and reported) only if this instance dies.
+            log.error("the store could not delete %d handed-over journal entries (%s)", len(done), error)
 
     # -- other documents -----------------------------------------------------------------------------
 
@@ -443,7 +595,7 @@ class PostgreSQLStore(Store):
         return [DroppedPushes(*row) for row in self._execute(DROPPED_PUSHES).fetchall()]
 
     def purge_ven(self, ven_id: str) -> dict[str, int]:
-        with self._transaction() as db:
+        with self._changing_vens(), self._transaction() as db:
             removed = {table: db.execute(f"DELETE FROM {table} WHERE ven_id = %s", (ven_id,)).rowcount
                        for table in PURGED_TABLES}
             removed["event_vens"] = db.execute(statement(PURGE_EVENT_STATE, "%s"), (ven_id,)).rowcount
@@ -499,4 +651,7 @@ class PostgreSQLStore(Store):
                 receive(notification.payload)
 
     def close(self) -> None:
+        self._delete_done_journal()
+        if self._changes is not None:
+            self._changes.close()
         self._db.close()

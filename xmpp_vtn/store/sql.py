@@ -32,7 +32,7 @@ JOURNAL_COLUMNS = "entry_id, ven_id, document, owner"
 #: acknowledged with it, so the recorded state never moves back.
 DELIVERY_STATUSES = ("far", "near", "active", "completed", "cancelled")
 _RANK = {status: rank for rank, status in enumerate(DELIVERY_STATUSES)}
-_RANK_SQL = "CASE delivered_status " + " ".join(
+RANK_SQL = "CASE delivered_status " + " ".join(
     f"WHEN '{status}' THEN {rank}" for status, rank in _RANK.items()) + " ELSE -1 END"
 
 # One conditional UPDATE per acknowledged (event, modification, status): the row moves only to a
@@ -43,7 +43,7 @@ _RANK_SQL = "CASE delivered_status " + " ".join(
 MARK_DELIVERED = ("UPDATE event_vens SET delivered_modification = {p}, delivered_status = {p} "
                   "WHERE event_id = {p} AND ven_id = {p} AND (delivered_modification IS NULL "
                   "OR delivered_modification < {p} OR (delivered_modification = {p} AND "
-                  + _RANK_SQL + " < {p}))")
+                  + RANK_SQL + " < {p}))")
 
 # A VEN's opt answer replaces the one it gave for the same or an older modification, never one it
 # gave for a newer modification (an answer to an older push that lost a race).

