@@ -404,7 +404,8 @@ def main() -> None:
             print(f"N={n}, {k} instance(s): {total / n:.2f} statements per exchange")
             for query, calls in result.statements:
                 if calls / n >= 0.05:
-                    print(f"  {calls / n:>7.2f}  {query[:110]}")
+                    shown = query if len(query) <= 150 else f"{query[:90]} ... {query[-55:]}"
+                    print(f"  {calls / n:>7.2f}  {shown}")
     print("\nCPU seconds used during each fan-out (event-added until every answer handled), from /proc:")
     names = sorted({name for *_, result in rows for name in result.cpu if name.startswith("vtn")})
     names += [name for name in rows[0][3].cpu if not name.startswith(("vtn", "machine"))]

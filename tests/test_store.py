@@ -345,11 +345,23 @@ def test_a_late_acknowledgement_of_an_older_push_never_moves_the_record_back(sto
     assert store.deliveries("ev", "ven-a") == [Delivery("ev", "ven-a", 1, "cancelled")]
 
 
-def test_a_shared_store_given_one_event_twice_in_one_call_records_the_later_state(shared):
-    """The shared store writes all of one call's rows in one statement, which updates a row once."""
-    store = shared()
+def test_mark_delivered_says_which_events_the_ven_holds_a_new_modification_of(store):
+    store.put_event(record("ev", ["ven-a"]))
+    store.put_event(record("ev2", ["ven-a"]))
+    assert store.mark_delivered("ven-a", [("ev", 0, "far")]) == ["ev"]
+    assert store.mark_delivered("ven-a", [("ev", 0, "near")]) == []           # a later status of it
+    assert store.mark_delivered("ven-a", [("ev", 0, "far")]) == []            # a late, older one
     store.put_event(record("ev", ["ven-a"], modification=1))
-    store.mark_delivered("ven-a", [("ev", 1, "active"), ("ev", 1, "near")])
+    assert store.mark_delivered("ven-a", [("ev2", 0, "far"), ("ev", 1, "far"), ("nope", 0, "far")]) == [
+        "ev2", "ev"]
+    assert store.mark_delivered("ven-b", [("ev", 1, "far")]) == []            # not one of its events
+    assert rows(store.deliveries(ven_id="ven-a")) == [Delivery("ev", "ven-a", 1, "far"),
+                                                      Delivery("ev2", "ven-a", 0, "far")]
+
+
+def test_one_event_named_twice_in_one_acknowledgement_counts_as_its_later_state(store):
+    store.put_event(record("ev", ["ven-a"], modification=1))
+    assert store.mark_delivered("ven-a", [("ev", 1, "active"), ("ev", 1, "near")]) == ["ev"]
     assert store.deliveries("ev", "ven-a") == [Delivery("ev", "ven-a", 1, "active")]
     store.set_opt("ven-a", [("ev", "optIn", 1), ("ev", "optOut", 1)])
     assert store.deliveries("ev", "ven-a")[0].opt_type == "optOut"
@@ -937,11 +949,35 @@ def test_an_older_acknowledgement_waiting_on_a_newer_ones_transaction_does_not_o
         with psycopg.connect(shared.location, autocommit=True) as watcher:
             wait_until(lambda: watcher.execute(
                 "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                "AND query LIKE 'UPDATE event_vens%%'").fetchone()[0] == 1, 10, "the older update waits for the row")
+                "AND query LIKE '%%UPDATE event_vens%%'").fetchone()[0] == 1, 10, "the older update waits for the row")
         writer.execute("COMMIT")
         thread.join(10)
     assert not thread.is_alive() and errors == []
     assert older.deliveries("ev", "ven-a") == [Delivery("ev", "ven-a", 0, "active")]
+
+
+def test_of_two_instances_recording_one_new_modification_only_one_is_told_it_is_new(shared):
+    """The same acknowledgement reaches two instances (a retry, an answer forwarded): the one whose
+    update waits for the other's finds the row already there and is not told it is new, so an
+    event's delivery_callback runs once per VEN and modification."""
+    first, second = shared(), shared()
+    first.put_event(record("ev", ["ven-a"], modification=1))
+    with psycopg.connect(shared.location, autocommit=True) as writer:
+        writer.execute("BEGIN")
+        writer.execute("UPDATE event_vens SET delivered_modification = 1, delivered_status = 'far' "
+                       "WHERE event_id = 'ev' AND ven_id = 'ven-a'")        # the first instance's, not committed
+        told: list = []
+        thread = threading.Thread(target=lambda: told.append(second.mark_delivered("ven-a", [("ev", 1, "far")])))
+        thread.start()
+        with psycopg.connect(shared.location, autocommit=True) as watcher:
+            wait_until(lambda: watcher.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND query LIKE '%%UPDATE event_vens%%'").fetchone()[0] == 1, 10, "the second update waits")
+        writer.execute("COMMIT")
+        thread.join(10)
+    assert told == [[]]
+    assert first.mark_delivered("ven-a", [("ev", 1, "near")]) == []
+    assert first.deliveries("ev", "ven-a") == [Delivery("ev", "ven-a", 1, "near")]
 
 
 # -- what one VEN may make the VTN hold ------------------------------------------------------------

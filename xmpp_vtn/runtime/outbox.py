@@ -230,8 +230,10 @@ class Courier:
 
     async def _deliver(self, ven_id: str) -> None:
         lease = f"ven:{ven_id}"
-        # Long enough for one push to be answered; renewed before each one.
+        # Long enough for one push to be answered; renewed before a push once it has run half of
+        # cluster.lease_seconds (a push then still has push_timeout and more).
         lease_seconds = self.push_timeout + self.cluster.lease_seconds
+        held_at = time.monotonic()            # before the claim: the lease runs at least this long
         if not self.cluster.hold(lease, lease_seconds):
             # Another instance is delivering to this VEN; look again shortly (it may die, or
             # something may be owed that it did not see).
@@ -239,8 +241,20 @@ class Courier:
             # clock stands still, as it did before retries moved to the scheduler.
             self._retry_in(ven_id, min(1.0, self.cluster.sweep_interval), on_loop=True)
             return
+
+        def still_held() -> bool:
+            # The lease runs lease_seconds from the claim; with more than a push's time left
+            # (the claim was under cluster.lease_seconds ago) it needs no renewal round trip yet.
+            nonlocal held_at
+            if time.monotonic() - held_at < self.cluster.lease_seconds / 2:
+                return True
+            renewed_at = time.monotonic()
+            if not self.cluster.hold(lease, lease_seconds):
+                return False
+            held_at = renewed_at
+            return True
         try:
-            await self._deliver_held(ven_id, lambda: self.cluster.hold(lease, lease_seconds))
+            await self._deliver_held(ven_id, still_held)
         finally:
             if self.cluster.shared:
                 self.cluster.let_go(lease)

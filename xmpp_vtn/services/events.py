@@ -220,13 +220,9 @@ class EventService:
 
         Never moves backwards: an older push acknowledged after a newer pull changes nothing.
         """
-        before = {d.event_id: d for d in self.store.deliveries(ven_id=ven_id)}
-        newer = [(event_id, modification, status) for event_id, modification, status in included
-                 if event_id in before and _progress(modification, status) > _progress(
-                     before[event_id].delivered_modification, before[event_id].delivered_status)]
-        self.store.mark_delivered(ven_id, newer)
-        return [event_id for event_id, modification, _ in newer
-                if before[event_id].delivered_modification != modification]
+        # The store compares with what is recorded as it writes: no read first, and of two
+        # instances recording the same acknowledgement only one learns that it is new.
+        return self.store.mark_delivered(ven_id, list(included))
 
     async def run_callback(self, ven_id: str, event_id: str, opt_type: str | None) -> None:
         """The event's ``callback(ven_id, event_id, opt_type)``, sync or async; a failure is logged."""

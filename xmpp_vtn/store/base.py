@@ -215,13 +215,18 @@ class Store(abc.ABC):
         """Delivery rows for an event, a VEN, or both."""
 
     @abc.abstractmethod
-    def mark_delivered(self, ven_id: str, delivered: list[tuple[str, int, str]]) -> None:
-        """Record that ``ven_id`` acknowledged these (event_id, modification_number, status).
+    def mark_delivered(self, ven_id: str, delivered: list[tuple[str, int, str]]) -> list[str]:
+        """Record that ``ven_id`` acknowledged these (event_id, modification_number, status);
+        returns the events of which it now holds a modification it did not hold before, in the
+        order given, each once.
 
         The recorded state only moves forward, atomically: to a newer modification, or to a later
         status (far < near < active < completed < cancelled) of the same one. An acknowledgement
-        of an older push that arrives late (a retry's, another instance's) changes nothing.
-        Raises ValueError for a status that is none of those.
+        of an older push that arrives late (a retry's, another instance's) changes nothing and is
+        not returned: of two writers recording the same new modification, only one is told it is
+        new. An event named twice counts as its most advanced (modification, status). Events the
+        VEN holds no delivery row of are ignored. Raises ValueError for a status that is none of
+        those, before anything changes.
         """
 
     @abc.abstractmethod

@@ -142,13 +142,21 @@ MIGRATIONS: list[str] = [
 ]
 
 # Several (event, modification, status) of one VEN in one statement, each row moving only forward
-# (the rule of MARK_DELIVERED in .sql, evaluated per row as the update takes it).
+# (the rule of MARK_DELIVERED in .sql, evaluated per row as the update takes it). The rows are
+# locked first, in event order, to read the modification each held: FOR UPDATE waits for a
+# concurrent writer and returns the row as it committed, and the UPDATE re-checks its condition on
+# that same version, so the modification returned as "before" is the one the update replaced.
 _MARK_DELIVERED_MANY = (
+    "WITH a AS (SELECT * FROM unnest(%s::text[], %s::int[], %s::text[], %s::int[]) "
+    "AS a(event_id, modification, status, rank)), "
+    "held AS (SELECT v.event_id, v.delivered_modification AS before FROM event_vens v JOIN a "
+    "ON a.event_id = v.event_id WHERE v.ven_id = %s ORDER BY v.event_id FOR UPDATE OF v) "
     "UPDATE event_vens SET delivered_modification = a.modification, delivered_status = a.status "
-    "FROM unnest(%s::text[], %s::int[], %s::text[], %s::int[]) AS a(event_id, modification, status, rank) "
+    "FROM a JOIN held ON held.event_id = a.event_id "
     "WHERE event_vens.event_id = a.event_id AND event_vens.ven_id = %s AND (delivered_modification IS NULL "
     "OR delivered_modification < a.modification OR (delivered_modification = a.modification AND "
-    + RANK_SQL + " < a.rank))")
+    + RANK_SQL + " < a.rank)) "
+    "RETURNING event_vens.event_id, held.before IS DISTINCT FROM a.modification")
 # SET_OPT of .sql for several rows, and the journal entry written by the same statement.
 _SET_OPT_MANY = (
     "UPDATE event_vens SET opt_type = a.opt_type, opt_modification = a.modification "
@@ -349,7 +357,9 @@ class PostgreSQLStore(Store):
         if caching and ven is not None:
             if len(self._ven_cache) >= _CACHE_LIMIT:
                 self._ven_cache.clear()
-            self._ven_cache[key] = ven
+            # The one row holds all three keys (each is unique): found by one, known by all.
+            self._ven_cache.update({("ven_id", ven.ven_id): ven, ("bare_jid", ven.bare_jid): ven,
+                                    ("registration_id", ven.registration_id): ven})
         return ven
 
     def ven(self, ven_id: str) -> VenRecord | None:
@@ -435,7 +445,7 @@ class PostgreSQLStore(Store):
             [value for _, value in conditions])
         return [Delivery(*row) for row in rows]
 
-    def mark_delivered(self, ven_id: str, delivered: list[tuple[str, int, str]]) -> None:
+    def mark_delivered(self, ven_id: str, delivered: list[tuple[str, int, str]]) -> list[str]:
         # Per event the most advanced of what is given (one statement updates a row once).
         ahead: dict[str, tuple[int, int, str]] = {}
         for event_id, modification, status in delivered:
@@ -443,12 +453,13 @@ class PostgreSQLStore(Store):
             if event_id not in ahead or ahead[event_id][:2] < (modification, rank):
                 ahead[event_id] = (modification, rank, status)
         if not ahead:
-            return
-        # In event order, so that two writers of one VEN's rows take their locks in the same order.
-        event_ids = sorted(ahead)
-        self._execute(_MARK_DELIVERED_MANY, (event_ids, [ahead[e][0] for e in event_ids],
-                                             [ahead[e][2] for e in event_ids], [ahead[e][1] for e in event_ids],
-                                             ven_id))
+            return []
+        event_ids = list(ahead)
+        moved = self._execute(_MARK_DELIVERED_MANY, (
+            event_ids, [ahead[e][0] for e in event_ids], [ahead[e][2] for e in event_ids],
+            [ahead[e][1] for e in event_ids], ven_id, ven_id)).fetchall()
+        news = {event_id for event_id, new_modification in moved if new_modification}
+        return [event_id for event_id in ahead if event_id in news]
 
     def set_opt(self, ven_id: str, opts: list[tuple[str, str, int]], journal: bytes | None = None,
                 owner: str = "") -> int | None:

@@ -412,16 +412,24 @@ class SQLiteStore(Store):
         found = [delivery for delivery in rows if event_id is None or delivery.event_id == event_id]
         return sorted(found, key=lambda delivery: (delivery.event_id, delivery.ven_id))
 
-    def mark_delivered(self, ven_id: str, delivered: list[tuple[str, int, str]]) -> None:
+    def mark_delivered(self, ven_id: str, delivered: list[tuple[str, int, str]]) -> list[str]:
         delivered_rows(ven_id, delivered)                  # an unknown status raises before anything changes
         held = self._delivery_cache().get(ven_id, {})
-        changed = [(event_id, modification, status) for event_id, modification, status in delivered
-                   if event_id in held and _ahead(held[event_id], modification, status)]
+        changed = {}                                       # per event the most advanced given
+        for event_id, modification, status in delivered:
+            if event_id in held and _ahead(changed.get(event_id, held[event_id]), modification, status):
+                changed[event_id] = Delivery(event_id, ven_id, modification, status)
         if not changed:
-            return
-        self._write(_sql(MARK_DELIVERED), delivered_rows(ven_id, changed), many=True)
-        for event_id, modification, status in changed:
-            held[event_id] = replace(held[event_id], delivered_modification=modification, delivered_status=status)
+            return []
+        self._write(_sql(MARK_DELIVERED), delivered_rows(ven_id, [
+            (event_id, delivery.delivered_modification, delivery.delivered_status)
+            for event_id, delivery in changed.items()]), many=True)
+        news = [event_id for event_id, delivery in changed.items()
+                if held[event_id].delivered_modification != delivery.delivered_modification]
+        for event_id, delivery in changed.items():
+            held[event_id] = replace(held[event_id], delivered_modification=delivery.delivered_modification,
+                                     delivered_status=delivery.delivered_status)
+        return news
 
     def set_opt(self, ven_id: str, opts: list[tuple[str, str, int]], journal: bytes | None = None,
                 owner: str = "") -> int | None:
