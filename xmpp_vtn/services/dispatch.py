@@ -91,8 +91,9 @@ class Dispatcher:
         """The registration the sender speaks for, or a :class:`Refusal` (463 or 452)."""
         ven = self.store.ven_by_jid(request.bare_jid)
         claimed = request.payload.get("ven_id")
-        if ven is None or (claimed is not None and claimed != ven.ven_id):
-            # Before refusing: the VEN may have registered anew through another instance just now.
+        if ven is not None and claimed is not None and claimed != ven.ven_id:
+            # Before refusing: the VEN may have registered anew through another instance just now
+            # (a store keeps no absent registration, so a None was read from the store itself).
             self.store.refresh()
             ven = self.store.ven_by_jid(request.bare_jid)
         if ven is None:

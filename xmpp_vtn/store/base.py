@@ -395,7 +395,8 @@ class Store(abc.ABC):
         after they commit (see :mod:`xmpp_vtn.store.changes`). A service about to refuse a VEN
         because of what it read (an unknown venID, an event modification it does not know) calls
         this and reads again first: the VEN may act on a change another instance made just now.
-        A store that is the only writer of its data has nothing to refresh.
+        An absent registration is never answered from memory, so "not registered" needs no
+        refresh. A store that is the only writer of its data has nothing to refresh.
         """
 
     async def committed(self) -> None:
