@@ -400,6 +400,27 @@ def test_set_opt_records_answers_and_journals_them_with_their_owner(store):
     assert store.deliveries("e1", "ven-a")[0].opt_type == "optOut"
 
 
+def test_record_answers_journals_new_answers_and_tells_a_resend_apart(store):
+    store.put_event(record("ev", ["ven-a"], modification=1))
+    store.put_event(record("ev2", ["ven-a"]))
+    entry, before = store.record_answers("ven-a", [("ev", "optIn", 1), ("ev2", "optOut", 0)], journal=b"<a/>",
+                                         owner="vtn-1")
+    assert entry is not None and before == {"ev": (None, None), "ev2": (None, None)}
+    assert store.journal() == [(entry, "ven-a", b"<a/>", "vtn-1")]
+    # The same answers again: nothing written, nothing journaled.
+    assert store.record_answers("ven-a", [("ev", "optIn", 1), ("ev2", "optOut", 0)], journal=b"<a/>") == (
+        None, {"ev": ("optIn", 1), "ev2": ("optOut", 0)})
+    assert [entry_id for entry_id, *_ in store.journal()] == [entry]
+    # One of them changed: all are written, with what each held before.
+    changed, before = store.record_answers("ven-a", [("ev", "optOut", 1), ("ev2", "optOut", 0)], journal=b"<b/>")
+    assert changed not in (None, entry) and before == {"ev": ("optIn", 1), "ev2": ("optOut", 0)}
+    assert [(d.event_id, d.opt_type, d.opt_modification) for d in rows(store.deliveries(ven_id="ven-a"))] == [
+        ("ev", "optOut", 1), ("ev2", "optOut", 0)]
+    # No answers at all is still a message the handlers must see.
+    empty, before = store.record_answers("ven-a", [], journal=b"<c/>")
+    assert empty is not None and before == {}
+
+
 def test_an_answer_to_an_older_modification_never_replaces_a_newer_one(store):
     store.put_event(record("ev", ["ven-a"], modification=1))
     store.set_opt("ven-a", [("ev", "optIn", 1)])
@@ -978,6 +999,30 @@ def test_of_two_instances_recording_one_new_modification_only_one_is_told_it_is_
     assert told == [[]]
     assert first.mark_delivered("ven-a", [("ev", 1, "near")]) == []
     assert first.deliveries("ev", "ven-a") == [Delivery("ev", "ven-a", 1, "near")]
+
+
+def test_of_two_instances_recording_one_answer_only_one_journals_it(shared):
+    """A VEN's resend reaches the other instance while the first still records the answer: the
+    second waits for the row, finds the answer recorded, and journals nothing (the handlers and
+    the event's callback see the answer once)."""
+    first, second = shared(), shared()
+    first.put_event(record("ev", ["ven-a"], modification=1))
+    with psycopg.connect(shared.location, autocommit=True) as writer:
+        writer.execute("BEGIN")
+        writer.execute("UPDATE event_vens SET opt_type = 'optIn', opt_modification = 1 "
+                       "WHERE event_id = 'ev' AND ven_id = 'ven-a'")         # the first instance's, not committed
+        told: list = []
+        thread = threading.Thread(target=lambda: told.append(
+            second.record_answers("ven-a", [("ev", "optIn", 1)], journal=b"<again/>", owner="vtn-2")))
+        thread.start()
+        with psycopg.connect(shared.location, autocommit=True) as watcher:
+            wait_until(lambda: watcher.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND query LIKE '%%FROM event_vens v%%'").fetchone()[0] == 1, 10, "the second instance waits")
+        writer.execute("COMMIT")
+        thread.join(10)
+    assert told == [(None, {"ev": ("optIn", 1)})]
+    assert second.journal() == []
 
 
 # -- what one VEN may make the VTN hold ------------------------------------------------------------

@@ -258,20 +258,18 @@ class EventService:
                 raise Refusal(codes.INVALID_ID, f"event {record.event_id} has no modification "
                               f"{answer['modification_number']}")
             checked.append((record, answer))
-        held = {d.event_id: d for d in self.store.deliveries(ven_id=ven.ven_id)}
-        fresh = [(record, answer) for record, answer in checked
-                 if (held[record.event_id].opt_type, held[record.event_id].opt_modification)
-                 != (answer.get("opt_type"), answer["modification_number"])]
         answered = [(record.event_id, answer.get("opt_type"), answer["modification_number"])
                     for record, answer in checked]
-        if not fresh and checked:
-            # A resend of answers already recorded (the VEN got no reply): not news to anyone.
-            return acknowledge(request, ven.ven_id)
         # Recorded first, with a journal entry in the same transaction, so that a VTN killed while
         # the handlers run calls them on its next start instead of losing the answer.
-        entry = self.store.set_opt(ven.ven_id, answered,
-                                   journal=request.document or codec.serialize("oadrCreatedEvent", request.payload),
-                                   owner=self.journal_owner)
+        entry, held = self.store.record_answers(
+            ven.ven_id, answered, journal=request.document or codec.serialize("oadrCreatedEvent", request.payload),
+            owner=self.journal_owner)
+        if entry is None:
+            # A resend of answers already recorded (the VEN got no reply): not news to anyone.
+            return acknowledge(request, ven.ven_id)
+        fresh = [(record, answer) for record, answer in checked
+                 if held.get(record.event_id) != (answer.get("opt_type"), answer["modification_number"])]
         # Durable before any handler sees it: a VTN killed from here on hands the answer over on
         # its next start (counted as replayed), and one killed before never showed it to anyone.
         await self.store.committed()
@@ -279,7 +277,7 @@ class EventService:
             await self.handlers.call("on_created_event", request.payload)
         except Exception:
             # The application refused it (469): put the opt state back as it was.
-            self.store.restore_opt(ven.ven_id, [(event_id, held[event_id].opt_type, held[event_id].opt_modification)
+            self.store.restore_opt(ven.ven_id, [(event_id, *held.get(event_id, (None, None)))
                                                 for event_id, _, _ in answered], answered)
             self.store.journal_done(entry)
             raise

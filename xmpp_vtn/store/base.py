@@ -241,6 +241,22 @@ class Store(abc.ABC):
         ``owner`` names the instance that will hand it over, so that only a dead one's notes are replayed.
         """
 
+    def record_answers(self, ven_id: str, opts: list[tuple[str, str, int]], journal: bytes, owner: str = ""
+                       ) -> tuple[int | None, dict[str, tuple[str | None, int | None]]]:
+        """:meth:`set_opt` with its journal entry for answers a VEN sent, unless they are a resend.
+
+        Returns (the journal entry's id, what each named event's row held before: its
+        (opt_type, opt_modification)). When ``opts`` is not empty and every answer is already
+        recorded as given (the VEN sent them again, to this or another instance), nothing is
+        written or journaled and the id is None: of two instances recording the same answers,
+        the one that finds them recorded is told so. A shared store decides this as it writes.
+        """
+        held = {d.event_id: (d.opt_type, d.opt_modification) for d in self.deliveries(ven_id=ven_id)}
+        before = {event_id: held[event_id] for event_id, _, _ in opts if event_id in held}
+        if opts and all(before.get(event_id) == (opt_type, modification) for event_id, opt_type, modification in opts):
+            return None, before
+        return self.set_opt(ven_id, opts, journal=journal, owner=owner), before
+
     @abc.abstractmethod
     def restore_opt(self, ven_id: str, restored: list[tuple[str, str | None, int | None]],
                     written: list[tuple[str, str, int]]) -> None:

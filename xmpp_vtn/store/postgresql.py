@@ -165,6 +165,23 @@ _SET_OPT_MANY = (
     "AND (opt_modification IS NULL OR opt_modification <= a.modification)")
 _SET_OPT_JOURNALED = (f"WITH opted AS ({_SET_OPT_MANY} RETURNING 1) "
                       "INSERT INTO journal (ven_id, document, owner) VALUES (%s, %s, %s) RETURNING entry_id")
+# Store.record_answers in one statement: the rows are locked and read first (as for
+# _MARK_DELIVERED_MANY), and the answers are written and journaled only when one of them differs
+# from what is recorded. Always one row: the entry's id (None for a resend), then each row's
+# (event, opt_type, opt_modification) before, or NULLs when the VEN has none of the events.
+_RECORD_ANSWERS = (
+    "WITH a AS (SELECT * FROM unnest(%s::text[], %s::text[], %s::int[]) AS a(event_id, opt_type, modification)), "
+    "held AS (SELECT v.event_id, v.opt_type, v.opt_modification FROM event_vens v JOIN a "
+    "ON a.event_id = v.event_id WHERE v.ven_id = %s ORDER BY v.event_id FOR UPDATE OF v), "
+    "fresh AS (SELECT 1 WHERE %s OR EXISTS (SELECT 1 FROM a LEFT JOIN held ON held.event_id = a.event_id "
+    "WHERE (held.opt_type, held.opt_modification) IS DISTINCT FROM (a.opt_type, a.modification))), "
+    "opted AS (UPDATE event_vens SET opt_type = a.opt_type, opt_modification = a.modification FROM a "
+    "WHERE EXISTS (SELECT 1 FROM fresh) AND event_vens.event_id = a.event_id AND event_vens.ven_id = %s "
+    "AND (event_vens.opt_modification IS NULL OR event_vens.opt_modification <= a.modification)), "
+    "journaled AS (INSERT INTO journal (ven_id, document, owner) SELECT %s, %s, %s WHERE EXISTS (SELECT 1 FROM fresh) "
+    "RETURNING entry_id) "
+    "SELECT (SELECT entry_id FROM journaled), held.event_id, held.opt_type, held.opt_modification "
+    "FROM (SELECT 1) AS one LEFT JOIN held ON TRUE")
 # Past this many registrations kept (three entries per VEN), the cache starts over.
 _CACHE_LIMIT = 300_000
 
@@ -477,6 +494,20 @@ class PostgreSQLStore(Store):
                 self._execute(_SET_OPT_MANY, rows)
             return None
         return self._execute(_SET_OPT_JOURNALED, (*rows, ven_id, journal, owner)).fetchone()[0]
+
+    def record_answers(self, ven_id: str, opts: list[tuple[str, str, int]], journal: bytes, owner: str = ""
+                       ) -> tuple[int | None, dict[str, tuple[str | None, int | None]]]:
+        chosen: dict[str, tuple[str, int]] = {}       # as in set_opt: the newest, the last of equals
+        for event_id, opt_type, modification in opts:
+            if event_id not in chosen or chosen[event_id][1] <= modification:
+                chosen[event_id] = (opt_type, modification)
+        event_ids = list(chosen)
+        rows = self._execute(_RECORD_ANSWERS, (
+            event_ids, [chosen[e][0] for e in event_ids], [chosen[e][1] for e in event_ids], ven_id,
+            not opts, ven_id, ven_id, journal, owner)).fetchall()
+        before = {event_id: (opt_type, modification) for _, event_id, opt_type, modification in rows
+                  if event_id is not None}
+        return rows[0][0], before
 
     def restore_opt(self, ven_id: str, restored: list[tuple[str, str | None, int | None]],
                     written: list[tuple[str, str, int]]) -> None:
