@@ -79,6 +79,21 @@ def test_acknowledgements_never_move_backwards():
     assert (delivery.delivered_modification, delivery.delivered_status) == (1, "far")
 
 
+def test_owing_names_the_vens_whose_event_list_differs_from_what_they_acknowledged():
+    now = [T0 - 10 * MIN]
+    store, events = _service(now)
+    events.add(_event("e", 10 * MIN), ["up-to-date", "behind", "never-told"])
+    events.acknowledged("up-to-date", [("e", 0, "far")])
+    events.replace("e", _event("e", 10 * MIN))                     # modification 1
+    events.acknowledged("up-to-date", [("e", 1, "far")])
+    events.acknowledged("behind", [("e", 0, "far")])
+    everyone = {"up-to-date", "behind", "never-told", "unknown"}
+    assert events.owing(everyone) == {"behind", "never-told"}
+    now[0] = T0 + MIN                                              # active now: owed to all three
+    assert events.owing(everyone) == {"up-to-date", "behind", "never-told"}
+    assert {v for v in everyone if events.distribution(v) is not None} == events.owing(everyone)
+
+
 def test_cancelled_open_ended_event_leaves_the_list_once_the_ven_has_it():
     now = [T0 + MIN]
     store, events = _service(now)

@@ -550,6 +550,7 @@ def test_the_outbox_keeps_order_counts_attempts_and_forgets_acknowledged_pushes(
     assert all(type(item.document) is bytes for item in store.outbox())
     assert store.outbox("ven-a") == [items[0], items[2]]
     assert store.outbox("nobody") == []
+    assert store.queued_ven_ids() == {"ven-a", "ven-b"}
     store.attempted(ids[0])
     store.attempted(ids[0])
     store.attempted(ids[2])
@@ -562,6 +563,7 @@ def test_the_outbox_keeps_order_counts_attempts_and_forgets_acknowledged_pushes(
     store.dequeue(ids[1])
     store.dequeue(ids[2])
     assert store.outbox() == []
+    assert store.queued_ven_ids() == set()
     # Ids never come back: a new push sorts after every earlier one.
     assert store.enqueue("ven-a", "ven-a@grid.example/oadr", "oadrDistributeEvent", first) > max(ids)
 

@@ -202,7 +202,12 @@ class Timers:
             self.replayed_answers += replayed
             log.info("handed %d answers recorded by a stopped instance to the application", replayed)
         if self.component.connected:
-            for ven_id in self.store.owed_ven_ids():
+            # Only those owed something now: with a live event every VEN is a candidate, and a
+            # delivery started to each, on every instance, every sweep, costs four round trips
+            # per VEN to find nothing to push.
+            candidates = self.store.owed_ven_ids()
+            queued = self.store.queued_ven_ids() & candidates
+            for ven_id in queued | self.events.owing(candidates - queued):
                 self.courier.wake(ven_id)
         self.store.forget_expired_leases()
 

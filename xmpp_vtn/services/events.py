@@ -133,13 +133,17 @@ class EventService:
 
     # -- what VENs are owed ----------------------------------------------------------------------
 
-    def _listed(self, ven_id: str) -> list[tuple[EventRecord, str, Delivery]]:
-        """The events ``ven_id``'s event list holds now, with their status and its delivery row."""
-        deliveries = {d.event_id: d for d in self.store.deliveries(ven_id=ven_id)}
+    def _listed(self, ven_id: str, deliveries: dict[str, Delivery] | None = None
+                ) -> list[tuple[EventRecord, str, Delivery]]:
+        """The events ``ven_id``'s event list holds now, with their status and its delivery row
+        (from ``deliveries``, event_id -> row, when given)."""
+        if deliveries is None:
+            deliveries = {d.event_id: d for d in self.store.deliveries(ven_id=ven_id)}
         now, listed = self.now(), []
         for record in self.store.events(ven_id):
             status = lifecycle.status_at(record.event["active_period"], now, record.cancelled)
-            delivery = deliveries[record.event_id]
+            # A row missing from rows read a moment before the events: nothing acknowledged yet.
+            delivery = deliveries.get(record.event_id) or Delivery(record.event_id, ven_id)
             _, end = lifecycle.bounds(record.event["active_period"])
             told = (delivery.delivered_modification, delivery.delivered_status) == (record.modification_number,
                                                                                     status)
@@ -152,6 +156,15 @@ class EventService:
                 # Completed (or cancelled and past): told once to a VEN that holds it as live, then dropped.
                 listed.append((record, status, delivery))
         return listed
+
+    def owing(self, ven_ids: set[str]) -> set[str]:
+        """Those of ``ven_ids`` owed an oadrDistributeEvent now (their event list differs from what
+        they acknowledged), from one read of every delivery row: a sweep over every VEN asks this
+        instead of starting a delivery to each."""
+        rows: dict[str, dict[str, Delivery]] = {}
+        for delivery in self.store.deliveries():
+            rows.setdefault(delivery.ven_id, {})[delivery.event_id] = delivery
+        return {ven_id for ven_id in ven_ids if _stale(self._listed(ven_id, rows.get(ven_id, {})))}
 
     def distribution(self, ven_id: str, only_if_owed: bool = True, limit: int | None = None
                      ) -> tuple[dict, Included] | None:

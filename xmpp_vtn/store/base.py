@@ -313,6 +313,10 @@ class Store(abc.ABC):
         """VENs that may be owed a push: queued outbox items, or an event they hold at an older
         modification or a status that can still change. A superset; the courier decides."""
 
+    def queued_ven_ids(self) -> set[str]:
+        """VENs with at least one push in the outbox."""
+        return {item.ven_id for item in self.outbox()}
+
     # -- what one VEN may make the VTN hold: bounded pushes, and one purge ---------------------------
 
     @abc.abstractmethod

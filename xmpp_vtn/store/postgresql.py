@@ -594,6 +594,9 @@ class PostgreSQLStore(Store):
     def owed_ven_ids(self) -> set[str]:
         return {row[0] for row in self._execute(OWED_VEN_IDS).fetchall()}
 
+    def queued_ven_ids(self) -> set[str]:
+        return {row[0] for row in self._execute("SELECT DISTINCT ven_id FROM outbox").fetchall()}
+
     def enqueue_bounded(self, ven_id: str, to: str, message_type: str, document: bytes, *,
                         topic: str | None = None, limit: int | None = None,
                         expires_at: float | None = None) -> int | None:
