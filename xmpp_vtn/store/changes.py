@@ -1,6 +1,6 @@
 """What other writers changed in a shared PostgreSQL store, for the caches that serve reads.
 
-Triggers on the cached tables (migration 3 of :mod:`.postgresql`) ``NOTIFY`` the channel
+Triggers on the cached tables (a migration of :mod:`.postgresql`) ``NOTIFY`` the channel
 :data:`CHANNEL` with the table's name at the commit of every transaction that wrote it, whoever
 wrote it: any VTN instance, an operator's command, a hand-written ``UPDATE``. A :class:`ChangeFeed`
 holds its own connection that ``LISTEN``s on that channel, and :meth:`ChangeFeed.changed` reads
