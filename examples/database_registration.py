@@ -7,7 +7,8 @@ speaking from the wrong account, and returns ``(ven_id, registration_id)``.
 
     python examples/database_registration.py --db vens.db add ven-north north@xmpp.example.com "North substation"
     python examples/database_registration.py --db vens.db list
-    XMPP_VTN_SECRET=... python examples/database_registration.py --db vens.db serve --jid vtn.example.com
+    XMPP_VTN_SECRET_FILE=/etc/xmpp-vtn/secret python examples/database_registration.py --db vens.db serve \
+        --jid vtn.example.com
     python examples/database_registration.py --check      # build the VTN, try the handler, no connection
 """
 from __future__ import annotations
@@ -20,6 +21,7 @@ import signal
 import sqlite3
 import uuid
 
+from vtn import component_secret             # examples/vtn.py: the secret from a file or the environment
 from xmpp_vtn import VTNComponent
 
 log = logging.getLogger("vtn.registration")
@@ -130,7 +132,8 @@ def main() -> None:
     commands.add_parser("list", help="list the known VENs")
     run = commands.add_parser("serve", help="run the VTN")
     run.add_argument("--jid", default=env("XMPP_VTN_JID", "vtn.localhost"), help="the component's domain")
-    run.add_argument("--secret", default=env("XMPP_VTN_SECRET"), help="the component secret ($XMPP_VTN_SECRET)")
+    run.add_argument("--secret-file", help="file whose first line is the component secret (default: "
+                     "$XMPP_VTN_SECRET_FILE, else the secret in $XMPP_VTN_SECRET)")
     run.add_argument("--host", default=env("XMPP_VTN_HOST", "127.0.0.1"))
     run.add_argument("--port", type=int, default=int(env("XMPP_VTN_PORT", "5347")))
     run.add_argument("--store", default="xmpp-vtn.sqlite3", help="the VTN's own state (SQLite file)")
@@ -147,8 +150,7 @@ def main() -> None:
         for row in known.rows():
             print("  ".join("-" if value is None else str(value) for value in row))
     else:
-        if not args.secret:
-            parser.error("give the component secret: --secret or $XMPP_VTN_SECRET")
+        args.secret = component_secret(args.secret_file)
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         asyncio.run(serve(known, args))
 

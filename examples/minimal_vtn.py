@@ -2,8 +2,11 @@
 
 Give it the XMPP server's component settings as arguments or environment variables:
 
-    XMPP_VTN_JID=vtn.example.com XMPP_VTN_SECRET=... python examples/minimal_vtn.py
-    python examples/minimal_vtn.py --jid vtn.example.com --secret ... --host 127.0.0.1 --port 5347
+    XMPP_VTN_JID=vtn.example.com XMPP_VTN_SECRET_FILE=/etc/xmpp-vtn/secret python examples/minimal_vtn.py
+    python examples/minimal_vtn.py --jid vtn.example.com --secret-file /etc/xmpp-vtn/secret --port 5347
+
+The component secret comes from the file named by ``--secret-file`` or ``XMPP_VTN_SECRET_FILE``,
+or else from ``XMPP_VTN_SECRET``: never from the command line, where ``ps`` shows it to everyone.
 
 It accepts every VEN that registers (its venID, or its account name when it sends none): fine
 for a first test, never for production (see examples/database_registration.py). When the first
@@ -20,6 +23,7 @@ import os
 import signal
 from datetime import datetime, timedelta, timezone
 
+from vtn import component_secret             # examples/vtn.py: the secret from a file or the environment
 from xmpp_vtn import VTNComponent
 
 
@@ -68,7 +72,8 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jid", default=env("XMPP_VTN_JID", "vtn.localhost"),
                         help="the component's domain ($XMPP_VTN_JID)")
-    parser.add_argument("--secret", default=env("XMPP_VTN_SECRET"), help="the component secret ($XMPP_VTN_SECRET)")
+    parser.add_argument("--secret-file", help="file whose first line is the component secret (default: "
+                        "$XMPP_VTN_SECRET_FILE, else the secret in $XMPP_VTN_SECRET)")
     parser.add_argument("--host", default=env("XMPP_VTN_HOST", "127.0.0.1"),
                         help="the XMPP server's address ($XMPP_VTN_HOST)")
     parser.add_argument("--port", type=int, default=int(env("XMPP_VTN_PORT", "5347")),
@@ -82,9 +87,9 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.check:
         args.store = ":memory:"
-        args.secret = args.secret or "not-needed-for-check"
-    elif not args.secret:
-        parser.error("give the component secret: --secret or $XMPP_VTN_SECRET")
+        args.secret = "not-needed-for-check"
+    else:
+        args.secret = component_secret(args.secret_file)
     return args
 
 

@@ -10,7 +10,8 @@ and reported every five minutes, and writes each reading to a sqlite3 table and 
 VENs register when their venID is their account's name (``ven-north`` logs in as
 ``ven-north@xmpp.example.com``).
 
-    XMPP_VTN_SECRET=... python examples/report_consumer.py --jid vtn.example.com --readings readings.db
+    XMPP_VTN_SECRET_FILE=/etc/xmpp-vtn/secret python examples/report_consumer.py --jid vtn.example.com \
+        --readings readings.db
     python examples/report_consumer.py --check      # build the VTN, try the handler, no connection
 """
 from __future__ import annotations
@@ -26,6 +27,7 @@ import sqlite3
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from vtn import component_secret             # examples/vtn.py: the secret from a file or the environment
 from xmpp_vtn import VTNComponent
 
 WANTED = ("powerReal", "energyReal")        # item names, as the schema spells them
@@ -120,7 +122,8 @@ def main() -> None:
     env = os.environ.get
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jid", default=env("XMPP_VTN_JID", "vtn.localhost"), help="the component's domain")
-    parser.add_argument("--secret", default=env("XMPP_VTN_SECRET"), help="the component secret ($XMPP_VTN_SECRET)")
+    parser.add_argument("--secret-file", help="file whose first line is the component secret (default: "
+                        "$XMPP_VTN_SECRET_FILE, else the secret in $XMPP_VTN_SECRET)")
     parser.add_argument("--host", default=env("XMPP_VTN_HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(env("XMPP_VTN_PORT", "5347")))
     parser.add_argument("--store", default="xmpp-vtn.sqlite3", help="the VTN's own state (SQLite file)")
@@ -130,8 +133,7 @@ def main() -> None:
     if args.check:
         check()
         return
-    if not args.secret:
-        parser.error("give the component secret: --secret or $XMPP_VTN_SECRET")
+    args.secret = component_secret(args.secret_file)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     asyncio.run(serve(args))
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import re
+import select
 import subprocess
 import sys
 from pathlib import Path
@@ -71,3 +72,44 @@ def test_codec_tour_refuses_the_hostile_payloads():
     assert lines[0].startswith("1. built oadrDistributeEvent")
     assert "VEN '00123' (still a string)" in lines[1]
     assert sum(line.startswith("4. refused") for line in lines) == 3
+
+
+SECRET_TAKING_EXAMPLES = (["minimal_vtn.py"], ["report_consumer.py"], ["database_registration.py", "serve"])
+
+
+def test_no_example_takes_the_component_secret_on_its_command_line():
+    # A secret in argv is visible to every user of the machine (ps, /proc/PID/cmdline).
+    for command in SECRET_TAKING_EXAMPLES:
+        result = subprocess.run([sys.executable, str(REPO / "examples" / command[0]), *command[1:], "--help"],
+                                capture_output=True, text=True, timeout=60, cwd=REPO,
+                                env={**os.environ, "PYTHONPATH": str(REPO)})
+        assert result.returncode == 0, result.stderr
+        assert "--secret-file" in result.stdout and not re.search(r"--secret\b(?!-)", result.stdout), command
+        env = {key: value for key, value in os.environ.items() if not key.startswith("XMPP_VTN_SECRET")}
+        refused = subprocess.run([sys.executable, str(REPO / "examples" / command[0]), *command[1:]],
+                                 capture_output=True, text=True, timeout=60, cwd=REPO,
+                                 env={**env, "PYTHONPATH": str(REPO)})
+        assert refused.returncode != 0 and "no component secret" in refused.stderr, (command, refused.stderr)
+
+
+def test_minimal_vtn_connects_with_its_secret_read_from_a_file(prosody, tmp_path):
+    secret_file = tmp_path / "secret"
+    secret_file.write_text(prosody.secret + "\n")
+    env = {key: value for key, value in os.environ.items() if not key.startswith("XMPP_VTN_SECRET")}
+    process = subprocess.Popen(
+        [sys.executable, str(REPO / "examples" / "minimal_vtn.py"), "--jid", prosody.component,
+         "--port", str(prosody.component_port), "--store", str(tmp_path / "vtn.sqlite3"),
+         "--secret-file", str(secret_file)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+        env={**env, "PYTHONPATH": str(REPO)})
+    try:
+        # Printed once the component is connected; a VTN that cannot connect prints nothing.
+        assert select.select([process.stdout], [], [], 30)[0], "minimal_vtn.py did not connect within 30 s"
+        line = process.stdout.readline()
+        assert line.strip() == f"serving as {prosody.component}; waiting for VENs to register", \
+            line + process.stderr.read() if process.poll() is not None else line
+        assert prosody.secret not in (Path("/proc") / str(process.pid) / "cmdline").read_text()
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    assert process.returncode == 0
