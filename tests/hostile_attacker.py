@@ -132,11 +132,16 @@ async def opts(ven: SimulatedVEN, answers: collections.Counter, deadline: float)
             await asyncio.sleep(0.1)
 
 
+def _empty_elements(count: int) -> bytes:
+    """An oadrPayload of ``count`` empty elements: the most parser work per byte (4 bytes each)."""
+    body = ("<oadrSignedObject xmlns='http://openadr.org/oadr-2.0b/2012/07'><oadrQueryRegistration>"
+            + "<x/>" * count + "</oadrQueryRegistration></oadrSignedObject>")
+    return f"<oadrPayload xmlns='http://openadr.org/oadr-2.0b/2012/07'>{body}</oadrPayload>".encode()
+
+
 async def big_stanzas(ven: SimulatedVEN, answers: collections.Counter, deadline: float) -> None:
     """Unregistered: 40 stanzas of 30,000 empty elements (120 KB, under the server's stanza limit), 8 in flight."""
-    body = ("<oadrSignedObject xmlns='http://openadr.org/oadr-2.0b/2012/07'><oadrQueryRegistration>"
-            + "<x/>" * 30_000 + "</oadrQueryRegistration></oadrSignedObject>")
-    document = f"<oadrPayload xmlns='http://openadr.org/oadr-2.0b/2012/07'>{body}</oadrPayload>".encode()
+    document = _empty_elements(30_000)
     slots = asyncio.Semaphore(8)
 
     async def one() -> None:
@@ -148,13 +153,35 @@ async def big_stanzas(ven: SimulatedVEN, answers: collections.Counter, deadline:
     await asyncio.gather(*(one() for _ in range(40)))
 
 
+async def oversized_stanzas(ven: SimulatedVEN, answers: collections.Counter, deadline: float) -> None:
+    """Unregistered: stanzas of 80,000 empty elements (320 KB, over a 256 KiB server limit), 8 in
+    flight; records the stream error the server closes the connection with."""
+    ended = asyncio.get_running_loop().create_future()
+    ven.xmpp.add_event_handler("stream_error", lambda error: answers.update([f"stream error {error['condition']}"]))
+    ven.xmpp.add_event_handler("disconnected", lambda *_: ended.done() or ended.set_result(None))
+    document = _empty_elements(80_000)
+    sent = []
+    for _ in range(8):
+        sent.append(asyncio.ensure_future(ven.request_raw(document)))
+    try:
+        await asyncio.wait_for(ended, max(1.0, deadline - time.monotonic()))
+        answers["disconnected"] += 1
+    except asyncio.TimeoutError:
+        answers["still connected"] += 1
+    for request in sent:
+        request.cancel()
+    results = await asyncio.gather(*sent, return_exceptions=True)
+    # Anything the VTN said back (an answer or an iq error) means the stanza reached it.
+    answers["answered by the VTN"] += sum(1 for result in results if not isinstance(result, asyncio.CancelledError))
+
+
 async def silent(ven: SimulatedVEN, answers: collections.Counter, deadline: float) -> None:
     """Online, never answering a push, for the whole time."""
     await asyncio.sleep(max(0.0, deadline - time.monotonic()))
 
 
 MODES = {"silent": silent, "churn": churn, "flood": flood, "subscribe": subscribe, "register_reports": register_reports,
-         "opts": opts, "big_stanzas": big_stanzas}
+         "opts": opts, "big_stanzas": big_stanzas, "oversized_stanzas": oversized_stanzas}
 
 
 async def main(mode: str, jid: str, password: str, vtn_jid: str, port: int, seconds: float) -> None:

@@ -77,7 +77,7 @@ def test_codec_tour_refuses_the_hostile_payloads():
 SECRET_TAKING_EXAMPLES = (["minimal_vtn.py"], ["report_consumer.py"], ["database_registration.py", "serve"])
 
 
-def test_no_example_takes_the_component_secret_on_its_command_line():
+def test_no_example_takes_the_component_secret_on_its_command_line(tmp_path):
     # A secret in argv is visible to every user of the machine (ps, /proc/PID/cmdline).
     for command in SECRET_TAKING_EXAMPLES:
         result = subprocess.run([sys.executable, str(REPO / "examples" / command[0]), *command[1:], "--help"],
@@ -87,7 +87,7 @@ def test_no_example_takes_the_component_secret_on_its_command_line():
         assert "--secret-file" in result.stdout and not re.search(r"--secret\b(?!-)", result.stdout), command
         env = {key: value for key, value in os.environ.items() if not key.startswith("XMPP_VTN_SECRET")}
         refused = subprocess.run([sys.executable, str(REPO / "examples" / command[0]), *command[1:]],
-                                 capture_output=True, text=True, timeout=60, cwd=REPO,
+                                 capture_output=True, text=True, timeout=60, cwd=tmp_path,
                                  env={**env, "PYTHONPATH": str(REPO)})
         assert refused.returncode != 0 and "no component secret" in refused.stderr, (command, refused.stderr)
 

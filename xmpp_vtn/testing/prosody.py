@@ -42,9 +42,9 @@ allow_unencrypted_plain_auth = {plain_auth}
 authentication = "internal_plain"
 -- Without this every stanza over 8 KiB stalls about 45 ms; OpenADR payloads often are larger.
 network_settings = {{ nagle = false }}
-modules_enabled = {{ "roster"; "saslauth"; "disco"; "ping"{tls_module} }}
+modules_enabled = {{ "roster"; "saslauth"; "disco"; "ping"{tls_module}{limits_module} }}
 modules_disabled = {{ "s2s"; "offline" }}
-{direct_tls_ssl}
+{limits}{direct_tls_ssl}
 VirtualHost "{domain}"
 {host_ssl}
 Component "{component}"
@@ -76,7 +76,8 @@ class ProsodyServer(LocalServer):
 
     def __init__(self, domain: str = "localhost", component: str = "vtn.localhost",
                  secret: str = "component-secret", directory: str | Path | None = None,
-                 log_level: str = "warn", tls: bool = False):
+                 log_level: str = "warn", tls: bool = False, stanza_size_limit: int | None = None,
+                 c2s_rate: str | None = None):
         if shutil.which("prosody") is None or shutil.which("prosodyctl") is None:
             raise ProsodyError("prosody is not installed: run `apt-get install -y prosody` (as root)")
         self.domain, self.component, self.secret = domain, component, secret
@@ -91,6 +92,11 @@ class ProsodyServer(LocalServer):
         self.ca_file: Path | None = None
         self.config = self.directory / "prosody.cfg.lua"
         self.log_level = log_level
+        #: ``c2s_stanza_size_limit`` in bytes (Prosody's default when None: 256 KiB); a client
+        #: sending a larger stanza gets the stream error policy-violation and is disconnected.
+        self.stanza_size_limit = stanza_size_limit
+        #: mod_limits' rate for client connections, e.g. "512kb/s" (2 s burst); None: no mod_limits.
+        self.c2s_rate = c2s_rate
         self.process: subprocess.Popen | None = None
         self._started_before = False
 
@@ -108,9 +114,15 @@ class ProsodyServer(LocalServer):
             tls = {"direct_tls_ports": str(self.direct_tls_port), "require_encryption": "true",
                    "plain_auth": "false", "tls_module": '; "tls"', "direct_tls_ssl": f"c2s_direct_tls_{ssl}\n",
                    "host_ssl": f"    {ssl}\n"}
+        limits = ""
+        if self.stanza_size_limit is not None:
+            limits += f"c2s_stanza_size_limit = {int(self.stanza_size_limit)}\n"
+        if self.c2s_rate is not None:
+            limits += f'limits = {{ c2s = {{ rate = "{self.c2s_rate}"; burst = "2s" }} }}\n'
         self.config.write_text(_CONFIG.format(
             dir=self.directory, host=LOOPBACK, c2s_port=self.c2s_port, component_port=self.component_port,
-            domain=self.domain, component=self.component, secret=self.secret, log_level=self.log_level, **tls))
+            domain=self.domain, component=self.component, secret=self.secret, log_level=self.log_level,
+            limits=limits, limits_module='; "limits"' if self.c2s_rate is not None else "", **tls))
 
     def start(self, timeout: float = 10.0) -> "ProsodyServer":
         """Start the server (again, after :meth:`stop`, on the same ports and data) and wait for its ports.
