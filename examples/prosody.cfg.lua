@@ -56,6 +56,11 @@ limits = {
 -- The largest stanza a VEN may send (its requests and reports), and the largest the VTN may
 -- send (a push carries all the VEN's pending and active events). Prosody closes the stream of
 -- whoever sends more. Defaults: 256 KiB and 512 KiB.
+-- 256 KiB holds the largest message a VEN sends within the VTN's quotas (an oadrRegisterReport
+-- of one report of 256 readings, 168 KB) with room to spare, and keeps stanzas built to make the
+-- VTN's XML parser work (up to 65,536 elements, 30-55 ms of its loop each) off the VTN's shared
+-- component stream; with the rate above, it is the server's share of the defence against them
+-- (docs/servers.md, "Stanza size and rate"). Do not raise it without a reason.
 c2s_stanza_size_limit = 256 * 1024
 component_stanza_size_limit = 1024 * 1024
 

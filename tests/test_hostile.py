@@ -17,6 +17,7 @@ import ctypes
 import gc
 import json
 import os
+import re
 import sqlite3
 import statistics
 import sys
@@ -43,11 +44,21 @@ SPACING = 0.066
 FLOOR = 0.025
 P95_FLOOR = 0.600
 HOUR = timedelta(hours=1)
-#: The server limits docs/servers.md recommends: the largest stanza a VEN may send (Prosody's
-#: c2s_stanza_size_limit; the largest message the quotas let a VEN send is one offered report of
-#: readings_per_report readings, 168 KB) and mod_limits' rate per client connection.
-STANZA_LIMIT = 256 * 1024
-C2S_RATE = "512kb/s"
+
+
+def recommended_limits() -> tuple[int, str]:
+    """The server limits we ship in examples/prosody.cfg.lua (docs/servers.md explains them): the
+    largest stanza a VEN may send (c2s_stanza_size_limit; the largest message the quotas let a
+    VEN send is one offered report of readings_per_report readings, 168 KB) and mod_limits' rate
+    per client connection. Read from the file, so that the tests guard what users copy."""
+    with open(os.path.join(HERE, "..", "examples", "prosody.cfg.lua")) as example:
+        config = example.read()
+    size = re.search(r"^c2s_stanza_size_limit = (\d+) \* (\d+)$", config, re.M)
+    rate = re.search(r'c2s = \{ rate = "([^"]+)"; burst = "2s" \}', config)
+    return int(size.group(1)) * int(size.group(2)), rate.group(1)
+
+
+STANZA_LIMIT, C2S_RATE = recommended_limits()
 #: Bytes of memory per byte of stanza while slixmpp holds it as a tree (measured with tracemalloc:
 #: 22.7 for a stanza of empty elements, the densest XML; OpenADR messages need less).
 TREE_BYTES_PER_BYTE = 24
@@ -367,6 +378,28 @@ def test_huge_stanzas_from_an_unregistered_account_are_refused_unread(prosody, t
 
 
 
+def test_the_recommended_stanza_limit_holds_the_largest_messages_the_quotas_let_a_ven_send():
+    # The limit must let every legitimate message through, and no more than it needs.
+    from hostile_attacker import _offer
+    from xmpp_vtn import codec
+    from xmpp_vtn.services.quotas import Quotas
+    quotas = Quotas()
+    iq = len("<iq type='set' id='12345678-1234-1234-1234-123456789012' from='a-long-ven-account-name@xmpp."
+             "example.com/oadr-resource' to='vtn.example.com'></iq>")
+    offer = codec.serialize("oadrRegisterReport", {"request_id": "r", "ven_id": "ven-0001",
+                                                   "reports": [_offer(0, quotas.readings_per_report)]})
+    day = [{"dtstart": T0 + timedelta(minutes=15 * k), "duration": timedelta(minutes=15),
+            "report_payloads": [{"r_id": f"rid-{r}", "value": 1234.5} for r in range(10)]} for k in range(96)]
+    usage = codec.serialize("oadrUpdateReport", {"request_id": "u", "ven_id": "ven-0001", "reports": [{
+        "dtstart": T0, "duration": timedelta(days=1), "intervals": day, "report_id": "rep-1",
+        "report_descriptions": [], "report_request_id": "rr-1", "report_specifier_id": "spec-1",
+        "report_name": "TELEMETRY_USAGE", "created_date_time": T0}]})
+    largest = max(len(offer), len(usage), quotas.opt_bytes) + iq
+    print(f"largest legitimate stanza {largest} bytes (offer {len(offer)}, day of usage {len(usage)}); "
+          f"limit {STANZA_LIMIT}")
+    # Room for identifiers longer than these (a third more bytes), and not four times what is needed.
+    assert largest * 4 // 3 <= STANZA_LIMIT <= 2 * largest
+
 @pytest.fixture(scope="module")
 def guarded_prosody():
     """A Prosody with the limits docs/servers.md recommends for VEN connections."""
@@ -548,7 +581,6 @@ def test_the_handshake_digest_and_stream_id_never_reach_a_log_at_any_level(proso
     # to guess a weak component secret offline.
     import hashlib
     import logging
-    import re
 
     async def scenario():
         async with scene(prosody, ping_interval=None) as (vtn, _):
