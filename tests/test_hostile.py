@@ -44,6 +44,8 @@ SPACING = 0.066
 # hence its wide floor; the median bound is the one that catches a VTN that is slow.
 FLOOR = 0.025
 P95_FLOOR = 0.600
+#: The p95 floor under huge stanzas on a server without the recommended limits (see that test).
+HUGE_STANZAS_P95_FLOOR = 1.5
 HOUR = timedelta(hours=1)
 
 
@@ -185,7 +187,8 @@ class Footprint:
 
 
 async def under_attack(server, mode: str, seconds: float, vtn, good, account: str | None = None,
-                       median_floor: float = FLOOR, footprint: Footprint | None = None) -> dict:
+                       median_floor: float = FLOOR, footprint: Footprint | None = None,
+                       p95_floor: float = P95_FLOOR) -> dict:
     """Idle figures, then the same figures while ``mode`` runs; asserts the latency bound."""
     event_id = vtn.add_event(good.ven_id, "SIMPLE", "level", [
         {"dtstart": T0 + timedelta(days=30), "duration": HOUR, "signal_payload": 1.0}])
@@ -209,7 +212,7 @@ async def under_attack(server, mode: str, seconds: float, vtn, good, account: st
         assert footprint.store_after - footprint.store <= store_ceiling(quotas), (mode, "store", str(footprint))
     for name, before, during in (("push", idle[0], attacked[0]), ("request", idle[1], attacked[1])):
         median_bound = max(2 * statistics.median(before), statistics.median(before) + median_floor)
-        p95_bound = max(2 * p95(before), p95(before) + P95_FLOOR)
+        p95_bound = max(2 * p95(before), p95(before) + p95_floor)
         print(f"{mode}: {name} median idle {statistics.median(before) * 1000:.1f} ms, attacked "
               f"{statistics.median(during) * 1000:.1f} ms (bound {median_bound * 1000:.1f}); p95 idle "
               f"{p95(before) * 1000:.1f} ms, attacked {p95(during) * 1000:.1f} ms (bound {p95_bound * 1000:.1f}); "
@@ -369,11 +372,15 @@ def test_huge_stanzas_from_an_unregistered_account_are_refused_unread(prosody, t
             good.opt = lambda event: None
             # The VTN's own defence, for a server with no rate limit on clients: slixmpp's stream
             # parser turns each of these stanzas into 60,000 parser events (about 25 ms of the
-            # VTN's loop) before any check of ours can run, so while 8 are in flight the good
-            # VEN's pushes wait up to about 100 ms on a loaded machine; the median is held to the
-            # p95's floor. With the server limits docs/servers.md recommends the strict bound
-            # holds (the two tests below).
-            return await under_attack(prosody, "big_stanzas", 10.0, vtn, good, median_floor=P95_FLOOR, footprint=footprint)
+            # VTN's loop) before any check of ours can run, and the 30,000 objects of each tree
+            # set off a full garbage collection of the VTN's process (measured: 39 during the 40
+            # stanzas, 24-30 ms each on an idle machine, up to 165 ms on a loaded one). With 8 in
+            # flight a good VEN's request can wait behind 8 x (25 + 165) ms, about 1.5 s (one
+            # waited 1.0 s on a loaded run), hence the floors here: the median is held to 600 ms,
+            # the p95 to 1.5 s. With the server limits docs/servers.md recommends the strict
+            # median bound and the usual p95 floor hold (the two tests below).
+            return await under_attack(prosody, "big_stanzas", 10.0, vtn, good, median_floor=P95_FLOOR,
+                                      p95_floor=HUGE_STANZAS_P95_FLOOR, footprint=footprint)
 
     outcome = run(scenario(), timeout=90)
     assert outcome["answers"] == {"xmpp modify/bad-request": 40}
