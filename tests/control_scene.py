@@ -2,6 +2,7 @@
 HTTP client holding an operator's token; all stopped after one test."""
 from __future__ import annotations
 
+import asyncio
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator
 
@@ -35,3 +36,14 @@ def hour_event(ven_ids: Any, start: str = "2030-01-31T14:00:00Z", payload: float
     if ven_ids is not None:
         body["ven_ids"] = ven_ids
     return body
+
+
+async def wait_for_answer(vtn, event_id: str, ven_id: str, modification: int = 0) -> None:
+    """Until the VTN records ``ven_id``'s opt for that modification (its answer arrives after the ack)."""
+    for _ in range(200):
+        state = vtn.event(event_id)
+        held = state.deliveries.get(ven_id) if state else None
+        if held is not None and held.opt_modification == modification:
+            return
+        await asyncio.sleep(0.02)           # polling the store: the answer has no event of its own here
+    raise AssertionError(f"{ven_id} never answered {event_id} modification {modification}")

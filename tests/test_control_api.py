@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 
 from xmpp_vtn.control.api import ROUTES
-from control_scene import AUTH, OTHER_TOKEN, TOKEN, control_scene, hour_event
+from control_scene import AUTH, OTHER_TOKEN, TOKEN, control_scene, hour_event, wait_for_answer
 from xmpp_scene import run
 
 OPERATOR_LINES = "xmpp_vtn.exchange"
@@ -170,17 +170,6 @@ def test_an_event_created_over_the_api_is_pushed_answered_and_shown_per_ven(pros
     assert listed["summary"] == {"vens": 2, "up_to_date": 2, "opt_in": 1, "opt_out": 1, "no_answer": 0}
     assert [event["event_id"] for event in for_first["events"]] == ["shed-1"]
     assert "op  create-event shed-1 by=alice -> 201 created" in operator_lines(caplog)
-
-
-async def wait_for_answer(vtn, event_id: str, ven_id: str, modification: int = 0) -> None:
-    """Until the VTN records ``ven_id``'s opt for that modification (its answer arrives after the ack)."""
-    for _ in range(200):
-        state = vtn.event(event_id)
-        held = state.deliveries.get(ven_id) if state else None
-        if held is not None and held.opt_modification == modification:
-            return
-        await asyncio.sleep(0.02)           # polling the store: the answer has no event of its own here
-    raise AssertionError(f"{ven_id} never answered {event_id} modification {modification}")
 
 
 BAD_BODIES = [

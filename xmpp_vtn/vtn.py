@@ -10,7 +10,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Collection, Iterable, Mapping
 
 from . import codec
 from .control.adhoc_commands import install_operator_commands
@@ -39,6 +39,8 @@ from .store.documents import encode_document
 log = logging.getLogger("xmpp_vtn")
 
 DEFAULT_STORE = "xmpp-vtn.sqlite3"
+# Up to this many VENs, deliveries_of reads each VEN's deliveries; beyond, all of them once.
+_READS_PER_VEN = 64
 
 
 @dataclass(frozen=True)
@@ -534,6 +536,16 @@ class VTNComponent:
     def owed_pushes(self) -> dict[str, int]:
         """venID -> how many queued pushes it is owed."""
         return dict(Counter(item.ven_id for item in self.store.outbox()))
+
+    def deliveries_of(self, ven_ids: Collection[str]) -> dict[str, list[Delivery]]:
+        """venID -> its deliveries and opt answers, for each of ``ven_ids``."""
+        if len(ven_ids) <= _READS_PER_VEN:
+            return {ven_id: self.store.deliveries(ven_id=ven_id) for ven_id in ven_ids}
+        found: dict[str, list[Delivery]] = {ven_id: [] for ven_id in ven_ids}
+        for delivery in self.store.deliveries():        # many VENs: one read, not one each
+            if delivery.ven_id in found:
+                found[delivery.ven_id].append(delivery)
+        return found
 
     def served_report_requests(self, ven_id: str | None = None) -> list[Document]:
         """The VENs' requests for the VTN's own reports (``add_report``)."""

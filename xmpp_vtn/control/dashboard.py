@@ -9,23 +9,18 @@ A person logs in with a token once (``/login``); the token is exchanged for a se
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from importlib import resources
-from typing import Any, Callable
 
 from aiohttp import web
 
-from . import views
 from .auth import SESSION_COOKIE, SESSION_SECONDS
-from .live import COALESCE_SECONDS, EVENTS, OPTS, PACING, REFRESH_SECONDS, REPORTS, TOPICS, VENS
-from .state import CONTROL, WHO, Control
+from .live import COALESCE_SECONDS, PACING, REFRESH_SECONDS, TOPICS
+from .state import CONTROL, WHO
+from .stream_view import StreamView
 
 log = logging.getLogger("xmpp_vtn.control")
-
-#: The events the dashboard shows (the newest), with every VEN's delivery.
-SHOWN_EVENTS = 50
 
 _STATIC = {"dashboard.js": "application/javascript", "dashboard.css": "text/css"}
 
@@ -93,40 +88,32 @@ async def logout(request: web.Request) -> web.StreamResponse:
 
 # -- the live feed -------------------------------------------------------------------------------
 
-def _views(control: Control) -> dict[str, Callable[[], Any]]:
-    desk = control.desk
-    return {
-        VENS: lambda: {"vens": views.vens(desk), "connected": desk.connected},
-        EVENTS: lambda: {"events": views.events(desk, with_deliveries=True, newest=SHOWN_EVENTS),
-                         "resolves_targets": desk.resolves_targets},
-        REPORTS: lambda: {"readings": control.readings.view()},
-        OPTS: lambda: {"opts": views.opts(desk)},
-    }
-
-
 async def stream(request: web.Request) -> web.StreamResponse:
-    """``text/event-stream``: every topic at once, then each topic again when it changes (and all
-    of them every :data:`REFRESH_SECONDS`, which also keeps proxies from closing the stream)."""
+    """``text/event-stream``: every topic at once, then what changed (:mod:`.stream_view`), and
+    every topic again after :data:`REFRESH_SECONDS` without a change (which also keeps proxies
+    from closing the stream)."""
     control = request.app[CONTROL]
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store",
                                            "X-Accel-Buffering": "no"})
     await response.prepare(request)
     subscription = control.feed.subscribe()
-    shown = _views(control)
+    view = StreamView(control)
     try:
-        topics: set[str] = set(TOPICS)
+        messages = view.whole(TOPICS)
+        # What the page is sent on opening is read once: it does not hold up the first change.
+        began = time.perf_counter()
         while not subscription.closed:
-            began = time.perf_counter()
-            messages = [f"event: {topic}\ndata: {json.dumps(shown[topic](), ensure_ascii=False, separators=(',', ':'))}"
-                        f"\n\n" for topic in sorted(topics)]
             cost = time.perf_counter() - began
-            await response.write("".join(messages).encode("utf-8"))
+            if messages:
+                await response.write("".join(messages).encode("utf-8"))
             if await subscription.wait(REFRESH_SECONDS):
                 # Let a burst of answers become one update; a costly update waits longer.
                 await asyncio.sleep(min(max(COALESCE_SECONDS, PACING * cost), REFRESH_SECONDS))
-                topics = subscription.take()
+                began = time.perf_counter()
+                messages = view.messages(subscription.take())
             else:
-                topics = set(TOPICS)
+                began = time.perf_counter()
+                messages = view.whole(TOPICS)
     except ConnectionResetError:
         pass                                             # the browser went away
     finally:

@@ -8,9 +8,9 @@ them shows the same VTN.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Collection, Protocol
 
-from ..store import Document, VenRecord
+from ..store import Delivery, Document, VenRecord
 
 
 class OperatorDesk(Protocol):
@@ -60,6 +60,10 @@ class OperatorDesk(Protocol):
 
     def owed_pushes(self) -> dict[str, int]:
         """venID -> how many queued pushes it is owed (VENs owed nothing are absent)."""
+
+    def deliveries_of(self, ven_ids: Collection[str]) -> dict[str, list[Delivery]]:
+        """venID -> what it holds of each of its events and its opt answers, for each of ``ven_ids``
+        (what the dashboard reads for the VENs that changed, instead of every event's every VEN)."""
 
     def report_requests(self, ven_id: str | None = None) -> list[Document]:
         """The VTN's report requests to VENs."""

@@ -157,7 +157,11 @@ _PATHS: dict[str, Any] = {
     "/api/stream": {"get": {"summary": "Server-sent events: the dashboard's live view", "operationId": "stream",
                             "description": "Events named vens, events, reports and opts, each carrying the "
                                            "topic's current JSON (as the GET routes give it), sent at once and "
-                                           "whenever it changes.",
+                                           "when the topic changes as a whole; and, about every 0.1 s while VENs "
+                                           "answer, one event per kind of per-VEN change: deliveries "
+                                           "({\"events\": {event_id: [delivery, ...]}}, the changed VENs' "
+                                           "deliveries and opt answers) and ven-rows ({\"vens\": [row, ...]}, "
+                                           "the changed or newly registered VENs' rows).",
                             "responses": {"200": {"description": "an endless text/event-stream",
                                                   "content": {"text/event-stream": {"schema": _TEXT}}},
                                           **_AUTH_ERRORS}}},

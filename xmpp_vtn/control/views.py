@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Collection
 
 from ..codec.values import format_datetime, format_duration
 from ..services import lifecycle
-from ..store import Document
+from ..store import Document, VenRecord
 from .desk import OperatorDesk
 from .readings import Readings
 
@@ -38,22 +38,26 @@ def transport_of(transport_address: str, http_pull_model: bool | None) -> str:
     return "xmpp"
 
 
-def vens(desk: OperatorDesk) -> list[dict]:
-    """Every registered VEN: registration, transport, liveness as recorded, owed pushes."""
+def vens(desk: OperatorDesk, only: Collection[str] | None = None) -> list[dict]:
+    """Every registered VEN (those in ``only``, when given): registration, transport, liveness as
+    recorded, owed pushes."""
     liveness = desk.recorded_liveness()
     owed = desk.owed_pushes()
-    result = []
-    for ven in desk.vens():
-        state, last_seen = liveness.get(ven.ven_id, (None, None))
-        result.append({
-            "ven_id": ven.ven_id, "ven_name": ven.ven_name, "registration_id": ven.registration_id,
-            "jid": ven.bare_jid, "transport": transport_of(ven.transport_address, ven.http_pull_model),
-            "transport_address": ven.transport_address, "registered_at": format_datetime(ven.registered_at),
-            "online": None if state is None else state == "online", "state": state or "unknown",
-            "last_seen": format_datetime(last_seen) if last_seen else None,
-            "owed_pushes": owed.get(ven.ven_id, 0),
-        })
-    return result
+    return [ven_row(ven, liveness.get(ven.ven_id, (None, None)), owed.get(ven.ven_id, 0))
+            for ven in desk.vens() if only is None or ven.ven_id in only]
+
+
+def ven_row(ven: VenRecord, liveness: tuple[str | None, datetime | None], owed: int) -> dict:
+    """One registered VEN as the API shows it, given its recorded (state, last seen) and owed pushes."""
+    state, last_seen = liveness
+    return {
+        "ven_id": ven.ven_id, "ven_name": ven.ven_name, "registration_id": ven.registration_id,
+        "jid": ven.bare_jid, "transport": transport_of(ven.transport_address, ven.http_pull_model),
+        "transport_address": ven.transport_address, "registered_at": format_datetime(ven.registered_at),
+        "online": None if state is None else state == "online", "state": state or "unknown",
+        "last_seen": format_datetime(last_seen) if last_seen else None,
+        "owed_pushes": owed,
+    }
 
 
 def delivery(item: Any, modification_number: int, status: str) -> dict:

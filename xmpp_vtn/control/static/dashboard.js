@@ -3,7 +3,9 @@
 "use strict";
 
 (function () {
-  const state = { vens: [], events: [], readings: {}, resolvesTargets: false };
+  const state = { vens: [], connected: false, events: [], readings: {}, resolvesTargets: false };
+  // event_id -> venID -> the chip drawn for that VEN's delivery, to redraw one chip alone.
+  let chips = new Map();
 
   function $(id) { return document.getElementById(id); }
 
@@ -45,6 +47,7 @@
 
   function drawVens(data) {
     state.vens = data.vens;
+    state.connected = data.connected;
     const xmpp = $("xmpp");
     xmpp.textContent = data.connected ? "XMPP connected" : "XMPP disconnected";
     xmpp.className = "badge " + (data.connected ? "online" : "offline");
@@ -59,6 +62,15 @@
     $("ven-count").textContent = `(${data.vens.length})`;
     $("no-vens").hidden = data.vens.length > 0;
     drawVenChoices();
+  }
+
+  // The rows of the VENs that changed; a VEN that just registered is added.
+  function patchVens(data) {
+    const changed = new Map(data.vens.map((ven) => [ven.ven_id, ven]));
+    const listed = new Set(state.vens.map((ven) => ven.ven_id));
+    const vens = state.vens.map((ven) => changed.get(ven.ven_id) || ven)
+      .concat(data.vens.filter((ven) => !listed.has(ven.ven_id)));
+    drawVens({ vens, connected: state.connected });
   }
 
   function drawVenChoices() {
@@ -87,6 +99,7 @@
     state.events = data.events;
     state.resolvesTargets = data.resolves_targets;
     $("f-targets-label").hidden = !data.resolves_targets;
+    chips = new Map();
     const rows = data.events.slice().reverse().map((event) => {
       const done = event.status === "cancelled" || event.status === "completed";
       const payloads = event.intervals.map((interval) => interval.signal_payload).join(", ");
@@ -96,8 +109,12 @@
         element("td", {}, element("span", { class: "badge status-" + event.status, text: event.status })),
         element("td", { text: when(event.start) }),
         element("td", { text: shownDuration(event.duration) }),
-        element("td", {}, element("div", { class: "chips" },
-          ...(event.deliveries || []).map((d) => deliveryChip(event, d)))),
+        element("td", {}, element("div", { class: "chips" }, ...(event.deliveries || []).map((d) => {
+          const chip = deliveryChip(event, d);
+          if (!chips.has(event.event_id)) chips.set(event.event_id, new Map());
+          chips.get(event.event_id).set(d.ven_id, chip);
+          return chip;
+        }))),
         element("td", { class: "row-actions" },
           element("button", { type: "button", class: "modify", text: "Modify", disabled: done,
             onclick: () => startModify(event) }),
@@ -107,6 +124,26 @@
     $("events").tBodies[0].replaceChildren(...rows);
     $("event-count").textContent = `(${data.events.length})`;
     $("no-events").hidden = data.events.length > 0;
+  }
+
+  // The deliveries and opt answers of the VENs that changed: their chips alone are redrawn.
+  function patchDeliveries(data) {
+    let whole = false;
+    for (const [eventId, changed] of Object.entries(data.events)) {
+      const event = state.events.find((shown) => shown.event_id === eventId);
+      if (!event) continue;
+      const byVen = new Map((event.deliveries || []).map((d, index) => [d.ven_id, index]));
+      for (const delivery of changed) {
+        const index = byVen.get(delivery.ven_id);
+        const chip = (chips.get(eventId) || new Map()).get(delivery.ven_id);
+        if (index === undefined || !chip) { whole = true; continue; }
+        event.deliveries[index] = delivery;
+        const fresh = deliveryChip(event, delivery);
+        chip.replaceWith(fresh);
+        chips.get(eventId).set(delivery.ven_id, fresh);
+      }
+    }
+    if (whole) drawEvents({ events: state.events, resolves_targets: state.resolvesTargets });
   }
 
   // -- readings ---------------------------------------------------------------------------------
@@ -264,7 +301,8 @@
   function connect() {
     const feed = $("feed");
     const source = new EventSource("/api/stream");
-    const handlers = { vens: drawVens, events: drawEvents, reports: drawReadings, opts: () => {} };
+    const handlers = { vens: drawVens, events: drawEvents, reports: drawReadings, opts: () => {},
+      "ven-rows": patchVens, deliveries: patchDeliveries };
     for (const [topic, draw] of Object.entries(handlers)) {
       source.addEventListener(topic, (message) => draw(JSON.parse(message.data)));
     }
