@@ -80,3 +80,46 @@ def test_metrics_scraped_during_a_fan_out_count_pushes_answers_and_rejections(pr
     assert value(scraped, "xmpp_vtn_schema_rejections_total") == 1
     assert value(scraped, "xmpp_vtn_liveness_transitions_total", state="offline") == 1
     assert all(name.startswith("xmpp_vtn_") for name, _ in scraped)
+
+
+class _EmptyDesk:
+    """A desk with nothing in its store (the gauges read it at scrape time)."""
+
+    connected = True
+
+    def recorded_liveness(self) -> dict:
+        return {}
+
+    def vens(self) -> list:
+        return []
+
+    def owed_pushes(self) -> dict:
+        return {}
+
+
+def test_the_counts_kept_on_the_hot_path_scrape_as_prometheus_clients_own_counters_and_histogram_would():
+    from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+    from xmpp_vtn.control.metrics import LATENCY_BUCKETS, VTNMetrics
+    metrics = VTNMetrics(_EmptyDesk())
+    registry = CollectorRegistry()
+    acknowledged = Counter("xmpp_vtn_pushes_acknowledged", "", ["message_type"], registry=registry)
+    failed = Counter("xmpp_vtn_pushes_failed", "", ["message_type", "reason"], registry=registry)
+    latency = Histogram("xmpp_vtn_push_answer_seconds", "", ["message_type"], buckets=LATENCY_BUCKETS,
+                        registry=registry)
+    # On a bound, below the first, between, above the last; a refusal is timed, a failure is not.
+    answers = [(0.001, "acknowledged"), (0.0002, "acknowledged"), (0.07, "acknowledged"), (45.0, "acknowledged"),
+               (0.3, "refused"), (10.0, "failed")]
+    for seconds, outcome in answers:
+        metrics.push_answered("oadrDistributeEvent", "ven-1", outcome, seconds)
+        if outcome == "acknowledged":
+            acknowledged.labels("oadrDistributeEvent").inc()
+        else:
+            failed.labels("oadrDistributeEvent", outcome).inc()
+        if outcome != "failed":
+            latency.labels("oadrDistributeEvent").observe(seconds)
+    ours = samples(metrics.exposition().decode())
+    theirs = {key: number for key, number in samples(generate_latest(registry).decode()).items()
+              if not key[0].endswith("_created")}
+    assert theirs and {key: ours.get(key) for key in theirs} == theirs
+    assert value(ours, "xmpp_vtn_schema_rejections_total") == 0.0     # there before the first rejection
