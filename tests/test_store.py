@@ -948,6 +948,34 @@ def test_handed_over_journal_entries_leave_the_journal_with_the_loop_turn(shared
     assert two.journal() == []
 
 
+def behind_an_uncommitted_update(shared, update: str, call: Callable[[], object], waiting_query: str) -> object:
+    """Run ``call`` in a thread while another session holds ``update`` uncommitted; wait until
+    PostgreSQL shows ``call``'s statement (matching ``waiting_query``) waiting for the row lock,
+    commit, and return what ``call`` returned (or raise what it raised)."""
+    outcome: dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            outcome["result"] = call()
+        except BaseException as error:  # raised below, in the test's thread
+            outcome["error"] = error
+    with psycopg.connect(shared.location, autocommit=True) as writer:
+        writer.execute("BEGIN")
+        writer.execute(update)
+        thread = threading.Thread(target=run)
+        thread.start()
+        with psycopg.connect(shared.location, autocommit=True) as watcher:
+            wait_until(lambda: watcher.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND query LIKE %s", (waiting_query,)).fetchone()[0] == 1, 10, "the statement waits for the row")
+        writer.execute("COMMIT")
+        thread.join(10)
+    assert not thread.is_alive()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["result"]
+
+
 def test_an_older_acknowledgement_waiting_on_a_newer_ones_transaction_does_not_overwrite_it(shared):
     """Two instances record acknowledgements of one VEN at the same moment: the newer one's
     transaction holds the row when the older one's update arrives. The older update waits for
@@ -956,26 +984,10 @@ def test_an_older_acknowledgement_waiting_on_a_newer_ones_transaction_does_not_o
     newer, older = shared(), shared()
     newer.put_event(record("ev", ["ven-a"]))
     newer.mark_delivered("ven-a", [("ev", 0, "far")])
-    with psycopg.connect(shared.location, autocommit=True) as writer:
-        writer.execute("BEGIN")
-        writer.execute("UPDATE event_vens SET delivered_modification = 0, delivered_status = 'active' "
-                       "WHERE event_id = 'ev' AND ven_id = 'ven-a'")       # the newer state, not committed yet
-        errors: list[BaseException] = []
-
-        def record_older() -> None:
-            try:
-                older.mark_delivered("ven-a", [("ev", 0, "near")])
-            except BaseException as error:  # reported below, in the test's thread
-                errors.append(error)
-        thread = threading.Thread(target=record_older)
-        thread.start()
-        with psycopg.connect(shared.location, autocommit=True) as watcher:
-            wait_until(lambda: watcher.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                "AND query LIKE '%%UPDATE event_vens%%'").fetchone()[0] == 1, 10, "the older update waits for the row")
-        writer.execute("COMMIT")
-        thread.join(10)
-    assert not thread.is_alive() and errors == []
+    behind_an_uncommitted_update(
+        shared, "UPDATE event_vens SET delivered_modification = 0, delivered_status = 'active' "
+        "WHERE event_id = 'ev' AND ven_id = 'ven-a'",                      # the newer state, not committed yet
+        lambda: older.mark_delivered("ven-a", [("ev", 0, "near")]), "%UPDATE event_vens%")
     assert older.deliveries("ev", "ven-a") == [Delivery("ev", "ven-a", 0, "active")]
 
 
@@ -985,20 +997,11 @@ def test_of_two_instances_recording_one_new_modification_only_one_is_told_it_is_
     event's delivery_callback runs once per VEN and modification."""
     first, second = shared(), shared()
     first.put_event(record("ev", ["ven-a"], modification=1))
-    with psycopg.connect(shared.location, autocommit=True) as writer:
-        writer.execute("BEGIN")
-        writer.execute("UPDATE event_vens SET delivered_modification = 1, delivered_status = 'far' "
-                       "WHERE event_id = 'ev' AND ven_id = 'ven-a'")        # the first instance's, not committed
-        told: list = []
-        thread = threading.Thread(target=lambda: told.append(second.mark_delivered("ven-a", [("ev", 1, "far")])))
-        thread.start()
-        with psycopg.connect(shared.location, autocommit=True) as watcher:
-            wait_until(lambda: watcher.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                "AND query LIKE '%%UPDATE event_vens%%'").fetchone()[0] == 1, 10, "the second update waits")
-        writer.execute("COMMIT")
-        thread.join(10)
-    assert told == [[]]
+    told = behind_an_uncommitted_update(
+        shared, "UPDATE event_vens SET delivered_modification = 1, delivered_status = 'far' "
+        "WHERE event_id = 'ev' AND ven_id = 'ven-a'",                      # the first instance's, not committed
+        lambda: second.mark_delivered("ven-a", [("ev", 1, "far")]), "%UPDATE event_vens%")
+    assert told == []
     assert first.mark_delivered("ven-a", [("ev", 1, "near")]) == []
     assert first.deliveries("ev", "ven-a") == [Delivery("ev", "ven-a", 1, "near")]
 
@@ -1009,21 +1012,12 @@ def test_of_two_instances_recording_one_answer_only_one_journals_it(shared):
     the event's callback see the answer once)."""
     first, second = shared(), shared()
     first.put_event(record("ev", ["ven-a"], modification=1))
-    with psycopg.connect(shared.location, autocommit=True) as writer:
-        writer.execute("BEGIN")
-        writer.execute("UPDATE event_vens SET opt_type = 'optIn', opt_modification = 1 "
-                       "WHERE event_id = 'ev' AND ven_id = 'ven-a'")         # the first instance's, not committed
-        told: list = []
-        thread = threading.Thread(target=lambda: told.append(
-            second.record_answers("ven-a", [("ev", "optIn", 1)], journal=b"<again/>", owner="vtn-2")))
-        thread.start()
-        with psycopg.connect(shared.location, autocommit=True) as watcher:
-            wait_until(lambda: watcher.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                "AND query LIKE '%%FROM event_vens v%%'").fetchone()[0] == 1, 10, "the second instance waits")
-        writer.execute("COMMIT")
-        thread.join(10)
-    assert told == [(None, {"ev": ("optIn", 1)})]
+    told = behind_an_uncommitted_update(
+        shared, "UPDATE event_vens SET opt_type = 'optIn', opt_modification = 1 "
+        "WHERE event_id = 'ev' AND ven_id = 'ven-a'",                      # the first instance's, not committed
+        lambda: second.record_answers("ven-a", [("ev", "optIn", 1)], journal=b"<again/>", owner="vtn-2"),
+        "%FROM event_vens v%")
+    assert told == (None, {"ev": ("optIn", 1)})
     assert second.journal() == []
 
 
