@@ -45,7 +45,7 @@ from .scheduler import Scheduler
 from ..services import Push
 from ..services.events import EventService
 from ..services.quotas import QuotaGuard
-from ..store import SIMPLE_HTTP, UNREGISTERED_VENS, Store, transport_of
+from ..store import SIMPLE_HTTP, UNREGISTERED_VENS, OutboxItem, Store, transport_of
 
 log = logging.getLogger("xmpp_vtn.courier")
 
@@ -259,6 +259,13 @@ class Courier:
             if self.cluster.shared:
                 self.cluster.let_go(lease)
 
+    def _let_go(self, item: OutboxItem, counted_as: str, reason: str) -> None:
+        """Drop ``item`` unsent for ``reason`` (a key of DROP_REASONS), counted under the venID
+        ``counted_as`` for operators; whoever waits for it learns it was not delivered."""
+        self.store.dequeue(item.item_id)
+        self.store.count_dropped(counted_as, reason)
+        self._resolve(item.item_id, False)
+
     def _pusher(self, to: str) -> OadrComponent | Pusher:
         if over_http(to):
             if self.http is None:
@@ -282,9 +289,7 @@ class Courier:
             if current is None and item.attempts >= UNREGISTERED_ATTEMPTS:
                 log.info("venID %s is not registered and did not take %s in %d attempts; given up", ven_id,
                          item.message_type, item.attempts)
-                self.store.dequeue(item.item_id)
-                self.store.count_dropped(UNREGISTERED_VENS, "given_up")
-                self._resolve(item.item_id, False)
+                self._let_go(item, UNREGISTERED_VENS, "given_up")
                 continue
             to = current.transport_address if current is not None else item.to
             if polled_at(to):
@@ -303,9 +308,7 @@ class Courier:
                     # The VEN itself rejects these bytes for good: retrying would block the rest.
                     log.warning("venID %s refused %s (%s); dropped from the outbox", ven_id, item.message_type,
                                 failure.reason)
-                    self.store.dequeue(item.item_id)
-                    self.store.count_dropped(ven_id if current is not None else UNREGISTERED_VENS, "refused")
-                    self._resolve(item.item_id, False)
+                    self._let_go(item, ven_id if current is not None else UNREGISTERED_VENS, "refused")
                     continue
                 self.store.attempted(item.item_id)
                 self._failed(ven_id, f"{item.message_type}: {failure.reason}")
