@@ -149,10 +149,13 @@ def _settle() -> None:
 
 
 def store_bytes(path: str) -> int:
-    """The SQLite store's size on disk: its file and its write-ahead log, checkpointed first."""
-    with sqlite3.connect(path) as db:
-        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    return sum(os.path.getsize(name) for name in (path, path + "-wal") if os.path.exists(name))
+    """What the SQLite store holds: its pages in use (committed state, the write-ahead log's
+    included), without free pages. Not the files' sizes: a checkpoint from this second connection
+    cannot finish while the VTN's own holds a read open, so the log's size would say how many
+    writes happened (retries of 2,000 orphans update their rows over and over), not what is held."""
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+        pages = db.execute("PRAGMA page_count").fetchone()[0] - db.execute("PRAGMA freelist_count").fetchone()[0]
+        return pages * db.execute("PRAGMA page_size").fetchone()[0]
 
 
 class Footprint:
