@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import select
+import socket
 import threading
 import time
 from dataclasses import replace
@@ -927,6 +928,85 @@ def test_a_store_that_lost_its_listening_connection_serves_nothing_from_memory(s
     writer.put_ven(moved)          # no notification reaches the reader: its session is gone
     assert reader.ven("ven-a") == moved
     assert reader.ven_by_jid("ven-a@grid.example") == moved
+
+
+class CloseHoldingRelay:
+    """A loopback TCP relay in front of PostgreSQL that passes bytes both ways as they come but
+    holds back the server's closing of a connection: the window between a server's goodbye and its
+    closed socket, made as long as a test needs."""
+
+    def __init__(self, url: str):
+        self.upstream = psycopg.conninfo.conninfo_to_dict(url)
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.url = psycopg.conninfo.make_conninfo(url, host="127.0.0.1", port=self._listener.getsockname()[1])
+        self.closes_held = 0                             # connections the server closed, not the client
+        self._closed_by_client: set[socket.socket] = set()
+        self._sockets: list[socket.socket] = []
+        self._threads = [threading.Thread(target=self._accept, daemon=True)]
+
+    def __enter__(self) -> "CloseHoldingRelay":
+        self._threads[0].start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        for sock in [self._listener, *self._sockets]:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)          # wakes a thread blocked in accept or recv
+            except OSError:
+                pass                                     # not connected any more
+            sock.close()
+        self._threads[0].join(5)                         # no pump starts after this
+        for thread in self._threads[1:]:
+            thread.join(5)
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return                                   # closed by __exit__
+            server = socket.create_connection((self.upstream["host"], int(self.upstream["port"])))
+            for sock in (client, server):                # no Nagle: a small goodbye must not wait for an ACK
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self._sockets += [client, server]
+            for source, target, from_server in ((server, client, True), (client, server, False)):
+                thread = threading.Thread(target=self._pump, args=(source, target, from_server), daemon=True)
+                self._threads.append(thread)
+                thread.start()
+
+    def _pump(self, source: socket.socket, target: socket.socket, from_server: bool) -> None:
+        try:
+            while data := source.recv(65536):
+                target.sendall(data)
+            if not from_server:
+                self._closed_by_client.add(source)       # before the server can see it
+                target.shutdown(socket.SHUT_WR)
+            elif target not in self._closed_by_client:
+                self.closes_held += 1                    # the client's socket stays open until __exit__
+        except OSError:
+            return                                       # a socket closed by __exit__ or the peer
+
+
+def test_a_store_whose_listening_session_is_ending_serves_nothing_from_memory(shared):
+    """The server sends its goodbye (FATAL) before it closes the socket, and leaves
+    pg_stat_activity in between: a read after the goodbye goes to the database although the
+    socket is still open."""
+    writer = shared()
+    with CloseHoldingRelay(shared.location) as relay:
+        reader = PostgreSQLStore(relay.url)
+        try:
+            writer.put_ven(ven("ven-a"))
+            assert reader.ven("ven-a") == ven("ven-a")
+            with psycopg.connect(shared.location, autocommit=True) as admin:
+                admin.execute("SELECT pg_terminate_backend(%s)", (reader._changes._db.info.backend_pid,))
+            wait_until(lambda: relay.closes_held == 1, 10, "the server closes the listening session")
+            moved = replace(ven("ven-a"), transport_address="ven-a@grid.example/phone")
+            writer.put_ven(moved)
+            assert select.select([reader._changes._db.fileno()], [], [], 0)[0], "the goodbye is waiting"
+            assert reader.ven("ven-a") == moved
+            assert reader.ven_by_jid("ven-a@grid.example") == moved
+        finally:
+            reader.close()
 
 
 def test_handed_over_journal_entries_leave_the_journal_with_the_loop_turn(shared):

@@ -17,7 +17,10 @@ after the notification arrived. A VEN that another instance has just deregistere
 get that instance's answer through the XMPP server and send again, all within the delay, to be
 served the old registration once. When the listening connection is lost, notifications may have
 been missed: :meth:`changed` then says so (the caches drop everything and read from the
-database) until a new ``LISTEN`` is in place.
+database) until a new ``LISTEN`` is in place. A server ending the session says why first (a FATAL
+message, which libpq hands to the notice handlers because no query is running) and closes the
+socket only afterwards, after it has already left ``pg_stat_activity``; the feed counts the
+connection lost from that message on, so a read between the two is not served from a cache either.
 """
 from __future__ import annotations
 
@@ -38,6 +41,9 @@ EVERYTHING = frozenset({"*"})
 # How often a lost listening connection is tried again, at most (reads go to the database meanwhile).
 _RETRY_SECONDS = 1.0
 
+# Severities with which a server announces that it is ending the session.
+_SESSION_ENDING = frozenset({"FATAL", "PANIC"})
+
 
 class ChangeFeed:
     """A ``LISTEN`` connection on :data:`CHANNEL` for the caches of one store object."""
@@ -46,6 +52,7 @@ class ChangeFeed:
         self.url, self.connect_timeout = url, connect_timeout
         self._db: psycopg.Connection | None = None
         self._next_attempt = 0.0
+        self._ending: str | None = None     # why the server said it ends the session, once it has
 
     def _listen(self) -> bool:
         """Open the connection and LISTEN; whether it worked (tried at most once a second)."""
@@ -55,6 +62,8 @@ class ChangeFeed:
         self._next_attempt = now + _RETRY_SECONDS
         try:
             self._db = psycopg.connect(self.url, autocommit=True, connect_timeout=max(1, int(self.connect_timeout)))
+            self._ending = None
+            self._db.add_notice_handler(self._on_notice)
             self._db.execute(f"LISTEN {CHANNEL}")
         except psycopg.Error as error:
             log.warning("store: cannot listen for changes (%s); reading from the database meanwhile", error)
@@ -77,11 +86,19 @@ class ChangeFeed:
                 # in one poll (the error) and reports in the next (the closed socket).
                 if not select.select([self._db.fileno()], [], [], 0)[0]:
                     break
+            if self._ending is not None:
+                # The goodbye has arrived, the closed socket may not have yet.
+                raise psycopg.OperationalError(self._ending)
             return frozenset(changed)
         except (psycopg.Error, OSError, ValueError) as error:
             log.warning("store: the connection listening for changes was lost (%s)", error)
             self.close()
             return None
+
+    def _on_notice(self, diagnostic: psycopg.errors.Diagnostic) -> None:
+        """Remember a message with which the server says it is ending the session."""
+        if diagnostic.severity_nonlocalized in _SESSION_ENDING:
+            self._ending = f"{diagnostic.severity_nonlocalized}: {diagnostic.message_primary}"
 
     def close(self) -> None:
         """Stop listening."""
