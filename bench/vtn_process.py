@@ -3,7 +3,9 @@
 
 Every oadrCreatedEvent answer the application sees is appended to ``--log`` as a JSON line, so a
 test can count callbacks across processes. With ``--event-when N`` it adds one event for all VENs
-as soon as N are registered and prints ``event-added``; once all N have answered it prints
+as soon as N are registered and have answered the VTN's oadrRegisterReport (a single instance;
+with ``--instance-id`` as soon as N are registered) and prints ``event-added``; once all N have
+answered it prints
 ``fanout-ms <milliseconds from add_event to the last answer handled>``.
 
 That line counts only the answers *this* process handled: with several instances the answers are
@@ -34,14 +36,28 @@ from xmpp_vtn.runtime.observer import ExchangeObserver  # noqa: E402
 
 
 class PushCounter(ExchangeObserver):
-    """How many oadrDistributeEvent pushes this instance sent (its share of a fan-out)."""
+    """How many oadrDistributeEvent pushes this instance sent (its share of a fan-out), and how far
+    the VENs' start-up exchange has come: the oadrRegisterReport each new registration is pushed,
+    and the oadrRegisteredReport the VEN answers it with."""
 
     def __init__(self) -> None:
         self.distributions = 0
+        self.offered: set[str] = set()          # venIDs pushed the VTN's oadrRegisterReport
+        self.answered: set[str] = set()         # venIDs that answered it
 
     def push_sent(self, message_type: str, ven_id: str) -> None:
         if message_type == "oadrDistributeEvent":
             self.distributions += 1
+        elif message_type == "oadrRegisterReport":
+            self.offered.add(ven_id)
+
+    def inbound(self, message_type: str, ven_id: str | None, outcome: str, payload: dict | None) -> None:
+        if message_type == "oadrRegisteredReport" and ven_id is not None:
+            self.answered.add(ven_id)
+
+    def started_up(self, ven_ids: list[str]) -> bool:
+        """Whether every one of ``ven_ids`` has been offered the VTN's reports and has answered."""
+        return all(ven_id in self.offered and ven_id in self.answered for ven_id in ven_ids)
 
 
 async def serve(args: argparse.Namespace) -> None:
@@ -83,8 +99,13 @@ async def serve(args: argparse.Namespace) -> None:
     await vtn.run()
     print(f"serving {len(vtn.vens())} vens {len(vtn.events())} events {vtn.replayed_answers} replayed", flush=True)
     if args.event_when:
-        while len(vtn.vens()) < args.event_when:
-            await asyncio.sleep(0.02)                   # polling a count the test drives; no event to await
+        # Registered, and done with the start-up exchange that follows (the VTN's oadrRegisterReport
+        # and the VEN's oadrRegisteredReport), so that the fan-out is timed alone. Only this instance
+        # sees its own pushes: with several, the adding one waits for registrations alone.
+        while len(vtn.vens()) < args.event_when or (
+                vtn.control is None and args.instance_id is None and
+                not pushes.started_up([ven.ven_id for ven in vtn.vens()])):
+            await asyncio.sleep(0.02)                   # polling counts the VENs drive; no event to await
         start = datetime.now(timezone.utc) + timedelta(seconds=args.event_start_in)
         if profiler is not None:
             profiler.enable()
