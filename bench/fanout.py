@@ -1,13 +1,19 @@
 """Event fan-out at scale: the XMPP server, the VTN and N VENs, each in its own processes on this machine.
 
 For each N: the time from ``vtn.add_event`` (one event for all N VENs) until every VEN's
-oadrCreatedEvent has been handled by the VTN, and p50/p99 of add_event -> VEN receipt. In the
+oadrCreatedEvent has been handled by the VTN, and p50/p99 of add_event -> VEN receipt. A single
+VTN adds the event once every VEN has registered *and* finished the start-up exchange that
+follows (the VTN's oadrRegisterReport and the VEN's oadrRegisteredReport), so that the fan-out is
+timed alone; with several instances the adding one sees only its own pushes and waits for the
+registrations alone. In the
 same run, the **raw ceiling**: bare slixmpp doing the same stanza exchange (push, empty ack, an
 ``iq set`` back, its result) with **the same bytes** (the real oadrDistributeEvent, oadrCreatedEvent
 and oadrResponse) and no OpenADR work, clients spread over the same number of processes; and, for
 reference, the same with tiny placeholder payloads. Prints both and the ratio (raw / ours: 1.0
 would be the ceiling), and the **CPU per exchange** of the VTN process and of the raw component
-(from /proc and the process clock), which holds whatever else the machine is doing.
+(from /proc and the process clock), which holds whatever else the machine is doing; beside them
+the XMPP server's CPU per exchange during each, the raw ceiling's own receipt p50/p99, and each
+VTN instance's peak resident memory.
 
 The simulated VENs answer the lean way by default (:mod:`xmpp_vtn.testing.lean_ven`: no validation
 of pushes, answers rendered once per event state), as the raw clients do; ``--validating-vens``
@@ -64,6 +70,22 @@ def cpu_seconds(pid: int) -> float | None:
     except (OSError, IndexError):
         return None
     return (int(fields[11]) + int(fields[12])) / _TICK     # fields 14 and 15 of stat(5)
+
+
+def server_cpu_seconds(pids: list[int]) -> float:
+    """CPU seconds the XMPP server's processes (and their children) have used so far."""
+    return sum(cpu_seconds(pid) or 0.0 for pid in [*pids, *(child for pid in pids for child in descendants(pid))])
+
+
+def peak_rss_mib(pid: int) -> float:
+    """The most resident memory ``pid`` has had (VmHWM), in MiB; 0 once it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
 
 
 def machine_cpu() -> tuple[float, float, float]:
@@ -132,6 +154,7 @@ class Result:
     others: list[tuple[str, float]] = field(default_factory=list)
     pushed_by: list[int] = field(default_factory=list)         # distributions each instance pushed
     statements: list[tuple[str, int]] = field(default_factory=list)   # (statement, calls) with --statements
+    peak_rss_mib: list[float] = field(default_factory=list)    # each instance's VmHWM after the fan-out
 
 
 class AnswerLog:
@@ -222,6 +245,7 @@ def vtn_fanout(server, store: str, accounts: list[str], processes: int, scratch:
                     time.sleep(0.005)
                     answers.read()
                 watch["after"] = snapshot(groups)
+                watch["rss"] = [peak_rss_mib(vtn.pid) for vtn in vtns]
                 if statements is not None:
                     watch["statements"] = statements.read(store)
             except BaseException as error:           # reported by the caller
@@ -245,7 +269,7 @@ def vtn_fanout(server, store: str, accounts: list[str], processes: int, scratch:
             own = float(line.split()[1]) if line.startswith("fanout-ms") else None
         result = Result(fanout_ms, own, counts.latencies, cpu_used(watch["before"], watch["after"]),
                         dict(answers.handled_by), other_processes(watch["before"], watch["after"]),
-                        statements=watch.get("statements", []))
+                        statements=watch.get("statements", []), peak_rss_mib=watch["rss"])
     finally:
         for vtn in vtns:                             # each by its PID
             if vtn.poll() is None:
@@ -344,7 +368,8 @@ def main() -> None:
             raws = {}
             for name, payloads in (("same bytes", real_payloads(ven_id=f"fan{n}x{n - 1}")), ("small", SMALL)):
                 raws[name] = raw_ceiling(raw_accounts, PASSWORD, server.component, server.secret, server.c2s_port,
-                                         server.component_port, args.ven_processes, payloads)
+                                         server.component_port, args.ven_processes, payloads,
+                                         server_cpu=lambda: server_cpu_seconds(servers[args.server]))
             raw_ms = raws["same bytes"].seconds * 1000
             print(f"N={n}: raw ceiling {raw_ms:.0f} ms with the same bytes, "
                   f"{raws['small'].seconds * 1000:.0f} ms with small payloads", flush=True)
@@ -373,29 +398,37 @@ def main() -> None:
     print(f"\nFan-out, {where} + VTN instance(s) + {vens_mode} VENs in {args.ven_processes} processes, one machine "
           f"({os.cpu_count()} cores):")
     print(f"{'VENs':>6} {'inst':>4} {'xmpp-vtn':>10} {'raw same':>10} {'ratio':>6} {'raw small':>10} {'vs 1 inst':>9} "
-          f"{'p50 receipt':>12} {'p99 receipt':>12}")
+          f"{'p50 receipt':>12} {'p99 receipt':>12} {'raw p50':>9} {'raw p99':>9}")
     single = {n: result.fanout_ms for n, k, _, result in rows if k == 1}
     for n, k, raws, result in rows:
         raw = raws["same bytes"].seconds * 1000
         speedup = f"{single[n] / result.fanout_ms:>8.2f}x" if n in single else f"{'-':>9}"
         print(f"{n:>6} {k:>4} {result.fanout_ms:>8.0f}ms {raw:>8.0f}ms {raw / result.fanout_ms:>6.2f} "
               f"{raws['small'].seconds * 1000:>8.0f}ms {speedup} "
-              f"{percentile(result.latencies, 0.5) * 1000:>10.0f}ms {percentile(result.latencies, 0.99) * 1000:>10.0f}ms")
+              f"{percentile(result.latencies, 0.5) * 1000:>10.0f}ms {percentile(result.latencies, 0.99) * 1000:>10.0f}ms "
+              f"{percentile(raws['same bytes'].latencies, 0.5) * 1000:>7.0f}ms "
+              f"{percentile(raws['same bytes'].latencies, 0.99) * 1000:>7.0f}ms")
     print("ratio = raw ceiling with the same bytes / xmpp-vtn (1.00 = as fast as bare slixmpp doing the same "
-          "exchange); raw small = the same with tiny payloads; vs 1 inst = fan-out with 1 instance / with this many")
+          "exchange); raw small = the same with tiny payloads; vs 1 inst = fan-out with 1 instance / with this many;\n"
+          "receipt = add_event -> the push's arrival at the VEN; raw p50/p99 = the same-bytes raw ceiling's, from "
+          "its first push written")
     print("\nCPU per exchange (one VEN: push, acknowledgement, oadrCreatedEvent, oadrResponse):")
     print(f"{'VENs':>6} {'inst':>4} {'xmpp-vtn (all inst)':>20} {'raw component':>14} {'ratio':>6} {'raw small':>10} "
-          f"{'PostgreSQL':>11} {'push share':>14}")
+          f"{'PostgreSQL':>11} {'push share':>14} {'server, ours':>13} {'server, raw':>12}")
     for n, k, raws, result in rows:
         ours = sum(seconds for name, seconds in result.cpu.items() if name.startswith("vtn")) / n * 1000
         raw_cpu = raws["same bytes"].cpu_seconds / n * 1000
         database = f"{result.cpu['postgres'] / n * 1000:>9.3f}ms" if "postgres" in result.cpu else f"{'-':>11}"
         total = sum(count for count in result.pushed_by if count > 0) or 1
         share = "/".join(f"{count * 100 // total}%" for count in result.pushed_by)
+        server_ours = result.cpu.get(args.server, 0.0) / n * 1000
+        server_raw = (raws["same bytes"].server_cpu_seconds or 0.0) / n * 1000
         print(f"{n:>6} {k:>4} {ours:>17.3f}ms {raw_cpu:>11.3f}ms {ours / raw_cpu:>6.2f} "
-              f"{raws['small'].cpu_seconds / n * 1000:>7.3f}ms {database} {share:>14}")
+              f"{raws['small'].cpu_seconds / n * 1000:>7.3f}ms {database} {share:>14} "
+              f"{server_ours:>11.3f}ms {server_raw:>10.3f}ms")
     print("ratio = xmpp-vtn CPU / the bare component's CPU for the same bytes (1.00 = no more work than bare "
-          "slixmpp)")
+          "slixmpp); server = the XMPP server's CPU per exchange during our fan-out and during the same-bytes "
+          "raw one")
     if args.statements:
         print("\nPostgreSQL statements per exchange (calls / VENs, from pg_stat_statements; each is one round "
               "trip but for the rows of one executemany):")
@@ -421,6 +454,9 @@ def main() -> None:
           "bench = this process; others = the rest of the machine's busy time (kernel threads, anything "
           "else running); busy/avail = all CPUs busy (user+system+irq) / cores x wall; stolen = taken by "
           "the hypervisor")
+    print("\nVTN memory: each instance's peak resident set (VmHWM) after the fan-out, MiB:")
+    for n, k, _, result in rows:
+        print(f"{n:>6} {k:>4} " + " ".join(f"{rss:>8.1f}" for rss in result.peak_rss_mib))
 
 if __name__ == "__main__":
     main()

@@ -13,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Callable
 from datetime import datetime, timedelta, timezone
 
 from slixmpp import ComponentXMPP
@@ -71,12 +72,15 @@ SMALL = Payloads(SMALL_PUSH, SMALL_ANSWER, SMALL_RESULT)
 
 
 async def _clients(jids: list[str], password: str, component: str, port: int, ready, stop,
-                   answer_document: bytes) -> None:
+                   answer_document: bytes, receipts) -> None:
     clients = []
+    arrivals: list[float] = []          # wall clock: the component's process reads it too
+
     for jid in jids:
         client = plain_client(jid, password)
 
         def on_push(iq, client=client) -> None:
+            arrivals.append(time.time())
             iq.reply(clear=True).send()
             answer = client.make_iq_set(ito=component)
             attach_payload(answer, answer_document)
@@ -93,20 +97,25 @@ async def _clients(jids: list[str], password: str, component: str, port: int, re
     ready.put(len(clients))
     while not stop.is_set():
         await asyncio.sleep(0.1)            # the parent says when; no event crosses processes
+    receipts.put(arrivals)
     await asyncio.gather(*(client.disconnect() for client in clients), return_exceptions=True)
 
 
-def _client_worker(jids, password, component, port, ready, stop, answer_document) -> None:
-    asyncio.run(_clients(jids, password, component, port, ready, stop, answer_document))
+def _client_worker(jids, password, component, port, ready, stop, answer_document, receipts) -> None:
+    asyncio.run(_clients(jids, password, component, port, ready, stop, answer_document, receipts))
 
 
 @dataclass(frozen=True)
 class RawResult:
     seconds: float                  # the whole exchange with every client
     cpu_seconds: float              # the component process's CPU meanwhile (user + system)
+    started_at: float = 0.0         # wall clock when the first push was written
+    server_cpu_seconds: float | None = None   # the XMPP server's CPU meanwhile, when its PID was given
+    latencies: tuple[float, ...] = ()   # seconds from then to each push's arrival at its client
 
 
-async def _push_round(jids: list[str], component_jid: str, secret: str, port: int, payloads: Payloads) -> RawResult:
+async def _push_round(jids: list[str], component_jid: str, secret: str, port: int, payloads: Payloads,
+                      server_cpu: Callable[[], float] | None = None) -> RawResult:
     component = ComponentXMPP(component_jid, secret, LOOPBACK, port)
     send_payloads_raw(component)
     done = asyncio.Event()
@@ -133,7 +142,8 @@ async def _push_round(jids: list[str], component_jid: str, secret: str, port: in
             if "conflict" not in str(failure) or attempt == 49:
                 raise
             await asyncio.sleep(0.1)
-    started, cpu_started = time.perf_counter(), time.process_time()
+    started, cpu_started, started_at = time.perf_counter(), time.process_time(), time.time()
+    server_started = server_cpu() if server_cpu is not None else 0.0
     for jid in jids:
         iq = component.make_iq_set(ito=jid, ifrom=component_jid)
         attach_payload(iq, payloads.push)
@@ -142,28 +152,34 @@ async def _push_round(jids: list[str], component_jid: str, secret: str, port: in
         # the same way). The acknowledgements are not awaited here; the answers are counted.
         component.send(iq)
     await asyncio.wait_for(done.wait(), 300)
-    result = RawResult(time.perf_counter() - started, time.process_time() - cpu_started)
+    server_used = None if server_cpu is None else server_cpu() - server_started
+    result = RawResult(time.perf_counter() - started, time.process_time() - cpu_started, started_at, server_used)
     await component.disconnect()
     return result
 
 
 def raw_ceiling(accounts: list[str], password: str, component: str, secret: str, c2s_port: int,
-                component_port: int, processes: int, payloads: Payloads = SMALL) -> RawResult:
+                component_port: int, processes: int, payloads: Payloads = SMALL,
+                server_cpu: Callable[[], float] | None = None) -> RawResult:
     """The whole exchange with every account (clients in ``processes`` workers): its seconds and
-    the component's CPU seconds."""
+    the component's CPU seconds, each push's receipt latency (from the first push written) and,
+    with ``server_cpu`` (the XMPP server's CPU seconds so far), what the server used meanwhile."""
     context = multiprocessing.get_context("spawn")
-    ready, stop = context.Queue(), context.Event()
+    ready, stop, receipts = context.Queue(), context.Event(), context.Queue()
     jids = [f"{account}/raw" for account in accounts]
     shares = [jids[i::processes] for i in range(processes)]
     workers = [context.Process(target=_client_worker, args=(share, password, component, c2s_port, ready, stop,
-                                                                  payloads.answer),
+                                                                  payloads.answer, receipts),
                                daemon=True) for share in shares if share]
     for worker in workers:
         worker.start()
     try:
         for _ in workers:
             ready.get(timeout=600)
-        return asyncio.run(_push_round(jids, component, secret, component_port, payloads))
+        result = asyncio.run(_push_round(jids, component, secret, component_port, payloads, server_cpu))
+        stop.set()
+        arrivals = [moment for _ in workers for moment in receipts.get(timeout=60)]
+        return replace(result, latencies=tuple(moment - result.started_at for moment in arrivals))
     finally:
         stop.set()
         for worker in workers:
