@@ -255,14 +255,14 @@ class EventService:
         checked = []
         for answer in answers:
             record = self.store.event(answer["event_id"])
-            if record is None or ven.ven_id not in record.ven_ids or \
+            if record is None or not record.is_for(ven.ven_id) or \
                     answer["modification_number"] != record.modification_number:
                 # Before refusing: another instance may have added or changed the event just now.
                 self.store.refresh()
                 record = self.store.event(answer["event_id"])
             if record is None:
                 raise Refusal(codes.INVALID_ID, f"no event {answer['event_id']}")
-            if ven.ven_id not in record.ven_ids:
+            if not record.is_for(ven.ven_id):
                 raise Refusal(codes.TARGET_MISMATCH, f"event {record.event_id} is not for venID {ven.ven_id}")
             if answer["modification_number"] < record.modification_number:
                 raise Refusal(codes.OUT_OF_SEQUENCE, f"event {record.event_id} modification "

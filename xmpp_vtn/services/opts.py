@@ -63,7 +63,7 @@ class OptService:
             record = self.store.event(payload["event_id"])
             if record is None:
                 raise Refusal(codes.INVALID_ID, f"no event {payload['event_id']}", opt_id=opt_id)
-            if ven.ven_id not in record.ven_ids:
+            if not record.is_for(ven.ven_id):
                 raise Refusal(codes.TARGET_MISMATCH, f"event {record.event_id} is not for venID {ven.ven_id}",
                               opt_id=opt_id)
             modification = payload.get("modification_number", record.modification_number)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import functools
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable
@@ -91,6 +92,15 @@ class EventRecord:
     event: dict
     ven_ids: tuple[str, ...]
     cancelled: bool = False
+
+    def is_for(self, ven_id: str) -> bool:
+        """Whether the event is delivered to ``ven_id``: a set lookup, since an event may target
+        thousands of venIDs and every answer asks (``ven_id in ven_ids`` was a scan each time)."""
+        return ven_id in self._targets
+
+    @functools.cached_property
+    def _targets(self) -> frozenset[str]:
+        return frozenset(self.ven_ids)
 
 
 @dataclass(frozen=True)
