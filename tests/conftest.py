@@ -1,6 +1,7 @@
 """Shared fixtures. The XSD bundle must be installed (the README's test command does it)."""
 from __future__ import annotations
 
+import gc
 import os
 import sys
 
@@ -22,3 +23,14 @@ def prosody():
         yield server
     finally:
         server.close()
+
+
+@pytest.fixture
+def collector_restored():
+    """This process's garbage collector as it was before the test (a VTN with ``tune_gc=True``
+    freezes objects and raises the thresholds); yields the thresholds it had."""
+    thresholds = gc.get_threshold()
+    assert gc.get_freeze_count() == 0, "objects were frozen before this test"
+    yield thresholds
+    gc.unfreeze()
+    gc.set_threshold(*thresholds)

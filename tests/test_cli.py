@@ -244,7 +244,7 @@ def test_a_bad_config_exits_2_listing_every_problem_without_a_traceback(tmp_path
         f"xmpp-vtn run: {path}: 3 problems:",
         "  extra: unknown key; known keys: " + ", ".join(
             ("vtn_id", "store", "handlers", "push_timeout", "push_concurrency", "requested_poll_freq",
-             "operators", "component", "liveness", "log", "cluster", "http", "control", "quotas")),
+             "tune_gc", "operators", "component", "liveness", "log", "cluster", "http", "control", "quotas")),
         "  component.secret: missing; give secret, secret_file (a file holding it) or secret_env "
         "(an environment variable holding it)",
         "  component.port: must be an integer between 1 and 65535, got 0"]

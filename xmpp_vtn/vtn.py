@@ -17,6 +17,7 @@ from .control.adhoc_commands import install_operator_commands
 from .control.server import ControlServer, ControlTLS
 from .runtime.backoff import Backoff
 from .runtime.cluster import Cluster
+from .runtime.collector import tune_for_serving
 from .runtime.component import Answer, OadrComponent, PushFailed
 from .runtime.effects import EffectRunner, EventAcknowledgements
 from .runtime.http import DEFAULT_PATH_PREFIX, HttpPusher, HttpSettings, HttpTransport
@@ -84,6 +85,11 @@ class VTNComponent:
     API, the dashboard and ``/metrics`` on ``control_host`` (loopback by default), for the bearer
     tokens whose hashes are in ``control_tokens`` (``xmpp-vtn token new``); ``control_tls`` adds
     TLS and client certificates. ``control_port=0`` picks a free port (see :attr:`control_url`).
+
+    ``tune_gc=True`` tunes the process's garbage collector for serving when :meth:`run` starts
+    (:func:`~xmpp_vtn.runtime.collector.tune_for_serving`: start-up objects frozen, a young
+    threshold of 10,000), so that huge stanzas do not set off full collections. It changes the
+    whole process, so it is off unless asked for; ``xmpp-vtn run`` turns it on.
     """
 
     def __init__(self, vtn_id: str, jid: str, secret: str, host: str = "127.0.0.1", port: int = 5347,
@@ -97,10 +103,11 @@ class VTNComponent:
                  http_path_prefix: str = DEFAULT_PATH_PREFIX, http_allow_insecure: bool = False,
                  verify_message_signatures: bool = True, control_host: str = "127.0.0.1",
                  control_port: int | None = None, control_tokens: Iterable[str] | Mapping[str, str] = (),
-                 control_tls: ControlTLS | None = None, quotas: Quotas | None = None):
+                 control_tls: ControlTLS | None = None, quotas: Quotas | None = None, tune_gc: bool = False):
         if not vtn_id:
             raise ValueError("vtn_id must be a non-empty string")
         self.vtn_id = vtn_id
+        self.tune_gc = tune_gc
         self.push_timeout = push_timeout
         self.ping_interval = ping_interval
         http = HttpSettings(http_host, http_port, http_cert, http_key, http_ca_file, http_path_prefix,
@@ -190,6 +197,8 @@ class VTNComponent:
         Serving continues in the background (reconnecting by itself) until :meth:`stop`. Raises
         :class:`~xmpp_vtn.runtime.stanzas.StreamFailed` if the server refuses the component.
         """
+        if self.tune_gc:
+            tune_for_serving()                  # start-up is done: what exists now lives as long as the VTN
         await self.timers.start()
         self.cluster.start(self.timers.sweep, self._settle_forwarded_answer,
                            listeners={"events": self.timers.on_event_changed})

@@ -40,7 +40,7 @@ SECRET_KEYS = ("secret", "secret_file", "secret_env")
 
 # The keys each table takes: anything else is an error (a typo must not silently become a default).
 _TOP_KEYS = ("vtn_id", "store", "handlers", "push_timeout", "push_concurrency", "requested_poll_freq",
-             "operators", "component", "liveness", "log", "cluster", "http", "control", "quotas")
+             "tune_gc", "operators", "component", "liveness", "log", "cluster", "http", "control", "quotas")
 _TABLES = {
     "component": ("jid", *SECRET_KEYS, "host", "port"),
     "http": ("host", "port", "cert", "key", "ca_file", "path_prefix", "allow_insecure", "verify_message_signatures"),
@@ -150,6 +150,8 @@ class VTNConfig:
     #: The per-VEN limits ([quotas] table; see docs/operations.md): Quotas field names, any omitted
     #: keeps its default.
     quotas: Quotas = Quotas()
+    #: Tune the garbage collector of the process ``xmpp-vtn run`` starts (VTNComponent's tune_gc).
+    tune_gc: bool = True
 
 
 class _Invalid(Exception):
@@ -482,6 +484,7 @@ def parse_config(data: dict, base: Path, path: Path | None = None, require_secre
     push_concurrency = top.get("push_concurrency", _integer(1), default=256)
     poll = top.get("requested_poll_freq", _seconds(allow_zero=False))
     operators = top.get("operators", _operator_jids, default=())
+    tune_gc = top.get("tune_gc", _boolean, default=True)
 
     tables = {name: _Table(_subtable(data, name, errors), f"{name}.", keys, errors) for name, keys in _TABLES.items()}
     for table in tables.values():
@@ -520,7 +523,7 @@ def parse_config(data: dict, base: Path, path: Path | None = None, require_secre
         push_timeout=push_timeout, push_concurrency=push_concurrency, requested_poll_freq=poll,
         liveness=LivenessConfig(ping_interval, offline_after), log=LogConfig(level, log_format),
         cluster=ClusterConfig(instance_id, lease_seconds), operators=operators, http=http, control=control,
-        quotas=quotas)
+        quotas=quotas, tune_gc=tune_gc)
 
 
 def _quotas(values: dict, errors: list[str]) -> Quotas:
@@ -670,7 +673,8 @@ def vtn_arguments(config: VTNConfig) -> dict[str, Any]:
         requested_poll_freq=timedelta(seconds=config.requested_poll_freq) if config.requested_poll_freq else None,
         ping_interval=timedelta(seconds=config.liveness.ping_interval) if config.liveness.ping_interval else None,
         offline_after=config.liveness.offline_after, lease_seconds=config.cluster.lease_seconds,
-        instance_id=config.cluster.instance_id, operators=config.operators, quotas=config.quotas)
+        instance_id=config.cluster.instance_id, operators=config.operators, quotas=config.quotas,
+        tune_gc=config.tune_gc)
     if config.http.port is not None:
         arguments.update(http_host=config.http.host, http_port=config.http.port, http_cert=config.http.cert,
                          http_key=config.http.key, http_ca_file=config.http.ca_file,
