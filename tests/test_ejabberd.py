@@ -174,6 +174,37 @@ def test_a_component_stanza_without_from_costs_the_component_its_stream(ejabberd
     assert error["condition"] == "improper-addressing" and "from" in error["text"]
 
 
+def test_the_fixtures_c2s_limit_passes_the_largest_legitimate_message_and_cuts_off_a_larger_one(ejabberd):
+    """c2s max_stanza_size as docs/servers.md recommends (256 KiB): the largest message the quotas
+    let a VEN send (one offered report of readings_per_report readings, about 168 KB) reaches the
+    VTN; a stanza over the limit costs its sender the connection and never reaches the VTN."""
+    from hostile_attacker import _empty_elements, _offer
+    from xmpp_vtn.services.quotas import Quotas
+    from xmpp_vtn.testing.ejabberd import C2S_STANZA_SIZE_LIMIT
+
+    async def scenario():
+        async with scene(ejabberd, vens=2, register=True, ping_interval=None) as (vtn, [ven, sender]):
+            offer = {"request_id": "r", "ven_id": ven.ven_id, "reports": [_offer(0, Quotas().readings_per_report)]}
+            largest = len(codec.serialize("oadrRegisterReport", offer))
+            answer = await ven.request("oadrRegisterReport", offer)
+            errors, closed = [], next_event(sender.xmpp, "disconnected")
+            sender.xmpp.add_event_handler("stream_error", errors.append)
+            oversized = asyncio.ensure_future(sender.request_raw(_empty_elements(80_000)))
+            # Whichever comes first: the server cutting the sender off, or the VTN's answer.
+            await asyncio.wait({closed, oversized}, timeout=10, return_when=asyncio.FIRST_COMPLETED)
+            answered = oversized.done()                 # an answer or an iq error: the VTN saw it
+            oversized.cancel()
+            await asyncio.gather(oversized, return_exceptions=True)
+            return largest, answer, closed.done(), answered, errors, dict(vtn.quota_guard.counters)
+
+    largest, answer, closed, answered, errors, counters = run(scenario())
+    assert largest < C2S_STANZA_SIZE_LIMIT < len(_empty_elements(80_000))
+    assert answer[0] == "oadrRegisteredReport" and answer[1]["response"]["response_code"] == 200
+    assert closed and not answered, "the oversized stanza reached the VTN"
+    assert [error["condition"] for error in errors] == ["policy-violation"]
+    assert counters == {}                          # the VTN never saw the oversized stanza
+
+
 # -- which connection gets what -------------------------------------------------------------------
 
 class Arrivals:

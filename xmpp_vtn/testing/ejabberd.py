@@ -66,6 +66,9 @@ BALANCING_TYPES = ("random", "source", "destination", "bare_source", "bare_desti
 _STREAMS = "{http://etherx.jabber.org/streams}"
 _SASL = "urn:ietf:params:xml:ns:xmpp-sasl"
 
+#: The c2s ``max_stanza_size`` docs/servers.md recommends: 256 KiB, as Prosody's default.
+C2S_STANZA_SIZE_LIMIT = 256 * 1024
+
 #: Pipelined registrations per write. ejabberd takes about 3,000 a second (each is a Mnesia
 #: transaction on a disc table); a window keeps the socket buffers small.
 _REGISTER_WINDOW = 500
@@ -108,7 +111,8 @@ listen:
     ip: "{host}"
     module: ejabberd_c2s
     shaper: none
-    max_stanza_size: infinity
+    # What docs/servers.md recommends (the largest message the quotas let a VEN send, with room).
+    max_stanza_size: {c2s_stanza_size}
     max_fsm_queue: 1000000
     # The accept queue defaults to 5: thousands of VENs connecting at once would see SYN retries.
     backlog: 1024
@@ -182,12 +186,16 @@ class EjabberdServer(LocalServer):
     VTN (or a VTN that loses an instance) uses.
     ``distribution`` makes the node reachable by other Erlang nodes (see :class:`Distribution`);
     without it there is no node name and nothing to join.
+    ``c2s_stanza_size_limit`` is the largest stanza a client may send (c2s ``max_stanza_size``,
+    None for no limit); the default is the 256 KiB docs/servers.md recommends. The component
+    listener takes stanzas of any size: the VTN's pushes carry all of a VEN's events.
     """
 
     def __init__(self, domain: str = "localhost", component: str = "vtn.localhost",
                  secret: str = "component-secret", directory: str | Path | None = None,
                  log_level: str = "warning", domain_balancing: str | None = None,
-                 component_number: int | None = None, distribution: Distribution | None = None):
+                 component_number: int | None = None, distribution: Distribution | None = None,
+                 c2s_stanza_size_limit: int | None = C2S_STANZA_SIZE_LIMIT):
         if shutil.which("erl") is None:
             raise EjabberdError("erl is not installed: run `apt-get install -y ejabberd` (as root)")
         self.erl_libs, self.version = _find_ejabberd()
@@ -201,6 +209,9 @@ class EjabberdServer(LocalServer):
         self.domain, self.component, self.secret = domain, component, secret
         self.domain_balancing, self.component_number = domain_balancing, component_number
         self.distribution = distribution
+        if c2s_stanza_size_limit is not None and c2s_stanza_size_limit < 1:
+            raise ValueError("c2s_stanza_size_limit must be a positive number of bytes, or None for no limit")
+        self.c2s_stanza_size_limit = c2s_stanza_size_limit
         self._own_directory = directory is None
         self.directory = Path(directory or tempfile.mkdtemp(prefix="xmpp-vtn-ejabberd-"))
         self.c2s_port = free_port()
@@ -242,7 +253,8 @@ class EjabberdServer(LocalServer):
         self.config.write_text(_CONFIG.format(
             host=LOOPBACK, c2s_port=self.c2s_port, component_port=self.component_port,
             domain=_yaml_string(self.domain), component=_yaml_string(self.component),
-            secret=_yaml_string(self.secret), log_level=self.log_level, balancing=balancing))
+            secret=_yaml_string(self.secret), log_level=self.log_level, balancing=balancing,
+            c2s_stanza_size="infinity" if self.c2s_stanza_size_limit is None else self.c2s_stanza_size_limit))
 
     def _write_cookie(self) -> None:
         """The node's ``~/.erlang.cookie``: created with mode 0400 (the VM refuses a cookie file
