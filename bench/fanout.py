@@ -334,6 +334,8 @@ def main() -> None:
     parser.add_argument("--profile", help="cProfile the (first) VTN process into this file (largest N)")
     parser.add_argument("--profile-fanout", help="cProfile the first VTN process from add_event to the last answer "
                                                  "into this file (largest N)")
+    parser.add_argument("--untuned-gc", action="store_true",
+                        help="the VTN leaves its garbage collector as it is (xmpp-vtn run tunes it)")
     parser.add_argument("--validating-vens", action="store_true",
                         help="VENs validate every push and build every answer (default: lean VENs)")
     parser.add_argument("--statements", action="store_true",
@@ -375,6 +377,7 @@ def main() -> None:
                   f"{raws['small'].seconds * 1000:.0f} ms with small payloads", flush=True)
             for k in counts:
                 extra = ("--push-concurrency", str(args.push_concurrency)) if args.push_concurrency else ()
+                extra += ("--untuned-gc",) if args.untuned_gc else ()
                 first = ("--profile", f"{args.profile}") if args.profile and n == sizes[-1] and k == counts[-1] else ()
                 if args.profile_fanout and n == sizes[-1] and k == counts[-1]:
                     first = (*first, "--profile-fanout", args.profile_fanout)

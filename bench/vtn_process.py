@@ -64,6 +64,7 @@ async def serve(args: argparse.Namespace) -> None:
     vtn = VTNComponent("VTN-1", args.jid, args.secret, port=args.port, store=args.store, ping_interval=None,
                        push_concurrency=args.push_concurrency, push_timeout=args.push_timeout,
                        instance_id=args.instance_id, lease_seconds=args.lease_seconds,
+                       tune_gc=not args.untuned_gc,
                        **({"control_port": args.control_port, "control_tokens": [args.control_token_hash]}
                           if args.control_port is not None else {}))
     log = open(args.log, "a", buffering=1)
@@ -137,6 +138,8 @@ def main() -> None:
     parser.add_argument("--lease-seconds", type=float, default=15.0)
     parser.add_argument("--log-times", action="store_true",
                         help='add "t" (time.monotonic()) to every --log line and print event-added-at <t>')
+    parser.add_argument("--untuned-gc", action="store_true",
+                        help="leave the garbage collector as it is (xmpp-vtn run tunes it; see runtime/collector.py)")
     parser.add_argument("--profile", help="write a cProfile of the whole run to this file")
     parser.add_argument("--profile-fanout", help="write a cProfile of the fan-out alone (add_event to the last "
                                                  "answer) to this file")
