@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from xmpp_vtn import VTNComponent  # noqa: E402
 from xmpp_vtn.runtime.observer import ExchangeObserver  # noqa: E402
+from xmpp_vtn.runtime.outbox import DEFAULT_PUSH_CONCURRENCY  # noqa: E402
 
 
 class PushCounter(ExchangeObserver):
@@ -130,7 +131,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--event-when", type=int, default=0)
     parser.add_argument("--fsync", action="store_true", help="fsync the answer log after every answer")
-    parser.add_argument("--push-concurrency", type=int, default=256)
+    parser.add_argument("--push-concurrency", type=int, default=DEFAULT_PUSH_CONCURRENCY)
     parser.add_argument("--push-timeout", type=float, default=10.0)
     parser.add_argument("--event-start-in", type=float, default=3600.0, help="seconds from add_event to its start")
     parser.add_argument("--event-duration", type=float, default=1800.0, help="seconds")

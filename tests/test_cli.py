@@ -66,7 +66,7 @@ def test_minimal_config_takes_the_defaults_and_puts_the_store_beside_the_file(tm
     assert (config.vtn_id, config.component.jid, config.component.host, config.component.port) == \
         ("VTN-1", "vtn.example.com", "127.0.0.1", 5347)
     assert config.store == str(tmp_path / "xmpp-vtn.sqlite3")
-    assert (config.push_timeout, config.push_concurrency, config.requested_poll_freq) == (10.0, 256, None)
+    assert (config.push_timeout, config.push_concurrency, config.requested_poll_freq) == (10.0, 1024, None)
     assert (config.liveness.ping_interval, config.liveness.offline_after) == (60.0, 3)
     assert (config.log.level, config.log.format) == ("info", "text")
     assert (config.cluster.instance_id, config.cluster.lease_seconds) == (None, 15.0)

@@ -23,7 +23,7 @@ from .runtime.effects import EffectRunner, EventAcknowledgements
 from .runtime.http import DEFAULT_PATH_PREFIX, HttpPusher, HttpSettings, HttpTransport
 from .runtime.inbound import InboundPipeline
 from .runtime.observer import ExchangeObserver
-from .runtime.outbox import Courier
+from .runtime.outbox import DEFAULT_PUSH_CONCURRENCY, Courier
 from .runtime.presence import VenPresence
 from .runtime.scheduler import RealTimeScheduler, Scheduler
 from .runtime.timers import Timers
@@ -95,7 +95,7 @@ class VTNComponent:
     def __init__(self, vtn_id: str, jid: str, secret: str, host: str = "127.0.0.1", port: int = 5347,
                  store: Store | str | Path = DEFAULT_STORE, *, push_timeout: float = 10.0,
                  requested_poll_freq: timedelta | None = None, reconnect_backoff: Backoff | None = None,
-                 scheduler: Scheduler | None = None, push_concurrency: int = 256,
+                 scheduler: Scheduler | None = None, push_concurrency: int = DEFAULT_PUSH_CONCURRENCY,
                  ping_interval: timedelta | None = timedelta(seconds=60), offline_after: int = 3,
                  max_requests_in_flight: int = 16, instance_id: str | None = None, lease_seconds: float = 15.0,
                  operators: Iterable[str] = (), http_host: str = "127.0.0.1", http_port: int | None = None,

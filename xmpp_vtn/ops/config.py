@@ -30,6 +30,7 @@ from typing import Any, Callable, Iterable
 
 from ..control.auth import check_token_hash
 from ..control.server import ControlTLS
+from ..runtime.outbox import DEFAULT_PUSH_CONCURRENCY
 from ..services.handlers import HANDLER_NAMES, signature_problem
 from ..services.quotas import Quotas
 
@@ -138,7 +139,7 @@ class VTNConfig:
     store: str
     handlers: str | None = None
     push_timeout: float = 10.0
-    push_concurrency: int = 256
+    push_concurrency: int = DEFAULT_PUSH_CONCURRENCY
     requested_poll_freq: float | None = None
     liveness: LivenessConfig = LivenessConfig()
     log: LogConfig = LogConfig()
@@ -481,7 +482,7 @@ def parse_config(data: dict, base: Path, path: Path | None = None, require_secre
     store = top.get("store", _store(base), default=str(base / DEFAULT_STORE_NAME))
     handlers = top.get("handlers", _handlers(base))
     push_timeout = top.get("push_timeout", _seconds(allow_zero=False), default=10.0)
-    push_concurrency = top.get("push_concurrency", _integer(1), default=256)
+    push_concurrency = top.get("push_concurrency", _integer(1), default=DEFAULT_PUSH_CONCURRENCY)
     poll = top.get("requested_poll_freq", _seconds(allow_zero=False))
     operators = top.get("operators", _operator_jids, default=())
     tune_gc = top.get("tune_gc", _boolean, default=True)
