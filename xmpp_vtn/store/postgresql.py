@@ -186,6 +186,16 @@ _RECORD_ANSWERS = (
 _CACHE_LIMIT = 300_000
 
 
+def _newest_answers(opts: list[tuple[str, str, int]]) -> dict[str, tuple[str, int]]:
+    """Per event the answer given for the newest modification, the last of equals: what applying
+    ``opts`` one after another would leave (one statement updates a row once)."""
+    chosen: dict[str, tuple[str, int]] = {}
+    for event_id, opt_type, modification in opts:
+        if event_id not in chosen or chosen[event_id][1] <= modification:
+            chosen[event_id] = (opt_type, modification)
+    return chosen
+
+
 @functools.cache
 def _sql(template: str) -> str:
     """A statement of :mod:`.sql` with this backend's placeholders."""
@@ -216,7 +226,7 @@ class PostgreSQLStore(Store):
         # Registrations by (column, value); every event with its venIDs.
         self._ven_cache: dict[tuple[str, str], VenRecord] = {}
         self._all_vens: list[VenRecord] | None = None
-        self._event_cache: dict[str, tuple[EventRecord, frozenset[str]]] | None = None
+        self._event_cache: dict[str, EventRecord] | None = None
         # Journal entries handed over in this loop turn: deleted together at its end.
         self._done_journal: list[int] = []
         self._db = self._connect()
@@ -417,14 +427,13 @@ class PostgreSQLStore(Store):
                 cursor.executemany("INSERT INTO event_vens (event_id, ven_id) VALUES (%s, %s) "
                                    "ON CONFLICT DO NOTHING", [(record.event_id, ven_id) for ven_id in record.ven_ids])
 
-    def _all_events(self) -> dict[str, tuple[EventRecord, frozenset[str]]] | None:
-        """Every event with its set of venIDs, in creation order, from the cache (loaded when
-        needed); None when the cache may not be used."""
+    def _all_events(self) -> dict[str, EventRecord] | None:
+        """Every event, in creation order, from the cache (loaded when needed); None when the
+        cache may not be used."""
         if not self._caching():
             return None
         if self._event_cache is None:
-            self._event_cache = {record.event_id: (record, frozenset(record.ven_ids))
-                                 for record in self._events("TRUE", ())}
+            self._event_cache = {record.event_id: record for record in self._events("TRUE", ())}
         return self._event_cache
 
     def _events(self, where: str, args: tuple) -> list[EventRecord]:
@@ -439,15 +448,14 @@ class PostgreSQLStore(Store):
     def event(self, event_id: str) -> EventRecord | None:
         cached = self._all_events()
         if cached is not None:
-            found = cached.get(event_id)
-            return found[0] if found else None
+            return cached.get(event_id)
         found = self._events("e.event_id = %s", (event_id,))
         return found[0] if found else None
 
     def events(self, ven_id: str | None = None) -> list[EventRecord]:
         cached = self._all_events()
         if cached is not None:
-            return [record for record, ven_ids in cached.values() if ven_id is None or ven_id in ven_ids]
+            return [record for record in cached.values() if ven_id is None or record.is_for(ven_id)]
         if ven_id is None:
             return self._events("TRUE", ())
         return self._events("EXISTS (SELECT 1 FROM event_vens v WHERE v.event_id = e.event_id AND v.ven_id = %s)",
@@ -480,12 +488,7 @@ class PostgreSQLStore(Store):
 
     def set_opt(self, ven_id: str, opts: list[tuple[str, str, int]], journal: bytes | None = None,
                 owner: str = "") -> int | None:
-        # Per event the answer given for the newest modification, the last of equals: what
-        # applying them one after another would leave.
-        chosen: dict[str, tuple[str, int]] = {}
-        for event_id, opt_type, modification in opts:
-            if event_id not in chosen or chosen[event_id][1] <= modification:
-                chosen[event_id] = (opt_type, modification)
+        chosen = _newest_answers(opts)
         event_ids = sorted(chosen)
         rows = (event_ids, [chosen[e][0] for e in event_ids], [chosen[e][1] for e in event_ids], ven_id)
         # One statement, atomic by itself: the answers and their journal entry, all or none.
@@ -497,10 +500,7 @@ class PostgreSQLStore(Store):
 
     def record_answers(self, ven_id: str, opts: list[tuple[str, str, int]], journal: bytes, owner: str = ""
                        ) -> tuple[int | None, dict[str, tuple[str | None, int | None]]]:
-        chosen: dict[str, tuple[str, int]] = {}       # as in set_opt: the newest, the last of equals
-        for event_id, opt_type, modification in opts:
-            if event_id not in chosen or chosen[event_id][1] <= modification:
-                chosen[event_id] = (opt_type, modification)
+        chosen = _newest_answers(opts)
         event_ids = list(chosen)
         rows = self._execute(_RECORD_ANSWERS, (
             event_ids, [chosen[e][0] for e in event_ids], [chosen[e][1] for e in event_ids], ven_id,

@@ -161,7 +161,7 @@ class SQLiteStore(Store):
         self._vens: dict[str, VenRecord] | None = None
         self._by_jid: dict[str, VenRecord] = {}
         self._by_registration: dict[str, VenRecord] = {}
-        self._events: dict[str, tuple[EventRecord, frozenset[str]]] | None = None
+        self._events: dict[str, EventRecord] | None = None
 
     def _open_read_only(self) -> sqlite3.Connection:
         """An existing store file over a ``mode=ro`` connection: SQLite creates no file and
@@ -348,7 +348,7 @@ class SQLiteStore(Store):
     # Events are read for every push and every answer; like registrations, they are also kept in
     # memory (the decoded dicts, shared: callers copy before changing one).
 
-    def _event_cache(self) -> dict[str, tuple[EventRecord, frozenset[str]]]:
+    def _event_cache(self) -> dict[str, EventRecord]:
         if self._events is None:
             rows = self._db.execute(
                 "SELECT e.event_id, e.modification_number, e.cancelled, e.document, "
@@ -357,8 +357,8 @@ class SQLiteStore(Store):
             self._events = {}
             for event_id, modification, cancelled, document, vens in rows:
                 ven_ids = tuple(sorted(vens.split(chr(31)))) if vens else ()
-                self._events[event_id] = (EventRecord(event_id, modification, decode_event(document), ven_ids,
-                                                      bool(cancelled)), frozenset(ven_ids))
+                self._events[event_id] = EventRecord(event_id, modification, decode_event(document), ven_ids,
+                                                     bool(cancelled))
         return self._events
 
     def put_event(self, record: EventRecord) -> None:
@@ -379,21 +379,20 @@ class SQLiteStore(Store):
             self._db.executemany("INSERT OR IGNORE INTO event_vens (event_id, ven_id) VALUES (?, ?)",
                                  [(record.event_id, ven_id) for ven_id in record.ven_ids])
         ven_ids = tuple(sorted(record.ven_ids))
-        cache[record.event_id] = (EventRecord(record.event_id, record.modification_number, decode_event(document),
-                                              ven_ids, record.cancelled), frozenset(ven_ids))
+        cache[record.event_id] = EventRecord(record.event_id, record.modification_number, decode_event(document),
+                                             ven_ids, record.cancelled)
         deliveries = self._delivery_cache()
         for ven_id, per_ven in deliveries.items():             # VENs the event no longer targets
-            if record.event_id in per_ven and ven_id not in cache[record.event_id][1]:
+            if record.event_id in per_ven and not cache[record.event_id].is_for(ven_id):
                 del per_ven[record.event_id]
         for ven_id in ven_ids:
             deliveries.setdefault(ven_id, {}).setdefault(record.event_id, Delivery(record.event_id, ven_id))
 
     def event(self, event_id: str) -> EventRecord | None:
-        found = self._event_cache().get(event_id)
-        return found[0] if found else None
+        return self._event_cache().get(event_id)
 
     def events(self, ven_id: str | None = None) -> list[EventRecord]:
-        return [record for record, ven_ids in self._event_cache().values() if ven_id is None or ven_id in ven_ids]
+        return [record for record in self._event_cache().values() if ven_id is None or record.is_for(ven_id)]
 
     # The delivery and opt state is read on every push, acknowledgement and answer: it is kept in
     # memory too, changed only by the methods below, which write it through to the file.
