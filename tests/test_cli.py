@@ -17,7 +17,9 @@ import subprocess
 import sys
 import time
 from datetime import datetime, timedelta, timezone
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import AsyncIterator
 
 import pytest
 from lxml import etree
@@ -290,6 +292,21 @@ async def _lines_until(stream: asyncio.StreamReader, text: str, seen: list[str],
     await asyncio.wait_for(read(), timeout)
 
 
+@asynccontextmanager
+async def running_vtn(config: Path, secret: str) -> AsyncIterator[asyncio.subprocess.Process]:
+    """``xmpp-vtn run`` on ``config`` in a process of its own, its stderr piped and the component
+    secret in ``XMPP_VTN_SECRET``; killed on the way out if it is still running."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "xmpp_vtn", "run", "--config", str(config), "--connect-timeout", "10",
+        cwd=str(REPO), stderr=subprocess.PIPE, env={**os.environ, "XMPP_VTN_SECRET": secret})
+    try:
+        yield process
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
 async def _cli_json(*args: str) -> dict:
     process = await asyncio.create_subprocess_exec(sys.executable, "-m", "xmpp_vtn", *args, cwd=str(REPO),
                                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -308,11 +325,8 @@ def test_run_serves_the_example_handlers_until_sigterm_and_status_reads_the_stor
     account = prosody.register("north", "north-password")
 
     async def scenario() -> tuple[int, dict, str]:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "xmpp_vtn", "run", "--config", str(path), "--connect-timeout", "10",
-            cwd=str(REPO), stderr=subprocess.PIPE, env={**os.environ, "XMPP_VTN_SECRET": prosody.secret})
         seen: list[str] = []
-        try:
+        async with running_vtn(path, prosody.secret) as process:
             await _lines_until(process.stderr, "serving; stop with SIGTERM", seen)
             ven = SimulatedVEN(f"{account}/oadr", "north-password", prosody.component, port=prosody.c2s_port,
                                ven_id="ven-north", ven_name="North substation")
@@ -326,10 +340,6 @@ def test_run_serves_the_example_handlers_until_sigterm_and_status_reads_the_stor
             await _lines_until(process.stderr, "stopped", seen)
             seen.append((await process.stderr.read()).decode())
             return await asyncio.wait_for(process.wait(), 15), running, "".join(seen)
-        finally:
-            if process.returncode is None:
-                process.kill()
-                await process.wait()
 
     code, running, log_text = asyncio.run(asyncio.wait_for(scenario(), 60))
     assert code == 0, log_text

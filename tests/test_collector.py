@@ -6,15 +6,12 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
-import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from test_cli import MINIMAL, REPO, _lines_until, write
+from test_cli import MINIMAL, _lines_until, running_vtn, write
 from xmpp_scene import run, scene
 from xmpp_vtn.ops.config import ConfigError, load_config, vtn_arguments
 from xmpp_vtn.runtime.collector import SERVING_YOUNG_THRESHOLD, tune_for_serving
@@ -65,19 +62,12 @@ def _collector_of_a_running_vtn(prosody, tmp_path: Path, extra: str) -> dict:
                    f'port = {prosody.component_port}\n')
 
     async def scenario() -> dict:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "xmpp_vtn", "run", "--config", str(config), "--connect-timeout", "10",
-            cwd=str(REPO), stderr=subprocess.PIPE, env={**os.environ, "XMPP_VTN_SECRET": prosody.secret})
         seen: list[str] = []
-        try:
+        async with running_vtn(config, prosody.secret) as process:
             await _lines_until(process.stderr, "probe: collector", seen)
             process.send_signal(signal.SIGTERM)
             await _lines_until(process.stderr, "stopped", seen)
             assert await asyncio.wait_for(process.wait(), 15) == 0, "".join(seen)
-        finally:
-            if process.returncode is None:
-                process.kill()
-                await process.wait()
         line = next(line for line in seen if "probe: collector " in line)
         return json.loads(line.split("probe: collector ", 1)[1])
 
