@@ -96,6 +96,9 @@ class _EmptyDesk:
     def owed_pushes(self) -> dict:
         return {}
 
+    def quota_refusals(self) -> dict:
+        return {}
+
 
 def test_the_counts_kept_on_the_hot_path_scrape_as_prometheus_clients_own_counters_and_histogram_would():
     from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest

@@ -298,7 +298,8 @@ def test_ping_is_answered(prosody):
 
 
 @pytest.mark.parametrize("inside_payload", [False, True])
-def test_absurdly_deep_stanza_is_refused_and_the_component_stays_up(prosody, inside_payload):
+@pytest.mark.parametrize("registered", [True, False])
+def test_absurdly_deep_stanza_is_refused_and_the_component_stays_up(prosody, inside_payload, registered):
     nest = "<a>" * 3000 + "</a>" * 3000           # deeper than Python's recursion limit
     if inside_payload:
         child = "<oadrPayload xmlns='http://openadr.org/oadr-2.0b/2012/07'><x xmlns=''>" + nest + "</x></oadrPayload>"
@@ -306,7 +307,7 @@ def test_absurdly_deep_stanza_is_refused_and_the_component_stays_up(prosody, ins
         child = "<q xmlns='urn:example:deep'>" + nest + "</q>"
 
     async def scenario():
-        async with scene(prosody) as (vtn, [ven]):
+        async with scene(prosody, register=registered) as (vtn, [ven]):
             # Sent raw: slixmpp itself cannot serialize a stanza this deep.
             waiter = Waiter("deep answer", MatcherId("deep-1"))
             ven.xmpp.register_handler(waiter)
@@ -317,5 +318,9 @@ def test_absurdly_deep_stanza_is_refused_and_the_component_stays_up(prosody, ins
 
     answer, served, connected = run(scenario())
     assert answer["type"] == "error" and answer["error"]["condition"] == "bad-request"
-    assert "deeper" in answer["error"]["text"]
+    if registered:      # 3,000 or so elements: within a registered VEN's limit, parsed, then refused
+        assert "deeper" in answer["error"]["text"]
+    else:               # over an unregistered account's 400: counted and refused, never parsed
+        elements = 3000 + (3 if inside_payload else 2)      # the nest, the iq, oadrPayload and x (or q)
+        assert f"{elements} elements" in answer["error"]["text"] and "refused unread" in answer["error"]["text"]
     assert served["vtn_id"] == "VTN-1" and connected

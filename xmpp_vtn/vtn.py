@@ -538,6 +538,14 @@ class VTNComponent:
         """Whether ``add_event`` may be given targets instead of venIDs (``on_targets`` is installed)."""
         return self._handlers.get("on_targets") is not None
 
+    def quota_refusals(self) -> dict[str, int]:
+        """Limit name -> refusals by this process since start (see docs/operations.md, quotas)."""
+        refusals = dict(self.quota_guard.counters)
+        oversized = self.component.xmpp.gate.refused_oversized
+        if oversized:
+            refusals["stanza_bytes"] = oversized
+        return refusals
+
     def recorded_liveness(self) -> dict[str, tuple[str, datetime | None]]:
         """venID -> (state, last seen) as the instances recorded it in the store."""
         return self.store.liveness()

@@ -83,5 +83,8 @@ class OperatorDesk(Protocol):
     def connected(self) -> bool:
         """Whether the XMPP component has a session with its server now."""
 
+    def quota_refusals(self) -> dict[str, int]:
+        """Limit name -> how many requests or stanzas this process refused for it since start."""
+
     def store_reachable(self) -> bool:
         """Whether the store answers a read now."""

@@ -60,12 +60,12 @@ _LATENCY_HELP = "Seconds from sending a push to the VEN's answer (acknowledgemen
 
 
 class _StoreGauges(Collector):
-    """The gauges read from the store at scrape time."""
+    """The gauges read from the store at scrape time, and the refusal counts the VTN keeps."""
 
     def __init__(self, desk: OperatorDesk):
         self.desk = desk
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[Metric]:
         liveness = self.desk.recorded_liveness()
         registered = self.desk.vens()
         online = sum(1 for ven in registered if liveness.get(ven.ven_id, ("",))[0] == "online")
@@ -76,6 +76,11 @@ class _StoreGauges(Collector):
                                 value=sum(self.desk.owed_pushes().values()))
         yield GaugeMetricFamily("xmpp_vtn_xmpp_connected", "1 while the component has a session with its server",
                                 value=1 if self.desk.connected else 0)
+        refusals = CounterMetricFamily("xmpp_vtn_quota_refusals", "Requests and stanzas refused by this process "
+                                       "for a quota or size limit, by limit", labels=("limit",))
+        for limit, count in sorted(self.desk.quota_refusals().items()):
+            refusals.add_metric((limit,), count)
+        yield refusals
 
     def describe(self) -> Iterator[GaugeMetricFamily]:
         return iter(())                 # not called at registration: no store read before the VTN runs

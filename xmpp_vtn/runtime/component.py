@@ -21,7 +21,8 @@ from slixmpp.xmlstream.matcher import StanzaPath
 
 from .backoff import Backoff
 from ..schema import NS_OADR
-from .stanzas import (MAX_STANZA_DEPTH, MAX_STANZA_ELEMENTS, OADR_FEATURE, SERVICE_NODE_PREFIX, SERVICES, SERVICES_NODE, StreamFailed, close_stream,
+from .stanza_gate import StanzaGate
+from .stanzas import (MAX_STANZA_DEPTH, MAX_STANZA_ELEMENTS, MAX_UNREGISTERED_ELEMENTS, OADR_FEATURE, SERVICE_NODE_PREFIX, SERVICES, SERVICES_NODE, StreamFailed, close_stream,
                       element_bytes,
                       element_count, guard_inbound, raw_iq, raw_iq_error, send_payloads_raw, too_deep, wait_for_session)
 
@@ -39,7 +40,9 @@ class RequestGate(Protocol):
         """A request that was admitted has been answered."""
 
     def accept_size(self, sender: str, elements: int) -> bool:
-        """Whether a stanza of ``elements`` elements from ``sender`` may be looked at."""
+        """Whether a stanza of ``elements`` elements from ``sender`` may be looked at. Asked before
+        the stanza is parsed (see :class:`StanzaGate`) for stanzas of more than
+        ``MAX_UNREGISTERED_ELEMENTS``, which must all be accepted from anyone."""
 
 
 # The XEP-0114 handshake is SHA-1(stream id + secret): with both, a weak secret can be guessed
@@ -89,6 +92,20 @@ class _ComponentStream(ComponentXMPP):
     """
 
     fast_path: Callable[[ET.Element], bool] | None = None
+    #: Reads the bytes before the parser does, and refuses a stanza too large for its sender unread.
+    gate: StanzaGate | None = None
+
+    def init_parser(self) -> None:
+        super().init_parser()
+        if self.gate is not None:
+            self.gate.reset()                   # a new connection, a new stream
+
+    def data_received(self, data: bytes | str) -> None:
+        if self.gate is not None and self.parser is not None and isinstance(data, bytes):
+            data = self.gate.feed(data)
+            if not data:
+                return
+        super().data_received(data)
 
     def _spawn_event(self, xml: ET.Element) -> None:
         if self.fast_path is not None and self.fast_path(xml):
@@ -96,10 +113,11 @@ class _ComponentStream(ComponentXMPP):
         super()._spawn_event(xml)
 
 
-# The hook above needs slixmpp's per-stanza entry point; refuse to run without it rather than
-# silently fall back to the slow path.
-if not callable(getattr(ComponentXMPP, "_spawn_event", None)):  # pragma: no cover - a slixmpp we do not know
-    raise ImportError("this slixmpp has no XMLStream._spawn_event; xmpp-vtn needs slixmpp 1.17")
+# The hooks above need slixmpp's per-stanza entry point and its parser's; refuse to run without
+# them rather than silently fall back to the slow path or to parsing everything.
+for _hook in ("_spawn_event", "init_parser", "data_received"):
+    if not callable(getattr(ComponentXMPP, _hook, None)):  # pragma: no cover - a slixmpp we do not know
+        raise ImportError(f"this slixmpp has no XMLStream.{_hook}; xmpp-vtn needs slixmpp 1.17")
 
 
 class IqRefused(Exception):
@@ -161,6 +179,9 @@ class OadrComponent:
         redact_secrets_in_slixmpp_logs()
         self.xmpp = _ComponentStream(jid, secret, host, port)
         self.xmpp.fast_path = self._fast_path
+        self.xmpp.gate = StanzaGate(lambda sender, elements: self.gate is None or
+                                    self.gate.accept_size(sender, elements),
+                                    check_above=MAX_UNREGISTERED_ELEMENTS, on_lost=self._lost_place)
         #: Admits requests at arrival (the inbound pipeline, set by the VTN); None takes everything.
         self.gate: RequestGate | None = None
         # The slow path's guard; the fast path asks the gate itself (_admitted).
@@ -253,6 +274,11 @@ class OadrComponent:
             if was_connected:
                 log.warning("component %s lost its server connection (%s)", self.jid, reason or "closed")
             self._schedule_reconnect()
+
+    def _lost_place(self, why: str) -> None:
+        # The parser can no longer be kept in step with the stream: start it again (reconnect).
+        self.xmpp.disconnect_reason = why
+        self.xmpp.abort()
 
     def _on_connection_failed(self, error: object) -> None:
         # slixmpp would retry on its own schedule (up to 300 s apart); ours is capped and jittered.

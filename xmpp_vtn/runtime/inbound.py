@@ -122,12 +122,16 @@ class InboundPipeline:
 
     def accept_size(self, sender: str, elements: int) -> bool:
         """Whether a stanza of ``elements`` elements from ``sender`` may be looked at: an account
-        with no registration may send only the few small registration messages."""
+        with no registration may send only the few small registration messages. A refusal is
+        counted (``stanza_elements``) and logged, rate-limited per account."""
         if elements > MAX_STANZA_ELEMENTS:
-            return False
-        if elements > MAX_UNREGISTERED_ELEMENTS and self.store.ven_by_jid(bare(sender)) is None:
-            return False
-        return True
+            allowed = MAX_STANZA_ELEMENTS
+        elif elements > MAX_UNREGISTERED_ELEMENTS and self.store.ven_by_jid(bare(sender)) is None:
+            allowed = MAX_UNREGISTERED_ELEMENTS
+        else:
+            return True
+        self.quotas.note("stanza_elements", bare(sender), f"a stanza of more than {allowed} elements")
+        return False
 
     # -- the request --------------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from slixmpp.xmlstream import ElementBase, register_stanza_plugin
 from slixmpp.xmlstream.tostring import tostring
 
 from ..schema import NS_OADR
+from .stanza_gate import REFUSED
 
 OADR_FEATURE = "http://openadr.org/openadr2"
 SERVICES_NODE = "http://openadr.org/openadr2#services"
@@ -251,6 +252,11 @@ def guard_inbound(xmpp, accept_size: AcceptSize | None = None, admit: Admit | No
 
     def incoming_filter(xml: ET.Element) -> ET.Element:
         xml = original(xml)
+        if len(xml) and xml[0].tag == REFUSED:      # the stanza gate's stand-in for one it refused
+            marker = xml[0]
+            return refuse(xml, "bad-request", f"stanza of {marker.get('elements')} elements "
+                          f"({marker.get('bytes')} bytes) refused unread: larger than any OpenADR message "
+                          "this sender may send")
         sender = xml.get("from") or ""
         elements = element_count(xml) if accept_size is not None else 0
         # Depth first (its walk is bounded by the count just taken), then size, which may ask
