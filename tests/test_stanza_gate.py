@@ -190,3 +190,42 @@ def test_refusing_mid_stanza_keeps_the_count_whatever_the_reads():
         found = stanzas_parsed(feed_in_pieces(gate, stream, sizes))
         assert [element.get("id") for element in found] == ["r", "next"], trial
         assert found[0][0].get("elements") == str(1 + 900) and found[0][0].get("bytes") == str(len(stanza)), trial
+
+
+def test_claimed_stanzas_are_taken_whole_and_everything_is_handled_in_the_order_it_came():
+    # The iqs a claim takes never reach the parser; those it declines do, and every stanza
+    # reaches one or the other in the order it came, whatever the cut of the reads (an empty
+    # iq at the very end of a read included).
+    stanzas = [b"<iq type='result' id='r1'/>", b"<message><body>m1</body></message>",
+               b"<iq type='set' id='s1'><q/></iq>", b"<iq type='result' id='r2'/>",
+               b"<presence/>", b"<iq type='get' id='g1'><ping/></iq>", b"<iq type='result' id='r3'/>"]
+    declined = stanzas[5]
+    stream = HEADER + b"".join(stanzas)
+    rng = random.Random(5)
+    for trial in range(200):
+        events: list[tuple[str, bytes]] = []
+
+        def claim(stanza: bytes, head: int, elements: int) -> bool:
+            assert head == stanza.index(b">") + 1 and elements == stanza.count(b"<") - stanza.count(b"</")
+            events.append(("offered", stanza))
+            return stanza != declined
+
+        gate = StanzaGate(lambda sender, elements: True, claim=claim,
+                          flush=lambda data: events.append(("parsed", data)))
+        position = 0
+        for size in [len(HEADER)] + [rng.randrange(1, 90) for _ in range(60)]:
+            events.append(("parsed", gate.feed(stream[position:position + size])))
+            position += size
+        handled = []
+        for kind, data in events:
+            if kind == "offered":
+                if data != declined:
+                    handled.append(data)
+                continue
+            data = data.removeprefix(HEADER)
+            while data:                       # the parser only ever gets whole stanzas
+                whole = next(stanza for stanza in stanzas if data.startswith(stanza))
+                handled.append(whole)
+                data = data[len(whole):]
+        assert handled == stanzas, trial
+        assert [data for kind, data in events if kind == "offered"] == [s for s in stanzas if s.startswith(b"<iq")]

@@ -155,7 +155,7 @@ def _depth_exceeds(root: etree._Element, max_depth: int) -> bool:
     return bool(_deeper_than(max_depth)(root))
 
 
-def _diagnose(data: bytes, root_required: str) -> SchemaError:
+def _diagnose(data: bytes, root_required: str, max_depth: int = DEFAULT_MAX_DEPTH) -> SchemaError:
     """Explain why the validating parse failed: malformed XML, wrong root, or a schema violation."""
     plain = plain_parser()
     try:
@@ -163,6 +163,8 @@ def _diagnose(data: bytes, root_required: str) -> SchemaError:
     except etree.XMLSyntaxError as exc:
         line = exc.lineno
         message = exc.msg or str(exc)
+        if "Excessive depth" in message:        # libxml2's own limit (256 levels), far past ours
+            return SchemaError(f"document is nested deeper than the limit of {max_depth} elements", line=line)
         return SchemaError(f"line {line}: not well-formed XML: {message}", line=line)
     if root is None:
         return SchemaError("empty document")
@@ -197,7 +199,7 @@ def parse_document(data: Data, max_bytes: int = DEFAULT_MAX_BYTES,
     try:
         root = etree.fromstring(raw, validating)
     except etree.XMLSyntaxError:
-        raise _diagnose(raw, f"{{{NS_OADR}}}oadrPayload") from None
+        raise _diagnose(raw, f"{{{NS_OADR}}}oadrPayload", max_depth) from None
     except ValueError as exc:  # lxml refuses some inputs before parsing (e.g. bad encodings)
         raise SchemaError(f"cannot parse document: {exc}") from None
     if root.getroottree().docinfo.doctype:

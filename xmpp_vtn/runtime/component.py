@@ -21,7 +21,7 @@ from slixmpp.xmlstream.matcher import StanzaPath
 
 from .backoff import Backoff
 from ..schema import NS_OADR
-from .stanza_gate import StanzaGate
+from .stanza_gate import StanzaGate, start_tag_attributes
 from .stanzas import (MAX_STANZA_DEPTH, MAX_STANZA_ELEMENTS, MAX_UNREGISTERED_ELEMENTS, OADR_FEATURE, SERVICE_NODE_PREFIX, SERVICES, SERVICES_NODE, StreamFailed, close_stream,
                       element_bytes,
                       element_count, guard_inbound, raw_iq, raw_iq_error, send_payloads_raw, too_deep, wait_for_session)
@@ -107,6 +107,10 @@ class _ComponentStream(ComponentXMPP):
                 return
         super().data_received(data)
 
+    def parse(self, data: bytes) -> None:
+        """Hand ``data`` to slixmpp's parser, past the gate (which has read it already)."""
+        super().data_received(data)
+
     def _spawn_event(self, xml: ET.Element) -> None:
         if self.fast_path is not None and self.fast_path(xml):
             return
@@ -181,7 +185,8 @@ class OadrComponent:
         self.xmpp.fast_path = self._fast_path
         self.xmpp.gate = StanzaGate(lambda sender, elements: self.gate is None or
                                     self.gate.accept_size(sender, elements),
-                                    check_above=MAX_UNREGISTERED_ELEMENTS, on_lost=self._lost_place)
+                                    check_above=MAX_UNREGISTERED_ELEMENTS, on_lost=self._lost_place,
+                                    claim=self._claim, flush=self.xmpp.parse)
         #: Admits requests at arrival (the inbound pipeline, set by the VTN); None takes everything.
         self.gate: RequestGate | None = None
         # The slow path's guard; the fast path asks the gate itself (_admitted).
@@ -307,6 +312,66 @@ class OadrComponent:
 
     # -- requests from VENs ----------------------------------------------------------------------
 
+    def _claim(self, stanza: bytes, head: int, elements: int) -> bool:
+        """The fast path from bytes, before any parsing: an OpenADR request whose oadrPayload can be
+        handed on as it came (saving slixmpp's tree and re-serializing it for lxml), and a plain
+        result answering one of our pushes. Anything else (False) takes the parsed way below."""
+        try:
+            return self._claim_bytes(stanza, head, elements)
+        except Exception:                       # a bug here must not cost every VEN the stream
+            log.exception("the byte fast path failed on a stanza; it takes the parsed way")
+            return False
+
+    def _claim_bytes(self, stanza: bytes, head: int, elements: int) -> bool:
+        attributes = start_tag_attributes(stanza[:head])
+        kind = attributes.get("type")
+        if kind == "result" and head == len(stanza):
+            answered = self._pending.get(attributes.get("id", ""))
+            if answered is None:
+                return False
+            answer = Answer(attributes.get("id", ""), attributes.get("from", ""), "result", "", "", "", "")
+            if not self.settle(answer) and self.on_foreign_answer is not None:
+                self.on_foreign_answer(answer)
+            return True
+        if kind != "set" or not attributes.get("from"):
+            return False
+        # The payload must mean the same without the stanza around it: no namespace declared on
+        # the iq (the payload's own prefixes are then declared inside it), one oadrPayload child
+        # in its own default namespace.
+        if any(name == "xmlns" and value != "jabber:component:accept" or name.startswith("xmlns:")
+               for name, value in attributes.items()):
+            return False
+        payload = stanza[head:stanza.rindex(b"</")].strip()
+        if not payload.endswith(b"</oadrPayload>"):
+            return False
+        opening = payload[:payload.find(b">") + 1]
+        if not opening.startswith((b"<oadrPayload ", b"<oadrPayload\t", b"<oadrPayload\n")) or \
+                start_tag_attributes(opening).get("xmlns") != NS_OADR:
+            return False
+        sender, iq_id = attributes["from"], attributes.get("id", "")
+        addressed = attributes.get("to") or self.jid.bare
+        if self.gate is not None:
+            refusal = self.gate.admit(sender, elements)
+            if refusal is not None:
+                if self.connected:
+                    condition, text, error_type = refusal
+                    self.xmpp.send_raw(raw_iq_error(iq_id, sender, addressed, error_type, condition,
+                                                    text[:MAX_ERROR_TEXT]))
+                return True
+        if self._stopping:
+            self._release_sender(sender)
+            return True
+        task = asyncio.get_running_loop().create_task(self._serve_bytes(iq_id, sender, addressed, payload))
+        self._requests.add(task)
+        task.add_done_callback(self._requests.discard)
+        return True
+
+    async def _serve_bytes(self, iq_id: str, sender: str, addressed: str, payload: bytes) -> None:
+        try:
+            await self._answer(iq_id, sender, addressed, payload)
+        finally:
+            self._release_sender(sender)          # admitted at arrival (_claim)
+
     def _fast_path(self, xml: ET.Element) -> bool:
         """OpenADR requests and answers to our pushes, straight from the parsed element."""
         if xml.tag != _IQ:
@@ -358,8 +423,11 @@ class OadrComponent:
         return False
 
     def _release(self, xml: ET.Element) -> None:
+        self._release_sender(xml.get("from", ""))
+
+    def _release_sender(self, sender: str) -> None:
         if self.gate is not None:
-            self.gate.release(xml.get("from", ""))
+            self.gate.release(sender)
 
     async def _on_payload_iq(self, iq: Iq) -> None:
         """An OpenADR request the fast path left to slixmpp (one with other children, say)."""
@@ -384,10 +452,14 @@ class OadrComponent:
             self._release(xml)                   # admitted at arrival (_admitted, guard_inbound)
 
     async def _serve_admitted(self, xml: ET.Element) -> None:
-        sender, addressed, iq_id = xml.get("from", ""), xml.get("to") or self.jid.bare, xml.get("id", "")
         payload = xml.find(_PAYLOAD)
+        await self._answer(xml.get("id", ""), xml.get("from", ""), xml.get("to") or self.jid.bare,
+                           b"" if payload is None else element_bytes(payload))
+
+    async def _answer(self, iq_id: str, sender: str, addressed: str, payload: bytes) -> None:
+        """``on_request``'s answer to one request, sent back from the JID it was addressed to."""
         try:
-            document = await self.on_request(sender, addressed, b"" if payload is None else element_bytes(payload))
+            document = await self.on_request(sender, addressed, payload)
         except IqRefused as refusal:
             if self.connected:
                 self._error_reply(iq_id, sender, addressed, refusal.condition, refusal.text, refusal.error_type).send()

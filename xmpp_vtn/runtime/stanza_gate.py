@@ -50,6 +50,23 @@ _MAX_START_TAG = 64 * 1024
 
 #: ``accept(sender, elements)``: whether a stanza of that many elements from ``sender`` may be parsed.
 Accept = Callable[[str, int], bool]
+#: ``claim(stanza, head, elements)``: True when the caller handled the stanza from its bytes.
+Claim = Callable[[bytes, int, int], bool]
+
+_ATTRIBUTE = re.compile(rb"""([^\s=/>'"<]+)\s*=\s*(?:"([^"]*)"|'([^']*)')""")
+
+
+def start_tag_attributes(tag: bytes) -> dict[str, str]:
+    """The attributes of a start tag as the gate read it, values unescaped.
+
+    >>> start_tag_attributes(b'<iq type="set" id="a&amp;b" to="v">')
+    {'type': 'set', 'id': 'a&b', 'to': 'v'}
+    """
+    attributes = {}
+    for match in _ATTRIBUTE.finditer(tag):
+        value = (match.group(2) if match.group(2) is not None else match.group(3)).decode("utf-8", "replace")
+        attributes[match.group(1).decode("utf-8", "replace")] = unescape(value) if "&" in value else value
+    return attributes
 
 
 class _Stanza:
@@ -57,9 +74,9 @@ class _Stanza:
     ``buffer[begin:scanned]``, a stretch of complete tags (``scanned`` is at a "<")."""
 
     __slots__ = ("begin", "start_tag", "name", "closing", "sender", "scanned", "search", "lt",
-                 "end_tags", "empty", "dropped", "refusing")
+                 "end_tags", "empty", "dropped", "refusing", "end")
 
-    def __init__(self, begin: int, start_tag: bytes, name: bytes, search: int):
+    def __init__(self, begin: int, start_tag: bytes, name: bytes, search: int, end: int = -1):
         self.begin, self.start_tag, self.name, self.search = begin, start_tag, name, search
         self.closing = b"</" + name
         self.sender: str | None = None
@@ -67,6 +84,9 @@ class _Stanza:
         self.lt = self.end_tags = self.empty = 0
         self.dropped = 0            # bytes of it already let go (it is refused: see refusing)
         self.refusing = False
+        self.end = end              # an empty element (<iq .../>) is complete with its start tag
+        if end >= 0:
+            self.lt = 1
 
     @property
     def elements(self) -> int:
@@ -86,10 +106,16 @@ class StanzaGate:
     """
 
     def __init__(self, accept: Accept, check_above: int = 0, max_bytes: int = MAX_STANZA_BYTES,
-                 on_lost: Callable[[str], object] | None = None):
+                 on_lost: Callable[[str], object] | None = None, claim: Claim | None = None,
+                 flush: Callable[[bytes], object] | None = None):
         self.accept = accept
         self.check_above = check_above
         self.max_bytes = max_bytes
+        #: ``claim(stanza, head, elements)`` is offered every accepted ``iq`` (``head``: the length
+        #: of its start tag) and returns True when it took it: the parser never sees that stanza.
+        #: Before each offer, what the gate accepted ahead of it goes to ``flush`` (the parser),
+        #: so that stanzas are handled in the order they came.
+        self.claim, self.flush = claim, flush
         #: Called when a stream the gate already dropped bytes of turns out not to be countable: the
         #: parser can no longer be kept in step, and the connection must be started again.
         self.on_lost = on_lost
@@ -119,9 +145,11 @@ class StanzaGate:
         buffer += data
         out: list[bytes] = []
         emitted = position = 0                  # buffer[emitted:position]: read, accepted, not yet out
-        while position < len(buffer) and not self._passing:
+        while not self._passing:
             stanza = self._stanza
             if stanza is None:
+                if position >= len(buffer):
+                    break
                 found = self._begin_stanza(position) if self._header_read else self._read_header(position)
                 if found < 0:
                     break
@@ -134,6 +162,15 @@ class StanzaGate:
                 out.append(buffer[emitted:stanza.begin])
                 out.append(self._stand_in(stanza, end))
                 emitted = end
+            elif self.claim is not None and stanza.name == b"iq":
+                if emitted < stanza.begin:
+                    out.append(buffer[emitted:stanza.begin])
+                    emitted = stanza.begin
+                if out and self.flush is not None:
+                    self.flush(b"".join(out))
+                    out.clear()
+                if self.claim(bytes(buffer[stanza.begin:end]), len(stanza.start_tag), stanza.elements):
+                    emitted = end
             position = end
             self._stanza = None
         if self._passing:
@@ -188,6 +225,8 @@ class StanzaGate:
             return self._wait(len(buffer) - position)
         if not match.group(2):                          # not an empty stanza such as <presence .../>
             self._stanza = _Stanza(position, match.group(0), match.group(1), match.end())
+        elif self.claim is not None and match.group(1) == b"iq":  # <iq type="result" .../>: offered too
+            self._stanza = _Stanza(position, match.group(0), match.group(1), match.end(), end=match.end())
         return match.end()
 
     def _wait(self, pending: int) -> int:
@@ -200,6 +239,8 @@ class StanzaGate:
     def _stanza_end(self, stanza: _Stanza) -> int:
         """Where the stanza ends in the buffer, or -1 to wait for more bytes. Whether it is refused
         is decided on the way, as soon as what has been counted says so."""
+        if stanza.end >= 0:
+            return stanza.end
         buffer, closing = self._buffer, stanza.closing
         while True:
             # Not before what is counted: no end tag there is left to look at.
