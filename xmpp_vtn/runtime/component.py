@@ -78,6 +78,9 @@ def redact_secrets_in_slixmpp_logs() -> None:
 
 
 _IQ = "{jabber:component:accept}iq"
+_NS_OADR = NS_OADR.encode()
+# The start tag of an oadrPayload, prefixed or not: (its name, its prefix and colon).
+_PAYLOAD_START = re.compile(rb"""<(([A-Za-z_][\w.-]*:)?oadrPayload)(?:\s+[^\s/>'"=<]+\s*=\s*(?:"[^"<]*"|'[^'<]*'))*\s*>""")
 _PAYLOAD = f"{{{NS_OADR}}}oadrPayload"
 
 
@@ -189,6 +192,8 @@ class OadrComponent:
                                     claim=self._claim, flush=self.xmpp.parse)
         #: Admits requests at arrival (the inbound pipeline, set by the VTN); None takes everything.
         self.gate: RequestGate | None = None
+        #: OpenADR requests served straight from their bytes (:meth:`_claim`), since start.
+        self.served_from_bytes = 0
         # The slow path's guard; the fast path asks the gate itself (_admitted).
         guard_inbound(self.xmpp, accept_size=lambda sender, elements: self.gate is None or
                       self.gate.accept_size(sender, elements),
@@ -336,17 +341,22 @@ class OadrComponent:
         if kind != "set" or not attributes.get("from"):
             return False
         # The payload must mean the same without the stanza around it: no namespace declared on
-        # the iq (the payload's own prefixes are then declared inside it), one oadrPayload child
-        # in its own default namespace.
+        # the iq (the payload's prefixes are then declared inside it: the stream declares none a
+        # payload may use), and one oadrPayload child that declares its own namespace, as
+        # Prosody writes it (<oadrPayload xmlns=...>) or ejabberd passes it on (<oadr:oadrPayload
+        # xmlns:oadr=...>).
         if any(name == "xmlns" and value != "jabber:component:accept" or name.startswith("xmlns:")
                for name, value in attributes.items()):
             return False
         payload = stanza[head:stanza.rindex(b"</")].strip()
-        if not payload.endswith(b"</oadrPayload>"):
+        opening = _PAYLOAD_START.match(payload)
+        if opening is None or not payload.endswith(b"</" + opening.group(1) + b">"):
             return False
-        opening = payload[:payload.find(b">") + 1]
-        if not opening.startswith((b"<oadrPayload ", b"<oadrPayload\t", b"<oadrPayload\n")) or \
-                start_tag_attributes(opening).get("xmlns") != NS_OADR:
+        # Its namespace declared on it, quoted either way (a value with the same text inside
+        # another attribute would only make the document invalid, as it is).
+        declaration = b"xmlns" if opening.group(2) is None else b"xmlns:" + opening.group(2)[:-1]
+        tag = opening.group(0)
+        if declaration + b'="' + _NS_OADR + b'"' not in tag and declaration + b"='" + _NS_OADR + b"'" not in tag:
             return False
         sender, iq_id = attributes["from"], attributes.get("id", "")
         addressed = attributes.get("to") or self.jid.bare
@@ -368,6 +378,7 @@ class OadrComponent:
 
     async def _serve_bytes(self, iq_id: str, sender: str, addressed: str, payload: bytes) -> None:
         try:
+            self.served_from_bytes += 1
             await self._answer(iq_id, sender, addressed, payload)
         finally:
             self._release_sender(sender)          # admitted at arrival (_claim)

@@ -62,10 +62,11 @@ def start_tag_attributes(tag: bytes) -> dict[str, str]:
     >>> start_tag_attributes(b'<iq type="set" id="a&amp;b" to="v">')
     {'type': 'set', 'id': 'a&b', 'to': 'v'}
     """
-    attributes = {}
-    for match in _ATTRIBUTE.finditer(tag):
-        value = (match.group(2) if match.group(2) is not None else match.group(3)).decode("utf-8", "replace")
-        attributes[match.group(1).decode("utf-8", "replace")] = unescape(value) if "&" in value else value
+    # findall builds the tuples in C; a value quoted one way leaves the other group empty.
+    attributes = {name.decode("utf-8", "replace"): (double or single).decode("utf-8", "replace")
+                  for name, double, single in _ATTRIBUTE.findall(tag)}
+    if b"&" in tag:
+        attributes = {name: unescape(value) for name, value in attributes.items()}
     return attributes
 
 
