@@ -896,6 +896,57 @@ def test_a_registration_another_instance_cancels_is_not_served_from_memory_once_
         reader.close()
 
 
+def _served_from_memory(location: str, *reads: Callable[[], object]) -> list:
+    """What each of ``reads`` returns while another session holds the vens table locked: a read
+    that went to the database would wait for the lock and fail after 0.5 s (_with_lock_timeout)."""
+    with psycopg.connect(location) as locker:
+        locker.execute("LOCK TABLE vens IN ACCESS EXCLUSIVE MODE")
+        return [read() for read in reads]
+
+
+def test_a_registration_changed_anywhere_is_forgotten_alone_and_every_other_stays_in_memory(shared):
+    """A registration storm must not empty the cache the fan-out reads: a change, made by another
+    instance or by this one, forgets that venID's registration (under its venID, account and
+    registration id) and the list of all, nothing else."""
+    writer = PostgreSQLStore(_with_lock_timeout(shared.location))
+    reader = PostgreSQLStore(_with_lock_timeout(shared.location))
+    try:
+        for ven_id in ("ven-a", "ven-b", "ven-c"):
+            writer.put_ven(ven(ven_id))
+        for store in (writer, reader):
+            assert [store.ven(ven_id) for ven_id in ("ven-a", "ven-b", "ven-c")] == \
+                [ven("ven-a"), ven("ven-b"), ven("ven-c")]
+        # Another instance's change: the account of ven-a registers again under another venID
+        # (its old row goes), and ven-c moves to another resource.
+        again = ven("ven-a2", jid="ven-a@grid.example")
+        moved = ven("ven-c", transport_address="ven-c@grid.example/elsewhere")
+        writer.put_ven(again)
+        writer.put_ven(moved)
+        _notified(reader)
+        # Both stores still serve ven-b from memory, by every key...
+        for store in (reader, writer):
+            assert _served_from_memory(shared.location, lambda: store.ven("ven-b"),
+                                       lambda: store.ven_by_jid("ven-b@grid.example"),
+                                       lambda: store.ven_by_registration("reg-ven-b")) == [ven("ven-b")] * 3
+        # ... and read the changed ones anew.
+        for store in (reader, writer):
+            assert store.ven("ven-a") is None and store.ven_by_registration("reg-ven-a") is None
+            assert store.ven_by_jid("ven-a@grid.example") == again
+            assert store.ven_by_registration("reg-ven-c") == moved
+            assert store.vens() == [again, ven("ven-b"), moved]
+        # A removal, and a truncation (no row named: everything is forgotten).
+        writer.remove_ven("ven-b")
+        _notified(reader)
+        assert reader.ven_by_jid("ven-b@grid.example") is None and reader.vens() == [again, moved]
+        with psycopg.connect(shared.location, autocommit=True) as admin:
+            admin.execute("TRUNCATE vens CASCADE")
+        _notified(reader)
+        assert reader.ven("ven-c") is None and reader.ven_by_jid("ven-a@grid.example") is None
+    finally:
+        writer.close()
+        reader.close()
+
+
 def test_an_event_another_instance_changes_is_read_anew_once_its_change_arrived(shared):
     writer, reader = shared(), shared()
     writer.put_event(record("ev", ["ven-b"]))

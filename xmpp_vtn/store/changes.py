@@ -32,8 +32,12 @@ import psycopg
 
 log = logging.getLogger("xmpp_vtn.store")
 
-#: The channel the triggers notify; each notification's payload names the table group changed.
+#: The channel the triggers notify; each notification's payload names the table group changed
+#: (or, for registrations, the one row: see :data:`VEN_CHANGED`).
 CHANNEL = "xmpp_vtn_store_changes"
+
+#: The payload naming one changed registration: this, then its venID ("vens" alone: any of them).
+VEN_CHANGED = "vens:"
 
 #: Returned by :meth:`ChangeFeed.changed` when anything may have changed (a new connection).
 EVERYTHING = frozenset({"*"})

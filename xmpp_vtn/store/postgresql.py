@@ -30,7 +30,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from .base import Delivery, Document, DroppedPushes, EventRecord, OutboxItem, Store, StoreSchemaError, VenRecord
 from .changes import CHANNEL as CHANGES_CHANNEL
-from .changes import EVERYTHING, ChangeFeed
+from .changes import EVERYTHING, VEN_CHANGED, ChangeFeed
 from .documents import decode_document, decode_event, encode_document, encode_event
 from .sql import (COUNT_DROPPED, DELIVERY_COLUMNS, DROPPED_PUSHES, DOCUMENT_COLUMNS, JOURNAL_COLUMNS, OUTBOX_COLUMNS,
                   OWED_VEN_IDS, PURGE_EVENT_STATE, PURGED_TABLES, PUT_VEN, RANK_SQL, RESTORE_OPT, VEN_COLUMNS,
@@ -138,6 +138,32 @@ MIGRATIONS: list[str] = [
     -- Which VENs an event is for; its rows' delivery and opt columns are not cached.
     CREATE TRIGGER event_vens_changed AFTER INSERT OR DELETE OR TRUNCATE ON event_vens
         FOR EACH STATEMENT EXECUTE FUNCTION xmpp_vtn_changed('events');
+    """,
+    # Registrations are forgotten per venID, so that a storm of registrations by some VENs leaves
+    # every other VEN's served from memory: each changed row names its venID, before and after
+    # (see .changes, VEN_CHANGED). A TRUNCATE still says "all of them".
+    f"""
+    -- A venID too long for a notification's payload (8,000 bytes) names them all instead.
+    CREATE FUNCTION xmpp_vtn_ven_notice(ven_id TEXT) RETURNS TEXT LANGUAGE sql IMMUTABLE AS $$
+        SELECT CASE WHEN octet_length(ven_id) <= 1000 THEN '{VEN_CHANGED}' || ven_id ELSE 'vens' END
+    $$;
+    CREATE FUNCTION xmpp_vtn_ven_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF TG_OP = 'INSERT' THEN
+            PERFORM pg_notify('{CHANGES_CHANNEL}', xmpp_vtn_ven_notice(NEW.ven_id));
+        ELSE
+            PERFORM pg_notify('{CHANGES_CHANNEL}', xmpp_vtn_ven_notice(OLD.ven_id));
+            IF TG_OP = 'UPDATE' AND NEW.ven_id <> OLD.ven_id THEN
+                PERFORM pg_notify('{CHANGES_CHANNEL}', xmpp_vtn_ven_notice(NEW.ven_id));
+            END IF;
+        END IF;
+        RETURN NULL;
+    END $$;
+    DROP TRIGGER vens_changed ON vens;
+    CREATE TRIGGER ven_row_changed AFTER INSERT OR UPDATE OR DELETE ON vens
+        FOR EACH ROW EXECUTE FUNCTION xmpp_vtn_ven_changed();
+    CREATE TRIGGER vens_truncated AFTER TRUNCATE ON vens
+        FOR EACH STATEMENT EXECUTE FUNCTION xmpp_vtn_changed('vens');
     """,
 ]
 
@@ -338,6 +364,10 @@ class PostgreSQLStore(Store):
             return changed is not None
         if "vens" in changed:
             self._forget_vens()
+        else:
+            for change in changed:
+                if change.startswith(VEN_CHANGED):
+                    self._forget_ven(change[len(VEN_CHANGED):])
         if "events" in changed:
             self._event_cache = None
         return True
@@ -346,24 +376,39 @@ class PostgreSQLStore(Store):
         self._ven_cache.clear()
         self._all_vens = None
 
+    def _forget_ven(self, ven_id: str) -> None:
+        """Forget one registration (under all three of its keys) and the list of all of them."""
+        self._all_vens = None
+        cached = self._ven_cache.pop(("ven_id", ven_id), None)
+        if cached is not None:
+            for key in (("bare_jid", cached.bare_jid), ("registration_id", cached.registration_id)):
+                if self._ven_cache.get(key) is cached:
+                    del self._ven_cache[key]
+
     def refresh(self) -> None:
         self._forget_vens()
         self._event_cache = None
 
     @contextmanager
-    def _changing_vens(self) -> Iterator[None]:
-        """Around our own write of registrations: what the caches held is forgotten at once, not
-        when our own notification comes back (a read right after the write must see it)."""
+    def _changing_vens(self, *ven_ids: str) -> Iterator[set[str]]:
+        """Around our own write of the registrations of ``ven_ids`` (and of any venID the write
+        adds to the set it yields): those are forgotten at once, not when our own notification
+        comes back, since a read right after the write must see it."""
+        changed = set(ven_ids)
         try:
-            yield
+            yield changed
         finally:
-            self._forget_vens()
+            for ven_id in changed:
+                self._forget_ven(ven_id)
 
     # -- registrations -------------------------------------------------------------------------------
 
     def put_ven(self, ven: VenRecord) -> None:
-        with self._changing_vens(), self._transaction() as db:
-            db.execute("DELETE FROM vens WHERE bare_jid = %s AND ven_id <> %s", (ven.bare_jid, ven.ven_id))
+        with self._changing_vens(ven.ven_id) as changed, self._transaction() as db:
+            # The account's earlier registration under another venID, if any, goes (and is forgotten).
+            changed.update(row[0] for row in db.execute(
+                "DELETE FROM vens WHERE bare_jid = %s AND ven_id <> %s RETURNING ven_id",
+                (ven.bare_jid, ven.ven_id)).fetchall())
             db.execute(_sql(PUT_VEN),
                 (ven.ven_id, ven.registration_id, ven.bare_jid, ven.transport_address, ven.ven_name,
                  ven.profile_name, ven.report_only, ven.xml_signature, ven.http_pull_model, ven.registered_at))
@@ -399,7 +444,7 @@ class PostgreSQLStore(Store):
         return self._one_ven("registration_id", registration_id)
 
     def remove_ven(self, ven_id: str) -> bool:
-        with self._changing_vens(), self._transaction() as db:
+        with self._changing_vens(ven_id), self._transaction() as db:
             db.execute("DELETE FROM liveness WHERE ven_id = %s", (ven_id,))
             return db.execute("DELETE FROM vens WHERE ven_id = %s", (ven_id,)).rowcount > 0
 
@@ -640,7 +685,7 @@ class PostgreSQLStore(Store):
         return [DroppedPushes(*row) for row in self._execute(DROPPED_PUSHES).fetchall()]
 
     def purge_ven(self, ven_id: str) -> dict[str, int]:
-        with self._changing_vens(), self._transaction() as db:
+        with self._changing_vens(ven_id), self._transaction() as db:
             removed = {table: db.execute(f"DELETE FROM {table} WHERE ven_id = %s", (ven_id,)).rowcount
                        for table in PURGED_TABLES}
             removed["event_vens"] = db.execute(statement(PURGE_EVENT_STATE, "%s"), (ven_id,)).rowcount
