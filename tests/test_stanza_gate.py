@@ -116,11 +116,14 @@ def test_a_refused_stanza_is_let_go_as_it_arrives_not_held_whole():
 
 
 def test_a_stanza_larger_than_max_bytes_is_refused_whatever_its_element_count():
-    gate = StanzaGate(lambda sender, elements: True, max_bytes=10_000)
+    told = []
+    gate = StanzaGate(lambda sender, elements: True, max_bytes=10_000,
+                      on_oversized=lambda sender, size: told.append((sender, size)))
     text = b"x" * 20_000
-    out = gate.feed(HEADER + iq(b"<body>" + text + b"</body>") + iq(b"<body>ok</body>"))
-    found = stanzas_parsed(out)
+    stream = HEADER + iq(b"<body>" + text + b"</body>") + iq(b"<body>ok</body>")
+    found = stanzas_parsed(feed_in_pieces(gate, stream, [len(HEADER)] + [4096] * 3))
     assert found[0][0].tag == REFUSED and found[1][0].text == "ok"
+    assert len(told) == 1 and told[0][0] == "ven@localhost/oadr" and told[0][1] > 10_000   # once, as it went over
 
 
 def test_nested_namesakes_and_names_that_start_alike_end_the_stanza_where_the_parser_does():

@@ -205,7 +205,9 @@ def parse_document(data: Data, max_bytes: int = DEFAULT_MAX_BYTES,
     if root.getroottree().docinfo.doctype:
         # Catches declarations the byte scan cannot see (e.g. UTF-16 input).
         raise SchemaError("DOCTYPE and entity declarations are not allowed in OpenADR payloads")
-    if _depth_exceeds(root, max_depth):
+    # Nesting max_depth + 1 deep takes that many start tags, each with its "<" byte (the encoding
+    # is ASCII-compatible, checked above): most documents are too short to need the walk.
+    if raw.count(b"<") > max_depth and _depth_exceeds(root, max_depth):
         raise SchemaError(f"document is nested deeper than the limit of {max_depth} elements")
     return root
 

@@ -540,11 +540,7 @@ class VTNComponent:
 
     def quota_refusals(self) -> dict[str, int]:
         """Limit name -> refusals by this process since start (see docs/operations.md, quotas)."""
-        refusals = dict(self.quota_guard.counters)
-        oversized = self.component.xmpp.gate.refused_oversized
-        if oversized:
-            refusals["stanza_bytes"] = oversized
-        return refusals
+        return dict(self.quota_guard.counters)
 
     def recorded_liveness(self) -> dict[str, tuple[str, datetime | None]]:
         """venID -> (state, last seen) as the instances recorded it in the store."""

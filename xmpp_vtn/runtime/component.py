@@ -44,6 +44,9 @@ class RequestGate(Protocol):
         the stanza is parsed (see :class:`StanzaGate`) for stanzas of more than
         ``MAX_UNREGISTERED_ELEMENTS``, which must all be accepted from anyone."""
 
+    def oversized(self, sender: str, size: int) -> None:
+        """A stanza from ``sender`` was refused unread for its size in bytes (over ``size``)."""
+
 
 # The XEP-0114 handshake is SHA-1(stream id + secret): with both, a weak secret can be guessed
 # offline. slixmpp logs the stream header and every stanza sent at DEBUG; these never reach a log.
@@ -189,7 +192,9 @@ class OadrComponent:
         self.xmpp.gate = StanzaGate(lambda sender, elements: self.gate is None or
                                     self.gate.accept_size(sender, elements),
                                     check_above=MAX_UNREGISTERED_ELEMENTS, on_lost=self._lost_place,
-                                    claim=self._claim, flush=self.xmpp.parse)
+                                    claim=self._claim, flush=self.xmpp.parse,
+                                    on_oversized=lambda sender, size: self.gate is not None and
+                                    self.gate.oversized(sender, size))
         #: Admits requests at arrival (the inbound pipeline, set by the VTN); None takes everything.
         self.gate: RequestGate | None = None
         #: OpenADR requests served straight from their bytes (:meth:`_claim`), since start.

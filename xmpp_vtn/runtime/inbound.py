@@ -133,6 +133,11 @@ class InboundPipeline:
         self.quotas.note("stanza_elements", bare(sender), f"a stanza of more than {allowed} elements")
         return False
 
+    def oversized(self, sender: str, size: int) -> None:
+        """The XMPP component refused a stanza from ``sender`` unread for its bytes: counted
+        (``stanza_bytes``) and logged, rate-limited per account."""
+        self.quotas.note("stanza_bytes", bare(sender), f"a stanza of more than {size} bytes")
+
     # -- the request --------------------------------------------------------------------------------
 
     async def __call__(self, sender: Sender, addressed: str, data: bytes, account: str | None = None,

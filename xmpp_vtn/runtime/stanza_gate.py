@@ -108,10 +108,14 @@ class StanzaGate:
 
     def __init__(self, accept: Accept, check_above: int = 0, max_bytes: int = MAX_STANZA_BYTES,
                  on_lost: Callable[[str], object] | None = None, claim: Claim | None = None,
-                 flush: Callable[[bytes], object] | None = None):
+                 flush: Callable[[bytes], object] | None = None,
+                 on_oversized: Callable[[str, int], object] | None = None):
         self.accept = accept
         self.check_above = check_above
         self.max_bytes = max_bytes
+        #: Told ``(sender, bytes read so far)`` of each stanza refused for ``max_bytes`` (``accept``
+        #: is told of the others, by saying no).
+        self.on_oversized = on_oversized
         #: ``claim(stanza, head, elements)`` is offered every accepted ``iq`` (``head``: the length
         #: of its start tag) and returns True when it took it: the parser never sees that stanza.
         #: Before each offer, what the gate accepted ahead of it goes to ``flush`` (the parser),
@@ -120,9 +124,8 @@ class StanzaGate:
         #: Called when a stream the gate already dropped bytes of turns out not to be countable: the
         #: parser can no longer be kept in step, and the connection must be started again.
         self.on_lost = on_lost
-        #: Stanzas refused unread, and their bytes, since the gate was made; of them, those refused
-        #: for ``max_bytes`` alone (``accept`` was told of the others).
-        self.refused = self.refused_bytes = self.refused_oversized = 0
+        #: Stanzas refused unread, and their bytes, since the gate was made.
+        self.refused = self.refused_bytes = 0
         self.reset()
 
     def reset(self) -> None:
@@ -301,9 +304,11 @@ class StanzaGate:
         """Decide, from what has been counted, whether the stanza is refused (it stays refused)."""
         if stanza.refusing:
             return
-        if stanza.dropped + len(self._buffer) - stanza.begin > self.max_bytes:
+        size = stanza.dropped + len(self._buffer) - stanza.begin
+        if size > self.max_bytes:
             stanza.refusing = True
-            self.refused_oversized += 1
+            if self.on_oversized is not None:
+                self.on_oversized(self._sender(stanza), size)
         elif stanza.elements > self.check_above and not self.accept(self._sender(stanza), stanza.elements):
             stanza.refusing = True
 
