@@ -21,7 +21,7 @@ from slixmpp.xmlstream.matcher import StanzaPath
 
 from .backoff import Backoff
 from ..schema import NS_OADR
-from .stanza_gate import StanzaGate, start_tag_attributes
+from .stanza_gate import START_TAG, StanzaGate, start_tag_attributes
 from .stanzas import (MAX_STANZA_DEPTH, MAX_STANZA_ELEMENTS, MAX_UNREGISTERED_ELEMENTS, OADR_FEATURE, SERVICE_NODE_PREFIX, SERVICES, SERVICES_NODE, StreamFailed, close_stream,
                       element_bytes,
                       element_count, guard_inbound, raw_iq, raw_iq_error, send_payloads_raw, too_deep, wait_for_session)
@@ -82,8 +82,6 @@ def redact_secrets_in_slixmpp_logs() -> None:
 
 _IQ = "{jabber:component:accept}iq"
 _NS_OADR = NS_OADR.encode()
-# The start tag of an oadrPayload, prefixed or not: (its name, its prefix and colon).
-_PAYLOAD_START = re.compile(rb"""<(([A-Za-z_][\w.-]*:)?oadrPayload)(?:\s+[^\s/>'"=<]+\s*=\s*(?:"[^"<]*"|'[^'<]*'))*\s*>""")
 _PAYLOAD = f"{{{NS_OADR}}}oadrPayload"
 
 
@@ -336,8 +334,7 @@ class OadrComponent:
         attributes = start_tag_attributes(stanza[:head])
         kind = attributes.get("type")
         if kind == "result" and head == len(stanza):
-            answered = self._pending.get(attributes.get("id", ""))
-            if answered is None:
+            if attributes.get("id", "") not in self._pending:
                 return False
             answer = Answer(attributes.get("id", ""), attributes.get("from", ""), "result", "", "", "", "")
             if not self.settle(answer) and self.on_foreign_answer is not None:
@@ -354,32 +351,42 @@ class OadrComponent:
                for name, value in attributes.items()):
             return False
         payload = stanza[head:stanza.rindex(b"</")].strip()
-        opening = _PAYLOAD_START.match(payload)
-        if opening is None or not payload.endswith(b"</" + opening.group(1) + b">"):
+        opening = START_TAG.match(payload)
+        if opening is None or opening.group(2):
+            return False
+        name = opening.group(1)
+        prefix, _, local = name.rpartition(b":")
+        if local != b"oadrPayload" or not payload.endswith(b"</" + name + b">"):
             return False
         # Its namespace declared on it, quoted either way (a value with the same text inside
         # another attribute would only make the document invalid, as it is).
-        declaration = b"xmlns" if opening.group(2) is None else b"xmlns:" + opening.group(2)[:-1]
+        declaration = b"xmlns:" + prefix if prefix else b"xmlns"
         tag = opening.group(0)
         if declaration + b'="' + _NS_OADR + b'"' not in tag and declaration + b"='" + _NS_OADR + b"'" not in tag:
             return False
         sender, iq_id = attributes["from"], attributes.get("id", "")
         addressed = attributes.get("to") or self.jid.bare
-        if self.gate is not None:
-            refusal = self.gate.admit(sender, elements)
-            if refusal is not None:
-                if self.connected:
-                    condition, text, error_type = refusal
-                    self.xmpp.send_raw(raw_iq_error(iq_id, sender, addressed, error_type, condition,
-                                                    text[:MAX_ERROR_TEXT]))
-                return True
-        if self._stopping:
+        refusal = None if self.gate is None else self.gate.admit(sender, elements)
+        if refusal is not None:
+            self._refuse_at_arrival(iq_id, sender, addressed, refusal)
+        elif self._stopping:
             self._release_sender(sender)
-            return True
-        task = asyncio.get_running_loop().create_task(self._serve_bytes(iq_id, sender, addressed, payload))
+        else:
+            self._start_request(self._serve_bytes(iq_id, sender, addressed, payload))
+        return True
+
+    def _start_request(self, serving: Awaitable[None]) -> None:
+        """Serve one admitted request in a task of its own, awaited by :meth:`quiesce`."""
+        task = asyncio.get_running_loop().create_task(serving)
         self._requests.add(task)
         task.add_done_callback(self._requests.discard)
-        return True
+
+    def _refuse_at_arrival(self, iq_id: str, sender: str, addressed: str, refusal: tuple[str, str, str]) -> None:
+        """Answer a request refused at arrival with its iq error, as bytes: refusing a flood must
+        cost less than serving it."""
+        if self.connected:
+            condition, text, error_type = refusal
+            self.xmpp.send_raw(raw_iq_error(iq_id, sender, addressed, error_type, condition, text[:MAX_ERROR_TEXT]))
 
     async def _serve_bytes(self, iq_id: str, sender: str, addressed: str, payload: bytes) -> None:
         try:
@@ -406,9 +413,7 @@ class OadrComponent:
             if self._stopping:
                 self._release(xml)
             else:
-                task = asyncio.get_running_loop().create_task(self._serve(xml))
-                self._requests.add(task)
-                task.add_done_callback(self._requests.discard)
+                self._start_request(self._serve(xml))
             return True
         if kind in ("result", "error") and xml.get("id") in self._pending:
             self._on_push_answer_element(xml)
@@ -432,10 +437,7 @@ class OadrComponent:
             refusal = self.gate.admit(sender, elements)
         if refusal is None:
             return True
-        if self.connected:
-            condition, text, error_type = refusal
-            self.xmpp.send_raw(raw_iq_error(xml.get("id", ""), sender, xml.get("to") or self.jid.bare, error_type,
-                                            condition, text[:MAX_ERROR_TEXT]))
+        self._refuse_at_arrival(xml.get("id", ""), sender, xml.get("to") or self.jid.bare, refusal)
         return False
 
     def _release(self, xml: ET.Element) -> None:

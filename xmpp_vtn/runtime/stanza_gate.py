@@ -35,8 +35,8 @@ REFUSED = "{urn:xmpp-vtn:gate}refused-unread"
 #: The largest OpenADR messages the quotas admit are about 170 KB (docs/servers.md).
 MAX_STANZA_BYTES = 1024 * 1024
 
-# A start tag, quote-aware: name, attributes, and "/" when the element is empty.
-_START_TAG = re.compile(rb"""<([^\s/>'"=<]+)(?:\s+[^\s/>'"=<]+\s*=\s*(?:"[^"<]*"|'[^'<]*'))*\s*(/?)>""")
+#: A start tag, quote-aware: its name (group 1) and "/" when the element is empty (group 2).
+START_TAG = re.compile(rb"""<([^\s/>'"=<]+)(?:\s+[^\s/>'"=<]+\s*=\s*(?:"[^"<]*"|'[^'<]*'))*\s*(/?)>""")
 _FROM = re.compile(rb"""\sfrom\s*=\s*(?:"([^"]*)"|'([^']*)')""")
 _NOT_A_TAG = re.compile(rb"<[!?]")
 # Any tag, quote-aware; the group is "/" for an empty element's. Possessive, so that it never
@@ -205,7 +205,7 @@ class StanzaGate:
             if end < 0:
                 return self._wait(len(buffer) - position)
             position = _skip_space(buffer, end + 2)
-        match = _START_TAG.match(buffer, position)
+        match = START_TAG.match(buffer, position)
         if match is None:
             return self._wait(len(buffer) - position)
         self._header_read = True
@@ -224,7 +224,7 @@ class StanzaGate:
         if buffer[position] != 0x3C or _NOT_A_TAG.match(buffer, position):
             self._stop_counting("text, a comment or a processing instruction between stanzas")
             return position
-        match = _START_TAG.match(buffer, position)
+        match = START_TAG.match(buffer, position)
         if match is None:
             return self._wait(len(buffer) - position)
         if not match.group(2):                          # not an empty stanza such as <presence .../>
