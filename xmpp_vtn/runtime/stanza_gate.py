@@ -37,7 +37,6 @@ MAX_STANZA_BYTES = 1024 * 1024
 
 #: A start tag, quote-aware: its name (group 1) and "/" when the element is empty (group 2).
 START_TAG = re.compile(rb"""<([^\s/>'"=<]+)(?:\s+[^\s/>'"=<]+\s*=\s*(?:"[^"<]*"|'[^'<]*'))*\s*(/?)>""")
-_FROM = re.compile(rb"""\sfrom\s*=\s*(?:"([^"]*)"|'([^']*)')""")
 _NOT_A_TAG = re.compile(rb"<[!?]")
 # Any tag, quote-aware; the group is "/" for an empty element's. Possessive, so that it never
 # backtracks over what it has read.
@@ -324,9 +323,7 @@ class StanzaGate:
     @staticmethod
     def _sender(stanza: _Stanza) -> str:
         if stanza.sender is None:
-            found = _FROM.search(stanza.start_tag)
-            raw = b"" if found is None else (found.group(1) if found.group(1) is not None else found.group(2))
-            stanza.sender = unescape(raw.decode("utf-8", "replace"))
+            stanza.sender = start_tag_attributes(stanza.start_tag).get("from", "")
         return stanza.sender
 
     def _stop_counting(self, why: str) -> None:
