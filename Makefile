@@ -51,6 +51,7 @@ bench: setup servers
 	$(BIN)/python bench/fanout.py --vens 100,1000
 	$(BIN)/python bench/http_fanout.py --vens 1000
 	$(BIN)/python bench/footprint.py
+	$(BIN)/python bench/inbound.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info
