@@ -187,19 +187,15 @@ class OadrComponent:
         redact_secrets_in_slixmpp_logs()
         self.xmpp = _ComponentStream(jid, secret, host, port)
         self.xmpp.fast_path = self._fast_path
-        self.xmpp.gate = StanzaGate(lambda sender, elements: self.gate is None or
-                                    self.gate.accept_size(sender, elements),
-                                    check_above=MAX_UNREGISTERED_ELEMENTS, on_lost=self._lost_place,
-                                    claim=self._claim, flush=self.xmpp.parse,
-                                    on_oversized=lambda sender, size: self.gate is not None and
-                                    self.gate.oversized(sender, size))
+        self.xmpp.gate = StanzaGate(self._accept_size, check_above=MAX_UNREGISTERED_ELEMENTS,
+                                    on_lost=self._lost_place, claim=self._claim, flush=self.xmpp.parse,
+                                    on_oversized=self._oversized)
         #: Admits requests at arrival (the inbound pipeline, set by the VTN); None takes everything.
         self.gate: RequestGate | None = None
         #: OpenADR requests served straight from their bytes (:meth:`_claim`), since start.
         self.served_from_bytes = 0
         # The slow path's guard; the fast path asks the gate itself (_admitted).
-        guard_inbound(self.xmpp, accept_size=lambda sender, elements: self.gate is None or
-                      self.gate.accept_size(sender, elements),
+        guard_inbound(self.xmpp, accept_size=self._accept_size,
                       admit=lambda sender, elements: None if self.gate is None else
                       self.gate.admit(sender, elements))
         send_payloads_raw(self.xmpp)
@@ -439,6 +435,13 @@ class OadrComponent:
             return True
         self._refuse_at_arrival(xml.get("id", ""), sender, xml.get("to") or self.jid.bare, refusal)
         return False
+
+    def _accept_size(self, sender: str, elements: int) -> bool:
+        return self.gate is None or self.gate.accept_size(sender, elements)
+
+    def _oversized(self, sender: str, size: int) -> None:
+        if self.gate is not None:
+            self.gate.oversized(sender, size)
 
     def _release(self, xml: ET.Element) -> None:
         self._release_sender(xml.get("from", ""))
