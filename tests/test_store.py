@@ -360,6 +360,36 @@ def test_mark_delivered_says_which_events_the_ven_holds_a_new_modification_of(st
                                                       Delivery("ev2", "ven-a", 0, "far")]
 
 
+def test_acknowledgements_of_one_loop_turn_are_recorded_together_with_the_same_answers(store):
+    """mark_delivered_async, as the courier calls it for a fan-out's burst of acknowledgements:
+    each VEN learns what one mark_delivered would have told it, and the state moves forward only."""
+    vens = [f"ven-{number}" for number in range(50)]
+    store.put_event(record("ev", vens, modification=1))
+    store.put_event(record("ev2", vens))
+    store.mark_delivered("ven-0", [("ev", 1, "active")])               # ahead of what the burst says
+    store.mark_delivered("ven-1", [("ev", 0, "far")])                  # behind it
+
+    async def burst() -> list[list[str]]:
+        async def acknowledge(ven_id: str) -> list[str]:
+            return await store.mark_delivered_async(ven_id, [("ev", 1, "far"), ("ev2", 0, "near"), ("nope", 0, "far")])
+        return await asyncio.gather(*(acknowledge(ven_id) for ven_id in vens),
+                                    store.mark_delivered_async("ven-2", [("ev2", 0, "far")]),     # behind, same turn
+                                    store.mark_delivered_async("outsider", [("ev", 1, "far")]))
+
+    *answers, again, outsider = asyncio.run(burst())
+    assert answers == [["ev2"]] + [["ev", "ev2"]] * 49
+    assert again == [] and outsider == []
+    assert store.deliveries("ev", "ven-0") == [Delivery("ev", "ven-0", 1, "active")]
+    assert all(store.deliveries("ev", ven_id) == [Delivery("ev", ven_id, 1, "far")] for ven_id in vens[1:])
+    assert all(store.deliveries("ev2", ven_id) == [Delivery("ev2", ven_id, 0, "near")] for ven_id in vens)
+    assert store.deliveries(ven_id="outsider") == []
+    if isinstance(store, PostgreSQLStore):
+        assert store._delivered.sent == 1                # one statement for the whole turn
+    with pytest.raises(ValueError):
+        asyncio.run(store.mark_delivered_async("ven-3", [("ev", 1, "nowhere")]))
+    assert store.deliveries("ev", "ven-3") == [Delivery("ev", "ven-3", 1, "far")]
+
+
 def test_one_event_named_twice_in_one_acknowledgement_counts_as_its_later_state(store):
     store.put_event(record("ev", ["ven-a"], modification=1))
     assert store.mark_delivered("ven-a", [("ev", 1, "active"), ("ev", 1, "near")]) == ["ev"]
@@ -664,6 +694,14 @@ def test_an_unshared_store_grants_every_lease_and_has_nobody_to_tell(tmp_path):
             return received
 
         assert asyncio.run(scenario()) == []
+
+        async def batches() -> None:
+            assert await store.claim_batch(["a", "b"], "vtn-1", 0.3) == {"a", "b"}
+            assert await store.claim_batch(["a", "b"], "vtn-2", 0.3) == {"a", "b"}
+            await store.release_batch(["a"], "vtn-1")
+            await store.publish_batch("answers", ["hello"])
+
+        asyncio.run(batches())
     finally:
         store.close()
 
@@ -728,6 +766,62 @@ def test_forget_expired_leases_drops_only_the_expired_ones(shared):
     assert store.claim("short", "vtn-2", 30) is True
 
 
+def test_leases_claimed_and_released_in_a_batch_follow_the_rules_of_one_at_a_time(shared):
+    store, other = shared(), shared()
+    assert other.claim("held", "vtn-2", 30) is True
+    assert other.claim("lapsed", "vtn-2", 0.05) is True
+    assert store.claim("mine", "vtn-1", 30) is True
+    wait_until(lambda: store.lease_holder("lapsed") is None, 5, "the short lease lapses")
+
+    async def scenario() -> None:
+        granted = await store.claim_batch(["fresh", "held", "lapsed", "mine"], "vtn-1", 30)
+        assert granted == {"fresh", "lapsed", "mine"}        # taken, taken over, renewed; not another's
+        assert {name: store.lease_holder(name) for name in ("fresh", "held", "lapsed", "mine")} == {
+            "fresh": "vtn-1", "held": "vtn-2", "lapsed": "vtn-1", "mine": "vtn-1"}
+        await store.release_batch(["fresh", "held", "mine", "never-held"], "vtn-1")
+        assert {name: store.lease_holder(name) for name in ("fresh", "held", "lapsed", "mine")} == {
+            "fresh": None, "held": "vtn-2", "lapsed": "vtn-1", "mine": None}
+        assert await store.claim_batch([], "vtn-1", 30) == set()
+        await store.release_batch([], "vtn-1")
+
+    asyncio.run(scenario())
+
+
+def test_a_batch_waiting_for_the_database_does_not_hold_the_event_loop(shared):
+    store = shared()
+    assert store.claim("contended", "vtn-2", 30) is True
+    with psycopg.connect(shared.location) as blocker:
+        blocker.execute("SELECT * FROM leases WHERE name = 'contended' FOR UPDATE")   # until it commits
+        # Should the batch hold the loop after all, this lets it go on, so the test fails, not hangs.
+        safety = threading.Timer(3, blocker.commit)
+        safety.start()
+
+        async def scenario() -> None:
+            ticks = 0
+
+            async def ticking() -> None:
+                nonlocal ticks
+                while True:
+                    await asyncio.sleep(0.01)
+                    ticks += 1
+
+            ticker = asyncio.create_task(ticking())
+            claim = asyncio.create_task(store.claim_batch(["contended", "free"], "vtn-1", 30))
+            await asyncio.sleep(0.3)
+            assert not claim.done()                          # waiting on the row the blocker holds...
+            assert ticks >= 10                               # ...while the loop went on turning
+            safety.cancel()
+            blocker.commit()
+            assert await asyncio.wait_for(claim, 5) == {"free"}
+            ticker.cancel()
+
+        try:
+            asyncio.run(scenario())
+        finally:
+            safety.cancel()
+            safety.join()
+
+
 async def _receive(queue: asyncio.Queue, count: int) -> list[str]:
     """The next ``count`` messages, past any leftover probes, each within 5 s."""
     received: list[str] = []
@@ -788,6 +882,22 @@ def test_published_messages_reach_every_listener_in_order_and_only_on_their_chan
     # The stores still work after their listeners were cancelled.
     one.publish("answers", "after")
     assert one.claim("after", "vtn-1", 30) is True
+
+
+def test_messages_published_in_a_batch_reach_a_listener_in_order(shared):
+    one, two = shared(), shared()
+    messages = ["first", "caf\u00e9 \u2713", "y" * 3000, "last"]
+
+    async def scenario() -> None:
+        queue: asyncio.Queue = asyncio.Queue()
+        listening = asyncio.create_task(two.listen("answers", queue.put_nowait))
+        await _until_subscribed(one, "answers", [queue])
+        await one.publish_batch("answers", messages)
+        await one.publish_batch("answers", [])
+        assert await _receive(queue, len(messages)) == messages
+        listening.cancel()
+
+    asyncio.run(scenario())
 
 
 def test_two_postgresql_stores_on_one_database_see_each_others_writes_at_once(shared):

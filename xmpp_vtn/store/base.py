@@ -10,7 +10,7 @@ import asyncio
 import functools
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Callable
+from typing import Callable, Sequence
 
 
 class StoreSchemaError(RuntimeError):
@@ -239,6 +239,12 @@ class Store(abc.ABC):
         those, before anything changes.
         """
 
+    async def mark_delivered_async(self, ven_id: str, delivered: list[tuple[str, int, str]]) -> list[str]:
+        """:meth:`mark_delivered`, for the event loop: a shared store gathers the acknowledgements
+        of one loop turn into one statement and waits for its database off the loop. Recorded
+        (durable, for a store that commits each change at once) when it returns."""
+        return self.mark_delivered(ven_id, delivered)
+
     @abc.abstractmethod
     def set_opt(self, ven_id: str, opts: list[tuple[str, str, int]], journal: bytes | None = None,
                 owner: str = "") -> int | None:
@@ -408,8 +414,30 @@ class Store(abc.ABC):
         """Who holds the unexpired leases whose names start with ``prefix``, sorted (unshared: none)."""
         return []
 
+    #: The most bytes (UTF-8) one published message may hold: PostgreSQL's NOTIFY payload limit.
+    message_limit: int = 7_999
+
     def publish(self, channel: str, message: str) -> None:
         """Tell every instance listening on ``channel`` (ourselves included). Unshared: nobody to tell."""
+
+    # The batches below carry the coordination writes of one event-loop turn (the leases of a
+    # fan-out's deliveries, the answers passed on to other instances) in one statement each. They
+    # are coroutines so that a shared store can wait for its database off the event loop; these
+    # defaults, for a store with no database round trip to hide, call the one-at-a-time methods.
+
+    async def claim_batch(self, names: Sequence[str], owner: str, seconds: float) -> set[str]:
+        """:meth:`claim` each of ``names`` (distinct) for ``owner``; returns the names granted."""
+        return {name for name in names if self.claim(name, owner, seconds)}
+
+    async def release_batch(self, names: Sequence[str], owner: str) -> None:
+        """:meth:`release` each of ``names`` that ``owner`` holds."""
+        for name in names:
+            self.release(name, owner)
+
+    async def publish_batch(self, channel: str, messages: Sequence[str]) -> None:
+        """:meth:`publish` each of ``messages`` on ``channel``, in order."""
+        for message in messages:
+            self.publish(channel, message)
 
     async def listen(self, channel: str, receive: Callable[[str], None]) -> None:
         """Call ``receive(message)`` for each message published on ``channel`` until cancelled.

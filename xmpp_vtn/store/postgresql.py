@@ -11,7 +11,9 @@ writers are noticed by a trigger's ``NOTIFY`` (see :mod:`.changes` for how soon)
 state, which every exchange writes, is always read from the database. Several rows are written in
 one statement (atomic by itself: no BEGIN/COMMIT round trips), and handed-over journal entries are
 deleted together at the end of the loop turn. ``listen`` is asynchronous: it holds its own
-connection and awaits notifications.
+connection and awaits notifications. The coordination batches (``claim_batch``, ``release_batch``,
+``publish_batch``: the leases and notices of a whole loop turn, one statement each) run on a
+connection of their own in a worker thread (:mod:`.off_loop`), so the loop does not wait for them.
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ import time
 from collections import Counter
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 import psycopg
 from psycopg import sql
@@ -32,6 +34,7 @@ from .base import Delivery, Document, DroppedPushes, EventRecord, OutboxItem, St
 from .changes import CHANNEL as CHANGES_CHANNEL
 from .changes import EVERYTHING, VEN_CHANGED, ChangeFeed
 from .documents import decode_document, decode_event, encode_document, encode_event
+from .off_loop import OffLoopConnection, TurnBatch
 from .sql import (COUNT_DROPPED, DELIVERY_COLUMNS, DROPPED_PUSHES, DOCUMENT_COLUMNS, JOURNAL_COLUMNS, OUTBOX_COLUMNS,
                   OWED_VEN_IDS, PURGE_EVENT_STATE, PURGED_TABLES, PUT_VEN, RANK_SQL, RESTORE_OPT, VEN_COLUMNS,
                   statement, status_rank)
@@ -183,6 +186,20 @@ _MARK_DELIVERED_MANY = (
     "OR delivered_modification < a.modification OR (delivered_modification = a.modification AND "
     + RANK_SQL + " < a.rank)) "
     "RETURNING event_vens.event_id, held.before IS DISTINCT FROM a.modification")
+# _MARK_DELIVERED_MANY for the acknowledgements of several VENs, gathered over one loop turn: rows
+# locked in key order (event, then VEN), as every statement here locks them, so batches that
+# meet wait for each other instead of deadlocking.
+_MARK_DELIVERED_BATCH = (
+    "WITH a AS (SELECT * FROM unnest(%s::text[], %s::text[], %s::int[], %s::text[], %s::int[]) "
+    "AS a(ven_id, event_id, modification, status, rank)), "
+    "held AS (SELECT v.ven_id, v.event_id, v.delivered_modification AS before FROM event_vens v JOIN a "
+    "ON a.event_id = v.event_id AND a.ven_id = v.ven_id ORDER BY v.event_id, v.ven_id FOR UPDATE OF v) "
+    "UPDATE event_vens SET delivered_modification = a.modification, delivered_status = a.status "
+    "FROM a JOIN held ON held.event_id = a.event_id AND held.ven_id = a.ven_id "
+    "WHERE event_vens.event_id = a.event_id AND event_vens.ven_id = a.ven_id AND (delivered_modification IS NULL "
+    "OR delivered_modification < a.modification OR (delivered_modification = a.modification AND "
+    + RANK_SQL + " < a.rank)) "
+    "RETURNING event_vens.ven_id, event_vens.event_id, held.before IS DISTINCT FROM a.modification")
 # SET_OPT of .sql for several rows, and the journal entry written by the same statement.
 _SET_OPT_MANY = (
     "UPDATE event_vens SET opt_type = a.opt_type, opt_modification = a.modification "
@@ -212,6 +229,17 @@ _RECORD_ANSWERS = (
 _CACHE_LIMIT = 300_000
 
 
+def _most_advanced(delivered: list[tuple[str, int, str]]) -> dict[str, tuple[int, int, str]]:
+    """Per event the most advanced (modification, status rank, status) of ``delivered`` (one
+    statement updates a row once). An unknown status raises here, before anything changes."""
+    ahead: dict[str, tuple[int, int, str]] = {}
+    for event_id, modification, status in delivered:
+        rank = status_rank(status)
+        if event_id not in ahead or ahead[event_id][:2] < (modification, rank):
+            ahead[event_id] = (modification, rank, status)
+    return ahead
+
+
 def _newest_answers(opts: list[tuple[str, str, int]]) -> dict[str, tuple[str, int]]:
     """Per event the answer given for the newest modification, the last of equals: what applying
     ``opts`` one after another would leave (one statement updates a row once)."""
@@ -230,6 +258,18 @@ def _sql(template: str) -> str:
 
 # Instances of one VTN share the database; notification channels are namespaced to us.
 _CHANNEL_PREFIX = "xmpp_vtn_"
+
+# Many leases in one statement, in the order of their names so that two instances' batches lock
+# shared rows in the same order. Granted: the rows inserted, or updated because the owner is us or
+# the lease expired; a row another owner holds is left alone and not returned.
+_CLAIM_MANY = (
+    "INSERT INTO leases (name, owner, expires) "
+    "SELECT name, %s, clock_timestamp() + make_interval(secs => %s) FROM unnest(%s::text[]) AS name ORDER BY name "
+    "ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires = excluded.expires "
+    "WHERE leases.owner = excluded.owner OR leases.expires < clock_timestamp() RETURNING name")
+_RELEASE_MANY = "DELETE FROM leases WHERE owner = %s AND name = ANY(%s::text[])"
+# One transaction: the listeners get them in this order (and identical ones once).
+_PUBLISH_MANY = "SELECT pg_notify(%s, message) FROM unnest(%s::text[]) WITH ORDINALITY AS m(message, n) ORDER BY n"
 # Two instances starting on an empty database must not both create the tables.
 _MIGRATION_LOCK = 0x786D7070   # "xmpp"
 
@@ -266,6 +306,10 @@ class PostgreSQLStore(Store):
             raise
         # An operator's read-only look is short and reads each thing once: it caches nothing.
         self._changes = None if read_only else ChangeFeed(url, connect_timeout)
+        # The coordination batches and the acknowledgements, which touch nothing the caches hold,
+        # wait for the database off the loop.
+        self._off_loop = OffLoopConnection(self._connect)
+        self._delivered: TurnBatch = TurnBatch(self._mark_delivered_batch)
 
     def _connect(self) -> psycopg.Connection:
         # autocommit: a statement outside _transaction() commits at once, as in the SQLite store.
@@ -516,12 +560,7 @@ class PostgreSQLStore(Store):
         return [Delivery(*row) for row in rows]
 
     def mark_delivered(self, ven_id: str, delivered: list[tuple[str, int, str]]) -> list[str]:
-        # Per event the most advanced of what is given (one statement updates a row once).
-        ahead: dict[str, tuple[int, int, str]] = {}
-        for event_id, modification, status in delivered:
-            rank = status_rank(status)            # an unknown status raises before anything changes
-            if event_id not in ahead or ahead[event_id][:2] < (modification, rank):
-                ahead[event_id] = (modification, rank, status)
+        ahead = _most_advanced(delivered)
         if not ahead:
             return []
         event_ids = list(ahead)
@@ -530,6 +569,36 @@ class PostgreSQLStore(Store):
             [ahead[e][1] for e in event_ids], ven_id, ven_id)).fetchall()
         news = {event_id for event_id, new_modification in moved if new_modification}
         return [event_id for event_id in ahead if event_id in news]
+
+    async def mark_delivered_async(self, ven_id: str, delivered: list[tuple[str, int, str]]) -> list[str]:
+        # Gathered with the acknowledgements of this loop turn: one statement for all, off the loop.
+        ahead = _most_advanced(delivered)
+        if not ahead:
+            return []
+        news = await self._delivered.add((ven_id, ahead))
+        return [event_id for event_id in ahead if event_id in news]
+
+    async def _mark_delivered_batch(self, batch: list[tuple[str, dict[str, tuple[int, int, str]]]]
+                                    ) -> list[set[str]]:
+        # One row per (VEN, event): of a pair named twice in one batch, the most advanced, and its
+        # news goes to the first that named it.
+        rows: dict[tuple[str, str], tuple[int, int, str]] = {}
+        for ven_id, ahead in batch:
+            for event_id, state in ahead.items():
+                key = (ven_id, event_id)
+                if key not in rows or rows[key][:2] < state[:2]:
+                    rows[key] = state
+        keys = sorted(rows, key=lambda key: (key[1], key[0]))
+        moved = await self._off_loop.fetch(_MARK_DELIVERED_BATCH, (
+            [ven for ven, _ in keys], [event for _, event in keys], [rows[k][0] for k in keys],
+            [rows[k][2] for k in keys], [rows[k][1] for k in keys]))
+        news = {(ven_id, event_id) for ven_id, event_id, new_modification in moved if new_modification}
+        results: list[set[str]] = []
+        for ven_id, ahead in batch:
+            mine = {event_id for event_id in ahead if (ven_id, event_id) in news}
+            news -= {(ven_id, event_id) for event_id in mine}
+            results.append(mine)
+        return results
 
     def set_opt(self, ven_id: str, opts: list[tuple[str, str, int]], journal: bytes | None = None,
                 owner: str = "") -> int | None:
@@ -733,6 +802,20 @@ class PostgreSQLStore(Store):
     def publish(self, channel: str, message: str) -> None:
         self._execute("SELECT pg_notify(%s, %s)", (_CHANNEL_PREFIX + channel, message))
 
+    async def claim_batch(self, names: Sequence[str], owner: str, seconds: float) -> set[str]:
+        if not names:
+            return set()
+        rows = await self._off_loop.fetch(_CLAIM_MANY, (owner, seconds, sorted(names)))
+        return {name for name, in rows}
+
+    async def release_batch(self, names: Sequence[str], owner: str) -> None:
+        if names:
+            await self._off_loop.fetch(_RELEASE_MANY, (owner, list(names)))
+
+    async def publish_batch(self, channel: str, messages: Sequence[str]) -> None:
+        if messages:
+            await self._off_loop.fetch(_PUBLISH_MANY, (_CHANNEL_PREFIX + channel, list(messages)))
+
     async def listen(self, channel: str, receive: Callable[[str], None]) -> None:
         async with await psycopg.AsyncConnection.connect(self.url, autocommit=True,
                                                          connect_timeout=max(1, int(self.connect_timeout))) as db:
@@ -742,6 +825,7 @@ class PostgreSQLStore(Store):
 
     def close(self) -> None:
         self._delete_done_journal()
+        self._off_loop.close()
         if self._changes is not None:
             self._changes.close()
         self._db.close()
