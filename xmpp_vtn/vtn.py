@@ -451,8 +451,7 @@ class VTNComponent:
 
     def _forward_answer(self, answer: Answer) -> None:
         """A VEN's answer to an iq another instance sent (the server chose us): pass it on."""
-        if self.cluster.shared:
-            self.store.publish("answers", answer.encode())
+        self.cluster.pass_on_answer(answer.encode())
 
     def _settle_forwarded_answer(self, line: str) -> None:
         try:

@@ -19,6 +19,7 @@ from datetime import timedelta
 from typing import Awaitable, Callable
 
 from .backoff import Backoff
+from .coordination_batch import CoordinationBatch
 from ..store import Store
 
 log = logging.getLogger("xmpp_vtn.cluster")
@@ -43,6 +44,8 @@ class Cluster:
         self._tasks: set[asyncio.Task] = set()
         #: The instances running, as last read (at start and every sweep): who takes which VENs.
         self.live: list[str] = [self.instance_id]
+        #: Claims, releases and notices of one loop turn, sent together (see :meth:`hold_together`).
+        self.batch = CoordinationBatch(store, self.instance_id)
 
     @property
     def shared(self) -> bool:
@@ -66,6 +69,25 @@ class Cluster:
     def let_go(self, name: str) -> None:
         """Release the lease ``name`` (another instance may take the work at once)."""
         self.store.release(name, self.instance_id)
+
+    async def hold_together(self, name: str, seconds: float | None = None) -> bool:
+        """:meth:`hold`, sent with every other claim of this loop turn in one statement, off the
+        loop: a fan-out claims its thousand VEN leases in one round trip that does not hold the loop."""
+        if not self.shared:
+            return True
+        return await self.batch.claim(name, seconds or self.lease_seconds)
+
+    def let_go_together(self, name: str) -> None:
+        """:meth:`let_go`, sent with this loop turn's other releases; nobody waits for it (a claim of
+        the same lease asked later is sent after it)."""
+        if self.shared:
+            self.batch.release(name)
+
+    def pass_on_answer(self, line: str) -> None:
+        """Hand ``line`` (an answer the server gave us for another instance's iq) to the other
+        instances, with the other answers of this loop turn in one notice."""
+        if self.shared:
+            self.batch.notify("answers", line)
 
     def once(self, name: str) -> bool:
         """True for exactly one instance that asks (for a day): run-once work such as a transition."""
@@ -106,7 +128,7 @@ class Cluster:
         self.hold(f"instance:{self.instance_id}")
         self.refresh_live()
         loop = asyncio.get_running_loop()
-        jobs = [self._sweeping(sweep), self._listening("answers", on_answer)]
+        jobs = [self._sweeping(sweep), self._listening("answers", _line_by_line(on_answer))]
         jobs += [self._listening(channel, self._from_others(receive)) for channel, receive in (listeners or {}).items()]
         for job in jobs:
             task = loop.create_task(job)
@@ -148,8 +170,17 @@ class Cluster:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.batch.drain()                 # the releases of the deliveries just stopped
         if self.shared:
             try:
                 self.let_go(f"instance:{self.instance_id}")
             except Exception:
                 log.warning("could not release the instance lease; it expires in %.0f s", self.lease_seconds)
+
+
+def _line_by_line(receive: Callable[[str], None]) -> Callable[[str], None]:
+    """A notice carries the lines of one loop turn (:meth:`Cluster.pass_on_answer`): one call each."""
+    def received(message: str) -> None:
+        for line in message.split("\n"):
+            receive(line)
+    return received

@@ -25,7 +25,7 @@ class EventAcknowledgements:
         self.events = events
 
     async def __call__(self, ven_id: str, included: Included) -> None:
-        news = self.events.acknowledged(ven_id, included)
+        news = await self.events.acknowledged_async(ven_id, included)
         await self.events.store.committed()          # told only once the delivery is recorded
         for event_id in news:
             callback = self.events.delivery_callbacks.get(event_id)

@@ -240,7 +240,8 @@ class Courier:
         # cluster.lease_seconds (a push then still has push_timeout and more).
         lease_seconds = self.push_timeout + self.cluster.lease_seconds
         held_at = time.monotonic()            # before the claim: the lease runs at least this long
-        if not self.cluster.hold(lease, lease_seconds):
+        # With the claims of every delivery woken in this loop turn, in one statement (a fan-out).
+        if not await self.cluster.hold_together(lease, lease_seconds):
             # Another instance is delivering to this VEN; look again shortly (it may die, or
             # something may be owed that it did not see).
             # A short look on the loop's clock, not a backoff: it must happen even while a test
@@ -262,8 +263,7 @@ class Courier:
         try:
             await self._deliver_held(ven_id, still_held)
         finally:
-            if self.cluster.shared:
-                self.cluster.let_go(lease)
+            self.cluster.let_go_together(lease)
 
     def _let_go(self, item: OutboxItem, counted_as: str, reason: str) -> None:
         """Drop ``item`` unsent for ``reason`` (a key of DROP_REASONS), counted under the venID

@@ -237,6 +237,11 @@ class EventService:
         # instances recording the same acknowledgement only one learns that it is new.
         return self.store.mark_delivered(ven_id, list(included))
 
+    async def acknowledged_async(self, ven_id: str, included: Included) -> list[str]:
+        """:meth:`acknowledged` for the event loop: recorded with the other acknowledgements of its
+        loop turn (one statement for a fan-out's burst of them, in a shared store)."""
+        return await self.store.mark_delivered_async(ven_id, list(included))
+
     async def run_callback(self, ven_id: str, event_id: str, opt_type: str | None) -> None:
         """The event's ``callback(ven_id, event_id, opt_type)``, sync or async; a failure is logged."""
         callback = self.callbacks.get(event_id)
