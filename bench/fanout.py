@@ -4,9 +4,9 @@ For each N: the time from ``vtn.add_event`` (one event for all N VENs) until eve
 oadrCreatedEvent has been handled by the VTN, and p50/p99 of add_event -> VEN receipt. A single
 VTN adds the event once every VEN has registered *and* finished the start-up exchange that
 follows (the VTN's oadrRegisterReport and the VEN's oadrRegisteredReport), so that the fan-out is
-timed alone; with several instances the adding one sees only its own pushes and waits for the
-registrations alone. In the
-same run, the **raw ceiling**: bare slixmpp doing the same stanza exchange (push, empty ack, an
+timed alone; with several instances the adding one sees only its own pushes, so it waits until
+the shared outbox has held nothing (the oadrRegisterReport pushes acknowledged) for a second. In
+the same run, the **raw ceiling**: bare slixmpp doing the same stanza exchange (push, empty ack, an
 ``iq set`` back, its result) with **the same bytes** (the real oadrDistributeEvent, oadrCreatedEvent
 and oadrResponse) and no OpenADR work, clients spread over the same number of processes; and, for
 reference, the same with tiny placeholder payloads. Prints both and the ratio (raw / ours: 1.0

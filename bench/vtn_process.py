@@ -4,7 +4,7 @@
 Every oadrCreatedEvent answer the application sees is appended to ``--log`` as a JSON line, so a
 test can count callbacks across processes. With ``--event-when N`` it adds one event for all VENs
 as soon as N are registered and have answered the VTN's oadrRegisterReport (a single instance;
-with ``--instance-id`` as soon as N are registered) and prints ``event-added``; once all N have
+with ``--instance-id`` once N are registered and the shared outbox has been empty for a second) and prints ``event-added``; once all N have
 answered it prints
 ``fanout-ms <milliseconds from add_event to the last answer handled>``.
 
@@ -103,10 +103,18 @@ async def serve(args: argparse.Namespace) -> None:
     if args.event_when:
         # Registered, and done with the start-up exchange that follows (the VTN's oadrRegisterReport
         # and the VEN's oadrRegisteredReport), so that the fan-out is timed alone. Only this instance
-        # sees its own pushes: with several, the adding one waits for registrations alone.
+        # sees its own pushes: with several, the adding one waits until the shared outbox has held
+        # no oadrRegisterReport for a second (each VEN answers within milliseconds of its push).
+        quiet_since = None
         while len(vtn.vens()) < args.event_when or (
                 vtn.control is None and args.instance_id is None and
-                not pushes.started_up([ven.ven_id for ven in vtn.vens()])):
+                not pushes.started_up([ven.ven_id for ven in vtn.vens()])) or (
+                args.instance_id is not None and (quiet_since is None or time.monotonic() - quiet_since < 1.0)):
+            if args.instance_id is not None and len(vtn.vens()) >= args.event_when:
+                if vtn.store.queued_ven_ids():
+                    quiet_since = None
+                elif quiet_since is None:
+                    quiet_since = time.monotonic()
             await asyncio.sleep(0.02)                   # polling counts the VENs drive; no event to await
         start = datetime.now(timezone.utc) + timedelta(seconds=args.event_start_in)
         if profiler is not None:
