@@ -452,6 +452,37 @@ def test_record_answers_journals_new_answers_and_tells_a_resend_apart(store):
     assert empty is not None and before == {}
 
 
+def test_answers_of_one_loop_turn_are_each_recorded_and_journaled_as_record_answers_would(store):
+    """record_answers_async, as oadrCreatedEvent answers arrive in a fan-out: each VEN's answers
+    get their own journal entry; a resend in the same turn is told apart; one that fails fails alone."""
+    vens = [f"ven-{number}" for number in range(30)]
+    store.put_event(record("ev", vens, modification=1))
+    shared_store = isinstance(store, PostgreSQLStore)
+
+    async def turn() -> list:
+        answers = [store.record_answers_async(ven_id, [("ev", "optIn", 1)], journal=ven_id.encode(), owner="vtn-1")
+                   for ven_id in vens]
+        answers.append(store.record_answers_async("ven-0", [("ev", "optIn", 1)], journal=b"again"))    # a resend
+        if shared_store:
+            # Beyond the column's range, refused by PostgreSQL (SQLite stores any integer).
+            answers.append(store.record_answers_async("ven-1", [("ev", "optOut", 2 ** 40)], journal=b"bad"))
+        return await asyncio.gather(*answers, return_exceptions=True)
+
+    results = asyncio.run(turn())
+    recorded, resend, refused = results[:len(vens)], results[len(vens)], results[len(vens) + 1:]
+    entries = [entry for entry, _ in recorded]
+    assert None not in entries and len(set(entries)) == len(vens)
+    assert all(before == {"ev": (None, None)} for _, before in recorded)
+    assert resend == (None, {"ev": ("optIn", 1)})
+    assert all(isinstance(error, psycopg.Error) for error in refused)
+    assert sorted(store.journal()) == sorted((entry, ven_id, ven_id.encode(), "vtn-1")
+                                             for entry, ven_id in zip(entries, vens))
+    assert all(store.deliveries("ev", ven_id)[0].opt_type == "optIn" for ven_id in vens)
+    if shared_store:
+        assert len(refused) == 1
+        assert store._answers.sent == 1                  # one hand-over for the whole turn
+
+
 def test_an_answer_to_an_older_modification_never_replaces_a_newer_one(store):
     store.put_event(record("ev", ["ven-a"], modification=1))
     store.set_opt("ven-a", [("ev", "optIn", 1)])
@@ -567,6 +598,32 @@ def test_remove_document_says_whether_there_was_one(store):
 
 
 # -- outbox ----------------------------------------------------------------------------------------
+
+def test_the_deliveries_starting_in_one_loop_turn_read_their_state_together(store):
+    """delivery_state_async, as each delivery of a fan-out starts: every VEN gets its own queued
+    pushes, in order, and its own delivery rows, whatever else the turn read."""
+    store.put_event(record("e1", ["ven-a", "ven-b", "ven-c"]))
+    store.put_event(record("e2", ["ven-a"]))
+    store.mark_delivered("ven-a", [("e1", 0, "far")])
+    first = store.enqueue("ven-a", "ven-a@grid.example/oadr", "oadrCreateReport", push("ven-a"))
+    other = store.enqueue("ven-b", "ven-b@grid.example/oadr", "oadrRequestReregistration", push("ven-b"))
+    second = store.enqueue("ven-a", "ven-a@grid.example/oadr", "oadrCancelReport", push("ven-a") + b"\n")
+
+    async def turn() -> list:
+        return await asyncio.gather(*(store.delivery_state_async(ven_id)
+                                      for ven_id in ("ven-a", "ven-b", "ven-c", "nobody", "ven-a")))
+
+    states = asyncio.run(turn())
+    expected = {ven_id: (store.outbox(ven_id), store.deliveries(ven_id=ven_id))
+                for ven_id in ("ven-a", "ven-b", "ven-c", "nobody")}
+    assert states == [expected[ven_id] for ven_id in ("ven-a", "ven-b", "ven-c", "nobody", "ven-a")]
+    assert [item.item_id for item in states[0][0]] == [first, second]
+    assert [item.item_id for item in states[1][0]] == [other]
+    assert rows(states[0][1]) == [Delivery("e1", "ven-a", 0, "far"), Delivery("e2", "ven-a")]
+    assert states[3] == ([], [])
+    if isinstance(store, PostgreSQLStore):
+        assert store._delivery_states.sent == 1          # one read for the whole turn
+
 
 def test_the_outbox_keeps_order_counts_attempts_and_forgets_acknowledged_pushes(store):
     first, second, third = push("ven-a"), push("ven-b"), push("ven-a") + b"\n"

@@ -287,9 +287,12 @@ class Courier:
         ven = self.store.ven(ven_id)
         if ven is not None and ven.pulls:
             return                       # it polls for what it is owed (EventService.poll)
-        for item in self.store.outbox(ven_id):
+        # Read with those of every delivery starting in this loop turn (a fan-out's thousand).
+        owed, deliveries = await self.store.delivery_state_async(ven_id)
+        for item in owed:
             if not still_held():
                 return
+            deliveries = None              # the push took a while: read them again at the end
             # Where the VEN is now: it may have re-registered from another resource since.
             current = self.store.ven(ven_id)
             if current is None and item.attempts >= UNREGISTERED_ATTEMPTS:
@@ -325,7 +328,7 @@ class Courier:
             exchange_log.outbound(item.message_type, to, ven_id, "acknowledged", item.document)
             self._answered(item.message_type, ven_id, "acknowledged", took)
         ven = self.store.ven(ven_id)
-        found = self.events.distribution_document(ven_id) if ven is not None else None
+        found = self.events.distribution_document(ven_id, deliveries) if ven is not None else None
         if found is not None and still_held():
             document, included = found
             started = self._sent("oadrDistributeEvent", ven_id)

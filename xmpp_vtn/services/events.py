@@ -178,15 +178,17 @@ class EventService:
         payload = {"request_id": new_request_id(), "vtn_id": self.vtn_id, "events": events}
         return payload, [(r.event_id, r.modification_number, s) for r, s, _ in listed]
 
-    def distribution_document(self, ven_id: str) -> tuple[bytes, Included] | None:
-        """:meth:`distribution` for a push, serialized: the bytes to send and what they include.
+    def distribution_document(self, ven_id: str, deliveries: list[Delivery] | None = None
+                              ) -> tuple[bytes, Included] | None:
+        """:meth:`distribution` for a push, serialized: the bytes to send and what they include;
+        from ``deliveries`` (``ven_id``'s delivery rows, just read) when given.
 
         In a fan-out every VEN gets the same events, differing only in the requestID and its own
         venID target. The document is built and validated once per event state, with stand-ins
         for those two, and each VEN's copy is a byte substitution: building and validating per
         VEN was the largest OpenADR cost of a fan-out.
         """
-        listed = self._listed(ven_id)
+        listed = self._listed(ven_id, None if deliveries is None else {d.event_id: d for d in deliveries})
         if not _stale(listed):
             return None
         key = tuple((r.event_id, r.modification_number, s, id(r.event), ven_id in self._split_targets(r)[1])
@@ -280,7 +282,7 @@ class EventService:
                     for record, answer in checked]
         # Recorded first, with a journal entry in the same transaction, so that a VTN killed while
         # the handlers run calls them on its next start instead of losing the answer.
-        entry, held = self.store.record_answers(
+        entry, held = await self.store.record_answers_async(
             ven.ven_id, answered, journal=request.document or codec.serialize("oadrCreatedEvent", request.payload),
             owner=self.journal_owner)
         if entry is None:

@@ -239,6 +239,12 @@ class Store(abc.ABC):
         those, before anything changes.
         """
 
+    async def delivery_state_async(self, ven_id: str) -> tuple[list[OutboxItem], list[Delivery]]:
+        """What a delivery to ``ven_id`` starts from: its :meth:`outbox` and its :meth:`deliveries`,
+        read together. A shared store reads those of every delivery starting in this loop turn in
+        one statement each, off the loop."""
+        return self.outbox(ven_id), self.deliveries(ven_id=ven_id)
+
     async def mark_delivered_async(self, ven_id: str, delivered: list[tuple[str, int, str]]) -> list[str]:
         """:meth:`mark_delivered`, for the event loop: a shared store gathers the acknowledgements
         of one loop turn into one statement and waits for its database off the loop. Recorded
@@ -272,6 +278,13 @@ class Store(abc.ABC):
         if opts and all(before.get(event_id) == (opt_type, modification) for event_id, opt_type, modification in opts):
             return None, before
         return self.set_opt(ven_id, opts, journal=journal, owner=owner), before
+
+    async def record_answers_async(self, ven_id: str, opts: list[tuple[str, str, int]], journal: bytes,
+                                   owner: str = "") -> tuple[int | None, dict[str, tuple[str | None, int | None]]]:
+        """:meth:`record_answers`, for the event loop: a shared store hands the answers of one loop
+        turn to its database together and waits off the loop; each is recorded (durable, for a
+        store that commits each change at once) on its own when it returns."""
+        return self.record_answers(ven_id, opts, journal, owner)
 
     @abc.abstractmethod
     def restore_opt(self, ven_id: str, restored: list[tuple[str, str | None, int | None]],

@@ -35,6 +35,24 @@ class OffLoopConnection:
     async def fetch(self, query: str, args: Any = ()) -> list[tuple]:
         return await asyncio.get_running_loop().run_in_executor(self._thread, self._fetch, query, args)
 
+    async def fetch_each(self, statements: list[tuple[str, Any]]) -> list[list[tuple]]:
+        """:meth:`fetch` of each (query, args), one after another in one hand-over to the thread."""
+        return await asyncio.get_running_loop().run_in_executor(
+            self._thread, lambda: [self._fetch(query, args) for query, args in statements])
+
+    async def fetch_each_alone(self, statements: list[tuple[str, Any]]) -> list[list[tuple] | Exception]:
+        """:meth:`fetch_each` where each statement stands alone: one that fails gives its error in
+        its place, and the others run all the same."""
+        def run_each() -> list[list[tuple] | Exception]:
+            results: list[list[tuple] | Exception] = []
+            for query, args in statements:
+                try:
+                    results.append(self._fetch(query, args))
+                except Exception as error:
+                    results.append(error)
+            return results
+        return await asyncio.get_running_loop().run_in_executor(self._thread, run_each)
+
     def _fetch(self, query: str, args: Any) -> list[tuple]:
         for attempt in (1, 2):
             if self._db is None or self._db.closed or self._db.broken:
@@ -63,7 +81,8 @@ class OffLoopConnection:
 class TurnBatch(Generic[Item, Result]):
     """The calls of one event-loop turn, carried out together: ``await add(item)`` gathers
     ``item`` with the others added before the batch is sent, and ``run(items)`` (one statement,
-    say) returns one result per item, in order. Batches are sent one after another."""
+    say) returns one result per item, in order; an exception in an item's place is raised to that
+    item's caller alone. Batches are sent one after another."""
 
     def __init__(self, run: Callable[[list[Item]], Awaitable[list[Result]]]):
         self._run = run
@@ -96,7 +115,11 @@ class TurnBatch(Generic[Item, Result]):
                             asker.set_exception(error)
                     continue
                 for asker, result in zip(askers, results):
-                    if not asker.done():
+                    if asker.done():
+                        continue
+                    if isinstance(result, Exception):
+                        asker.set_exception(result)
+                    else:
                         asker.set_result(result)
         finally:
             self._sender = None

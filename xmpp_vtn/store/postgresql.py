@@ -240,6 +240,27 @@ def _most_advanced(delivered: list[tuple[str, int, str]]) -> dict[str, tuple[int
     return ahead
 
 
+def _outbox_item(row: tuple) -> OutboxItem:
+    item_id, ven_id, to, message_type, document, attempts, queued_at = row
+    return OutboxItem(item_id, ven_id, to, message_type, bytes(document), attempts, queued_at)
+
+
+def _record_answers(ven_id: str, opts: list[tuple[str, str, int]], journal: bytes, owner: str
+                    ) -> tuple[str, tuple]:
+    """_RECORD_ANSWERS and its arguments for :meth:`PostgreSQLStore.record_answers`."""
+    chosen = _newest_answers(opts)
+    event_ids = list(chosen)
+    return _RECORD_ANSWERS, (event_ids, [chosen[e][0] for e in event_ids], [chosen[e][1] for e in event_ids],
+                             ven_id, not opts, ven_id, ven_id, journal, owner)
+
+
+def _answers_recorded(rows: list[tuple]) -> tuple[int | None, dict[str, tuple[str | None, int | None]]]:
+    """What _RECORD_ANSWERS returned: the journal entry's id, and each named event's row before."""
+    before = {event_id: (opt_type, modification) for _, event_id, opt_type, modification in rows
+              if event_id is not None}
+    return rows[0][0], before
+
+
 def _newest_answers(opts: list[tuple[str, str, int]]) -> dict[str, tuple[str, int]]:
     """Per event the answer given for the newest modification, the last of equals: what applying
     ``opts`` one after another would leave (one statement updates a row once)."""
@@ -310,6 +331,8 @@ class PostgreSQLStore(Store):
         # wait for the database off the loop.
         self._off_loop = OffLoopConnection(self._connect)
         self._delivered: TurnBatch = TurnBatch(self._mark_delivered_batch)
+        self._delivery_states: TurnBatch = TurnBatch(self._delivery_state_batch)
+        self._answers: TurnBatch = TurnBatch(self._off_loop.fetch_each_alone)
 
     def _connect(self) -> psycopg.Connection:
         # autocommit: a statement outside _transaction() commits at once, as in the SQLite store.
@@ -570,6 +593,25 @@ class PostgreSQLStore(Store):
         news = {event_id for event_id, new_modification in moved if new_modification}
         return [event_id for event_id in ahead if event_id in news]
 
+    async def delivery_state_async(self, ven_id: str) -> tuple[list[OutboxItem], list[Delivery]]:
+        return await self._delivery_states.add(ven_id)
+
+    async def _delivery_state_batch(self, ven_ids: list[str]) -> list[tuple[list[OutboxItem], list[Delivery]]]:
+        wanted = sorted(set(ven_ids))
+        queued, held = await self._off_loop.fetch_each([
+            (f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE ven_id = ANY(%s::text[]) ORDER BY item_id", (wanted,)),
+            (f"SELECT {DELIVERY_COLUMNS} FROM event_vens WHERE ven_id = ANY(%s::text[]) ORDER BY event_id, ven_id",
+             (wanted,))])
+        items: dict[str, list[OutboxItem]] = {}
+        for row in queued:
+            item = _outbox_item(row)
+            items.setdefault(item.ven_id, []).append(item)
+        rows: dict[str, list[Delivery]] = {}
+        for row in held:
+            delivery = Delivery(*row)
+            rows.setdefault(delivery.ven_id, []).append(delivery)
+        return [(items.get(ven_id, []), rows.get(ven_id, [])) for ven_id in ven_ids]
+
     async def mark_delivered_async(self, ven_id: str, delivered: list[tuple[str, int, str]]) -> list[str]:
         # Gathered with the acknowledgements of this loop turn: one statement for all, off the loop.
         ahead = _most_advanced(delivered)
@@ -614,14 +656,13 @@ class PostgreSQLStore(Store):
 
     def record_answers(self, ven_id: str, opts: list[tuple[str, str, int]], journal: bytes, owner: str = ""
                        ) -> tuple[int | None, dict[str, tuple[str | None, int | None]]]:
-        chosen = _newest_answers(opts)
-        event_ids = list(chosen)
-        rows = self._execute(_RECORD_ANSWERS, (
-            event_ids, [chosen[e][0] for e in event_ids], [chosen[e][1] for e in event_ids], ven_id,
-            not opts, ven_id, ven_id, journal, owner)).fetchall()
-        before = {event_id: (opt_type, modification) for _, event_id, opt_type, modification in rows
-                  if event_id is not None}
-        return rows[0][0], before
+        return _answers_recorded(self._execute(*_record_answers(ven_id, opts, journal, owner)).fetchall())
+
+    async def record_answers_async(self, ven_id: str, opts: list[tuple[str, str, int]], journal: bytes,
+                                   owner: str = "") -> tuple[int | None, dict[str, tuple[str | None, int | None]]]:
+        # With the other answers of this loop turn, in one hand-over to the off-loop connection; each
+        # is its own statement (its own transaction, its own journal entry), as record_answers.
+        return _answers_recorded(await self._answers.add(_record_answers(ven_id, opts, journal, owner)))
 
     def restore_opt(self, ven_id: str, restored: list[tuple[str, str | None, int | None]],
                     written: list[tuple[str, str, int]]) -> None:
@@ -696,8 +737,7 @@ class PostgreSQLStore(Store):
     def outbox(self, ven_id: str | None = None) -> list[OutboxItem]:
         where, args = ("WHERE ven_id = %s", (ven_id,)) if ven_id is not None else ("", ())
         rows = self._execute(f"SELECT {OUTBOX_COLUMNS} FROM outbox {where} ORDER BY item_id", args).fetchall()
-        return [OutboxItem(item_id, ven, to, message_type, bytes(document), attempts, queued_at)
-                for item_id, ven, to, message_type, document, attempts, queued_at in rows]
+        return [_outbox_item(row) for row in rows]
 
     def attempted(self, item_id: int) -> None:
         self._execute("UPDATE outbox SET attempts = attempts + 1 WHERE item_id = %s", (item_id,))
