@@ -177,26 +177,14 @@ MIGRATIONS: list[str] = [
     """,
 ]
 
-# Several (event, modification, status) of one VEN in one statement, each row moving only forward
-# (the rule of MARK_DELIVERED in .sql, evaluated per row as the update takes it). The rows are
-# locked first, in event order, to read the modification each held: FOR UPDATE waits for a
-# concurrent writer and returns the row as it committed, and the UPDATE re-checks its condition on
-# that same version, so the modification returned as "before" is the one the update replaced.
-_MARK_DELIVERED_MANY = (
-    "WITH a AS (SELECT * FROM unnest(%s::text[], %s::int[], %s::text[], %s::int[]) "
-    "AS a(event_id, modification, status, rank)), "
-    "held AS (SELECT v.event_id, v.delivered_modification AS before FROM event_vens v JOIN a "
-    "ON a.event_id = v.event_id WHERE v.ven_id = %s ORDER BY v.event_id FOR UPDATE OF v) "
-    "UPDATE event_vens SET delivered_modification = a.modification, delivered_status = a.status "
-    "FROM a JOIN held ON held.event_id = a.event_id "
-    "WHERE event_vens.event_id = a.event_id AND event_vens.ven_id = %s AND (delivered_modification IS NULL "
-    "OR delivered_modification < a.modification OR (delivered_modification = a.modification AND "
-    + RANK_SQL + " < a.rank)) "
-    "RETURNING event_vens.event_id, held.before IS DISTINCT FROM a.modification")
-# _MARK_DELIVERED_MANY for the acknowledgements of several VENs, gathered over one loop turn: rows
-# locked in key order (event, then VEN), as every statement here locks them, so batches that
-# meet wait for each other instead of deadlocking.
-_MARK_DELIVERED_BATCH = (
+# Several (VEN, event, modification, status) in one statement, each row moving only forward (the
+# rule of MARK_DELIVERED in .sql, evaluated per row as the update takes it): one VEN's
+# acknowledgement, or those of a whole loop turn. The rows are locked first, in key order (event,
+# then VEN, as every statement here locks them, so two batches that meet wait for each other
+# instead of deadlocking), to read the modification each held: FOR UPDATE waits for a concurrent
+# writer and returns the row as it committed, and the UPDATE re-checks its condition on that same
+# version, so the modification returned as "before" is the one the update replaced.
+_MARK_DELIVERED_ROWS = (
     "WITH a AS (SELECT * FROM unnest(%s::text[], %s::text[], %s::int[], %s::text[], %s::int[]) "
     "AS a(ven_id, event_id, modification, status, rank)), "
     "held AS (SELECT v.ven_id, v.event_id, v.delivered_modification AS before FROM event_vens v JOIN a "
@@ -216,7 +204,7 @@ _SET_OPT_MANY = (
 _SET_OPT_JOURNALED = (f"WITH opted AS ({_SET_OPT_MANY} RETURNING 1) "
                       "INSERT INTO journal (ven_id, document, owner) VALUES (%s, %s, %s) RETURNING entry_id")
 # Store.record_answers in one statement: the rows are locked and read first (as for
-# _MARK_DELIVERED_MANY), and the answers are written and journaled only when one of them differs
+# _MARK_DELIVERED_ROWS), and the answers are written and journaled only when one of them differs
 # from what is recorded. Always one row: the entry's id (None for a resend), then each row's
 # (event, opt_type, opt_modification) before, or NULLs when the VEN has none of the events.
 _RECORD_ANSWERS = (
@@ -245,6 +233,32 @@ def _most_advanced(delivered: list[tuple[str, int, str]]) -> dict[str, tuple[int
         if event_id not in ahead or ahead[event_id][:2] < (modification, rank):
             ahead[event_id] = (modification, rank, status)
     return ahead
+
+
+def _mark_delivered(batch: list[tuple[str, dict[str, tuple[int, int, str]]]]) -> tuple[str, tuple]:
+    """_MARK_DELIVERED_ROWS and its arguments for (venID, :func:`_most_advanced` of its acknowledgement)
+    pairs: one row per (VEN, event), the most advanced where a pair is named twice."""
+    rows: dict[tuple[str, str], tuple[int, int, str]] = {}
+    for ven_id, ahead in batch:
+        for event_id, state in ahead.items():
+            key = (ven_id, event_id)
+            if key not in rows or rows[key][:2] < state[:2]:
+                rows[key] = state
+    keys = sorted(rows, key=lambda key: (key[1], key[0]))
+    return _MARK_DELIVERED_ROWS, ([ven for ven, _ in keys], [event for _, event in keys], [rows[k][0] for k in keys],
+                             [rows[k][2] for k in keys], [rows[k][1] for k in keys])
+
+
+def _delivered_news(batch: list[tuple[str, dict]], moved: list[tuple]) -> list[set[str]]:
+    """Per pair of ``batch``, the events of which its VEN now holds a new modification, from what
+    _MARK_DELIVERED_ROWS returned; a (VEN, event) named twice is news to the first that named it."""
+    news = {(ven_id, event_id) for ven_id, event_id, new_modification in moved if new_modification}
+    results: list[set[str]] = []
+    for ven_id, ahead in batch:
+        mine = {event_id for event_id in ahead if (ven_id, event_id) in news}
+        news -= {(ven_id, event_id) for event_id in mine}
+        results.append(mine)
+    return results
 
 
 def _outbox_item(row: tuple) -> OutboxItem:
@@ -593,11 +607,8 @@ class PostgreSQLStore(Store):
         ahead = _most_advanced(delivered)
         if not ahead:
             return []
-        event_ids = list(ahead)
-        moved = self._execute(_MARK_DELIVERED_MANY, (
-            event_ids, [ahead[e][0] for e in event_ids], [ahead[e][2] for e in event_ids],
-            [ahead[e][1] for e in event_ids], ven_id, ven_id)).fetchall()
-        news = {event_id for event_id, new_modification in moved if new_modification}
+        batch = [(ven_id, ahead)]
+        news = _delivered_news(batch, self._execute(*_mark_delivered(batch)).fetchall())[0]
         return [event_id for event_id in ahead if event_id in news]
 
     async def delivery_state_async(self, ven_id: str) -> tuple[list[OutboxItem], list[Delivery]]:
@@ -629,25 +640,7 @@ class PostgreSQLStore(Store):
 
     async def _mark_delivered_batch(self, batch: list[tuple[str, dict[str, tuple[int, int, str]]]]
                                     ) -> list[set[str]]:
-        # One row per (VEN, event): of a pair named twice in one batch, the most advanced, and its
-        # news goes to the first that named it.
-        rows: dict[tuple[str, str], tuple[int, int, str]] = {}
-        for ven_id, ahead in batch:
-            for event_id, state in ahead.items():
-                key = (ven_id, event_id)
-                if key not in rows or rows[key][:2] < state[:2]:
-                    rows[key] = state
-        keys = sorted(rows, key=lambda key: (key[1], key[0]))
-        moved = await self._off_loop.fetch(_MARK_DELIVERED_BATCH, (
-            [ven for ven, _ in keys], [event for _, event in keys], [rows[k][0] for k in keys],
-            [rows[k][2] for k in keys], [rows[k][1] for k in keys]))
-        news = {(ven_id, event_id) for ven_id, event_id, new_modification in moved if new_modification}
-        results: list[set[str]] = []
-        for ven_id, ahead in batch:
-            mine = {event_id for event_id in ahead if (ven_id, event_id) in news}
-            news -= {(ven_id, event_id) for event_id in mine}
-            results.append(mine)
-        return results
+        return _delivered_news(batch, await self._off_loop.fetch(*_mark_delivered(batch)))
 
     def set_opt(self, ven_id: str, opts: list[tuple[str, str, int]], journal: bytes | None = None,
                 owner: str = "") -> int | None:
