@@ -4,8 +4,8 @@
 Every oadrCreatedEvent answer the application sees is appended to ``--log`` as a JSON line, so a
 test can count callbacks across processes. With ``--event-when N`` it adds one event for all VENs
 as soon as N are registered and have answered the VTN's oadrRegisterReport (a single instance;
-with ``--instance-id`` once N are registered and the shared outbox has been empty for a second) and prints ``event-added``; once all N have
-answered it prints
+with ``--instance-id`` once N are registered and the shared outbox has been empty for a second)
+and prints ``event-added``; once all N have answered it prints
 ``fanout-ms <milliseconds from add_event to the last answer handled>``.
 
 That line counts only the answers *this* process handled: with several instances the answers are
