@@ -1114,6 +1114,34 @@ def test_a_registration_changed_anywhere_is_forgotten_alone_and_every_other_stay
         reader.close()
 
 
+def test_a_refresh_of_the_events_keeps_every_registration_in_memory_and_the_other_way_round(shared):
+    """An instance told that an event changed (or unsure of an event a VEN answers) refreshes the
+    events alone: every VEN's registration is still served from memory, so a fan-out's lookups do
+    not all go to the database after each event change another instance made."""
+    writer = shared()
+    reader = PostgreSQLStore(_with_lock_timeout(shared.location))
+    try:
+        writer.put_ven(ven("ven-a"))
+        writer.put_event(record("ev", ["ven-a"]))
+        assert reader.ven("ven-a") == ven("ven-a") and reader.event("ev").modification_number == 0
+        reader._changes.changed = lambda: frozenset()      # the change below is not heard of
+        writer.put_event(record("ev", ["ven-a"], modification=1))
+        reader.refresh(registrations=False)
+        assert reader.event("ev").modification_number == 1                  # read anew
+        assert _served_from_memory(shared.location, lambda: reader.ven("ven-a"),
+                                   lambda: reader.ven_by_jid("ven-a@grid.example")) == [ven("ven-a")] * 2
+        moved = ven("ven-a", transport_address="ven-a@grid.example/elsewhere")
+        writer.put_ven(moved)
+        writer.put_event(record("ev", ["ven-a"], modification=2))
+        reader.refresh(events=False)
+        assert reader.ven("ven-a") == moved                                 # read anew
+        assert reader.event("ev").modification_number == 1                  # still the one in memory
+        reader.refresh()
+        assert reader.event("ev").modification_number == 2
+    finally:
+        reader.close()
+
+
 def test_an_event_another_instance_changes_is_read_anew_once_its_change_arrived(shared):
     writer, reader = shared(), shared()
     writer.put_event(record("ev", ["ven-b"]))

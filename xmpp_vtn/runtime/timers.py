@@ -60,8 +60,8 @@ class Timers:
     def on_event_changed(self, event_id: str) -> None:
         """Another instance changed (or moved on) ``event_id``: schedule it and push to our share."""
         # Told after the change committed, on another connection than the one that tells the
-        # store's cache: read it as it is now.
-        self.store.refresh()
+        # store's cache: read it as it is now (the events only: the registrations did not change).
+        self.store.refresh(registrations=False)
         record = self.store.event(event_id)
         if record is None:
             return

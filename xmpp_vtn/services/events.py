@@ -265,7 +265,7 @@ class EventService:
             if record is None or not record.is_for(ven.ven_id) or \
                     answer["modification_number"] != record.modification_number:
                 # Before refusing: another instance may have added or changed the event just now.
-                self.store.refresh()
+                self.store.refresh(registrations=False)
                 record = self.store.event(answer["event_id"])
             if record is None:
                 raise Refusal(codes.INVALID_ID, f"no event {answer['event_id']}")

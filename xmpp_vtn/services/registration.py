@@ -63,7 +63,7 @@ class RegistrationService:
         ``on_query_registration(payload)`` is told; its return value is not used.
         """
         await self.handlers.call("on_query_registration", request.payload)
-        self.store.refresh()          # rare, and decided on the registration as it is now, anywhere
+        self.store.refresh(events=False)   # rare, and decided on the registration as it is now, anywhere
         current = self.store.ven_by_jid(request.bare_jid)
         ids = {"ven_id": current.ven_id, "registration_id": current.registration_id} if current else {}
         return Outcome(self.created_answer(request.request_id, **ids))
@@ -76,7 +76,7 @@ class RegistrationService:
         if payload.get("transport_name") != request.transport or request.transport not in self.transports:
             raise Refusal(codes.INVALID_DATA, f"this message came by {request.transport}: register with transport "
                           f"{request.transport}, not {payload.get('transport_name')}")
-        self.store.refresh()          # rare, and decided on the registration as it is now, anywhere
+        self.store.refresh(events=False)   # rare, and decided on the registration as it is now, anywhere
         current = self.store.ven_by_jid(request.bare_jid)
         claimed_registration = payload.get("registration_id")
         if claimed_registration is not None and (current is None or current.registration_id != claimed_registration):
@@ -192,7 +192,7 @@ class RegistrationService:
         registration_id = request.payload.get("registration_id")
         if registration_id != ven.registration_id:
             # Before refusing: the VEN may have registered anew through another instance just now.
-            self.store.refresh()
+            self.store.refresh(events=False)
             ven = self.store.ven(ven.ven_id) or ven
         if registration_id != ven.registration_id:
             raise Refusal(codes.INVALID_ID, f"registrationID {registration_id} is not this VEN's registration",

@@ -473,9 +473,11 @@ class PostgreSQLStore(Store):
                 if self._ven_cache.get(key) is cached:
                     del self._ven_cache[key]
 
-    def refresh(self) -> None:
-        self._forget_vens()
-        self._event_cache = None
+    def refresh(self, *, registrations: bool = True, events: bool = True) -> None:
+        if registrations:
+            self._forget_vens()
+        if events:
+            self._event_cache = None
 
     @contextmanager
     def _changing_vens(self, *ven_ids: str) -> Iterator[set[str]]:
