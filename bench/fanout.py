@@ -29,6 +29,10 @@ the event. ejabberd spreads the VENs' stanzas over the K connections at random, 
 are handled by all K: the fan-out is then timed here, from the shared answer log (see
 :func:`vtn_fanout`), and the CPU each process used during it is read from ``/proc``.
 
+``--warm-up`` pushes every VEN a first event, and waits for all its answers, before the timed
+one: every instance has then met every VEN (read its registration, recorded it online), as in a
+cluster that has been running, and the timed fan-out carries none of that first-contact work.
+
     python bench/fanout.py --vens 200,1000 --instances 1,2 --server ejabberd
 """
 from __future__ import annotations
@@ -186,7 +190,7 @@ class AnswerLog:
 def vtn_fanout(server, store: str, accounts: list[str], processes: int, scratch: str, instances: int,
                tag: str, extra: tuple[str, ...] = (), first_extra: tuple[str, ...] = (),
                cpu_groups: dict[str, list[int]] | None = None, lean: bool = True,
-               statements: "StatementCounter | None" = None) -> Result:
+               statements: "StatementCounter | None" = None, events: int = 1) -> Result:
     """One fan-out to ``accounts`` served by ``instances`` vtn_process.py sharing ``store``.
 
     When is it done? vtn_process.py prints ``fanout-ms`` once *its own* set of answering venIDs
@@ -260,7 +264,8 @@ def vtn_fanout(server, store: str, accounts: list[str], processes: int, scratch:
         thread.join(TIMEOUT)
         if watch["error"] is not None:
             raise RuntimeError(f"{vensim.summary(counts, n)}") from watch["error"]
-        assert counts.registered == n and counts.answers_sent == n, vensim.summary(counts, n)
+        # Each VEN answers each event (the warm-up's first, when there is one).
+        assert counts.registered == n and counts.answers_sent == n * events, vensim.summary(counts, n)
         fanout_ms = (max(answers.first.values()) - watch["added_at"]) * 1000
         own = None
         if instances == 1:
@@ -314,6 +319,11 @@ class StatementCounter:
             db.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
 
 
+def receipt(latencies: list[float], share: float, warmed_up: bool) -> str:
+    """A receipt percentile for the table; with --warm-up the VENs' latencies mix both events: '-'."""
+    return f"{'-':>12}" if warmed_up else f"{percentile(latencies, share) * 1000:>10.0f}ms"
+
+
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(len(ordered) * share))]
@@ -340,6 +350,9 @@ def main() -> None:
                         help="VENs validate every push and build every answer (default: lean VENs)")
     parser.add_argument("--statements", action="store_true",
                         help="count PostgreSQL statements per exchange by kind (pg_stat_statements)")
+    parser.add_argument("--warm-up", action="store_true",
+                        help="push every VEN a first event and wait for all its answers before the timed one, "
+                             "so that every instance has met every VEN (receipt percentiles are then not shown)")
     args = parser.parse_args()
     sizes = [int(size) for size in args.vens.split(",")]
     counts = [int(count) for count in args.instances.split(",")]
@@ -381,6 +394,7 @@ def main() -> None:
                 first = ("--profile", f"{args.profile}") if args.profile and n == sizes[-1] and k == counts[-1] else ()
                 if args.profile_fanout and n == sizes[-1] and k == counts[-1]:
                     first = (*first, "--profile-fanout", args.profile_fanout)
+                first += ("--warm-up",) if args.warm_up else ()
                 if postgres is not None:
                     store = postgres.create_database(f"vtn_{n}_{k}")           # fresh per run
                     if args.statements:
@@ -389,7 +403,8 @@ def main() -> None:
                     store = f"{scratch}/vtn-{n}-{k}.sqlite3"
                 result = vtn_fanout(server, store, ours_accounts, args.ven_processes, scratch, k, f"{n}-{k}",
                                     extra, first, servers, lean=not args.validating_vens,
-                                    statements=StatementCounter() if args.statements else None)
+                                    statements=StatementCounter() if args.statements else None,
+                                    events=2 if args.warm_up else 1)
                 rows.append((n, k, raws, result))
                 own = f" (the instance's own figure {result.own_fanout_ms:.0f} ms)" if result.own_fanout_ms else ""
                 print(f"N={n}, {k} instance(s): xmpp-vtn {result.fanout_ms:.0f} ms{own}, answers handled per "
@@ -408,7 +423,7 @@ def main() -> None:
         speedup = f"{single[n] / result.fanout_ms:>8.2f}x" if n in single else f"{'-':>9}"
         print(f"{n:>6} {k:>4} {result.fanout_ms:>8.0f}ms {raw:>8.0f}ms {raw / result.fanout_ms:>6.2f} "
               f"{raws['small'].seconds * 1000:>8.0f}ms {speedup} "
-              f"{percentile(result.latencies, 0.5) * 1000:>10.0f}ms {percentile(result.latencies, 0.99) * 1000:>10.0f}ms "
+              f"{receipt(result.latencies, 0.5, args.warm_up)} {receipt(result.latencies, 0.99, args.warm_up)} "
               f"{percentile(raws['same bytes'].latencies, 0.5) * 1000:>7.0f}ms "
               f"{percentile(raws['same bytes'].latencies, 0.99) * 1000:>7.0f}ms")
     print("ratio = raw ceiling with the same bytes / xmpp-vtn (1.00 = as fast as bare slixmpp doing the same "

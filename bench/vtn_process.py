@@ -61,6 +61,25 @@ class PushCounter(ExchangeObserver):
         return all(ven_id in self.offered and ven_id in self.answered for ven_id in ven_ids)
 
 
+#: The event the fan-out times; --warm-up pushes WARM_UP_ID first.
+EVENT_ID = "fault-event"
+WARM_UP_ID = "warm-up-event"
+
+
+async def warm_up(vtn: VTNComponent, start: datetime, duration: float) -> None:
+    """Push a first event to every VEN and wait until every one has answered it (as the shared
+    store records it, whichever instance handled the answer): the fan-out timed next then meets
+    instances that have each seen every VEN, as a cluster that has run a while does."""
+    ven_ids = [ven.ven_id for ven in vtn.vens()]
+    vtn.add_event(ven_ids, "SIMPLE", "level",
+                  [{"dtstart": start, "duration": timedelta(seconds=duration), "signal_payload": 0.5}],
+                  event_id=WARM_UP_ID)
+    while sum(delivery.opt_type is not None for delivery in vtn.store.deliveries(WARM_UP_ID)) < len(ven_ids):
+        await asyncio.sleep(0.02)                       # polling what the VENs drive; no event to await
+    while vtn.store.queued_ven_ids():
+        await asyncio.sleep(0.02)
+
+
 async def serve(args: argparse.Namespace) -> None:
     vtn = VTNComponent("VTN-1", args.jid, args.secret, port=args.port, store=args.store, ping_interval=None,
                        push_concurrency=args.push_concurrency, push_timeout=args.push_timeout,
@@ -79,7 +98,8 @@ async def serve(args: argparse.Namespace) -> None:
             if args.log_times:
                 line["t"] = time.monotonic()
             log.write(json.dumps(line) + "\n")
-            answered.add(payload["ven_id"])
+            if answer["event_id"] == EVENT_ID:            # not the --warm-up event
+                answered.add(payload["ven_id"])
         if args.fsync:
             os.fsync(log.fileno())
         if args.event_when and len(answered) == args.event_when and timing["start"]:
@@ -117,13 +137,15 @@ async def serve(args: argparse.Namespace) -> None:
                     quiet_since = time.monotonic()
             await asyncio.sleep(0.02)                   # polling counts the VENs drive; no event to await
         start = datetime.now(timezone.utc) + timedelta(seconds=args.event_start_in)
+        if args.warm_up:
+            await warm_up(vtn, start, args.event_duration)
         if profiler is not None:
             profiler.enable()
         timing["start"] = time.perf_counter()
         added_at = time.monotonic()
         vtn.add_event([ven.ven_id for ven in vtn.vens()], "SIMPLE", "level",
                       [{"dtstart": start, "duration": timedelta(seconds=args.event_duration), "signal_payload": 1.0}],
-                      event_id="fault-event")
+                      event_id=EVENT_ID)
         print("event-added", flush=True)
         if args.log_times:
             print(f"event-added-at {added_at:.6f}", flush=True)
@@ -145,6 +167,9 @@ def main() -> None:
     parser.add_argument("--event-duration", type=float, default=1800.0, help="seconds")
     parser.add_argument("--instance-id", help="this instance's id, when several share a postgresql:// store")
     parser.add_argument("--lease-seconds", type=float, default=15.0)
+    parser.add_argument("--warm-up", action="store_true",
+                        help="with --event-when: push a first event to every VEN and wait for all its answers "
+                             "before the timed one")
     parser.add_argument("--log-times", action="store_true",
                         help='add "t" (time.monotonic()) to every --log line and print event-added-at <t>')
     parser.add_argument("--untuned-gc", action="store_true",
