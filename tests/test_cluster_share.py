@@ -42,6 +42,46 @@ def test_two_instances_share_the_vens_between_them_and_one_takes_all_once_the_ot
     assert alone == set(VEN_IDS)
 
 
+def test_an_instance_that_starts_or_stops_is_counted_by_the_others_at_once_not_at_their_next_sweep(
+        postgres_database):
+    """A fan-out claims every lease it takes in one statement, so an instance that does not know of
+    another yet would take every VEN: a start and a stop are announced, and the others read who
+    is running at once (their sweep, every 10 s here, is not what tells them)."""
+    stores = [open_store(postgres_database) for _ in range(3)]
+    a, b = Cluster(stores[0], "vtn-a", lease_seconds=30), Cluster(stores[1], "vtn-b", lease_seconds=30)
+
+    async def scenario():
+        a.start(lambda: asyncio.sleep(0), lambda line: None)
+        refreshed = asyncio.Event()
+        read_live = a.refresh_live
+
+        def refresh_live() -> None:                     # from now on: whenever a reads who runs
+            read_live()
+            refreshed.set()
+        a.refresh_live = refresh_live
+        # Nothing says when a's LISTEN is in place: announce a stranger until a reads anew.
+        await until(refreshed.is_set, lambda: stores[2].publish("instances", "vtn-probe started"))
+        refreshed.clear()
+        assert a.live == ["vtn-a"]
+        b.start(lambda: asyncio.sleep(0), lambda line: None)
+        await asyncio.wait_for(refreshed.wait(), 5)
+        assert a.live == ["vtn-a", "vtn-b"]
+        shares = [{ven_id for ven_id in VEN_IDS if cluster.takes(ven_id)} for cluster in (a, b)]
+        refreshed.clear()
+        await b.stop()
+        await asyncio.wait_for(refreshed.wait(), 5)
+        assert a.live == ["vtn-a"]
+        await a.stop()
+        return shares
+
+    try:
+        share_a, share_b = asyncio.run(scenario())
+    finally:
+        for store in stores:
+            store.close()
+    assert share_a.isdisjoint(share_b) and share_a | share_b == set(VEN_IDS)
+
+
 def test_what_an_instance_tells_the_others_reaches_them_and_not_itself(postgres_database):
     stores = [open_store(postgres_database) for _ in range(2)]
     a, b = Cluster(stores[0], "vtn-a"), Cluster(stores[1], "vtn-b")

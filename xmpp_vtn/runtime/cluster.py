@@ -28,6 +28,11 @@ log = logging.getLogger("xmpp_vtn.cluster")
 # outlive every instance's copy of the schedule.
 ONCE_SECONDS = 24 * 3600.0
 
+#: Where an instance says it started or stopped, so that the others share the VENs anew at once
+#: instead of at their next sweep (a fan-out's leases are all claimed in one statement: an
+#: instance that does not know of another yet would take every VEN).
+LIVE_CHANNEL = "instances"
+
 
 class Cluster:
     """This instance's part in a VTN shared by several instances over ``store``.
@@ -128,12 +133,14 @@ class Cluster:
         self.hold(f"instance:{self.instance_id}")
         self.refresh_live()
         loop = asyncio.get_running_loop()
-        jobs = [self._sweeping(sweep), self._listening("answers", _line_by_line(on_answer))]
+        jobs = [self._sweeping(sweep), self._listening("answers", _line_by_line(on_answer)),
+                self._listening(LIVE_CHANNEL, self._from_others(lambda message: self.refresh_live()))]
         jobs += [self._listening(channel, self._from_others(receive)) for channel, receive in (listeners or {}).items()]
         for job in jobs:
             task = loop.create_task(job)
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+        self.tell_others(LIVE_CHANNEL, "started")
 
     def _from_others(self, receive: Callable[[str], None]) -> Callable[[str], None]:
         def received(line: str) -> None:
@@ -174,6 +181,7 @@ class Cluster:
         if self.shared:
             try:
                 self.let_go(f"instance:{self.instance_id}")
+                self.tell_others(LIVE_CHANNEL, "stopped")
             except Exception:
                 log.warning("could not release the instance lease; it expires in %.0f s", self.lease_seconds)
 
