@@ -1114,10 +1114,11 @@ def test_a_registration_changed_anywhere_is_forgotten_alone_and_every_other_stay
         reader.close()
 
 
-def test_a_refresh_of_the_events_keeps_every_registration_in_memory_and_the_other_way_round(shared):
+def test_a_refresh_reads_anew_only_what_is_in_doubt_and_serves_the_rest_from_memory(shared):
     """An instance told that an event changed (or unsure of an event a VEN answers) refreshes the
-    events alone: every VEN's registration is still served from memory, so a fan-out's lookups do
-    not all go to the database after each event change another instance made."""
+    events alone, and one unsure of an account's registration refreshes that account alone: every
+    other registration is still served from memory, so a fan-out's lookups do not all go to the
+    database after each event change or registration another instance made."""
     writer = shared()
     reader = PostgreSQLStore(_with_lock_timeout(shared.location))
     try:
@@ -1138,6 +1139,16 @@ def test_a_refresh_of_the_events_keeps_every_registration_in_memory_and_the_othe
         assert reader.event("ev").modification_number == 1                  # still the one in memory
         reader.refresh()
         assert reader.event("ev").modification_number == 2
+        # One account in doubt: its registration alone is read anew, by every key.
+        writer.put_ven(ven("ven-b"))
+        assert reader.ven("ven-b") == ven("ven-b")
+        again = ven("ven-a2", jid="ven-a@grid.example")
+        writer.put_ven(again)                               # ven-a's account registers anew
+        reader.refresh(events=False, account="ven-a@grid.example")
+        assert _served_from_memory(shared.location, lambda: reader.ven("ven-b"),
+                                   lambda: reader.event("ev").modification_number) == [ven("ven-b"), 2]
+        assert reader.ven_by_jid("ven-a@grid.example") == again
+        assert reader.ven("ven-a") is None and reader.ven_by_registration("reg-ven-a") is None
     finally:
         reader.close()
 

@@ -94,7 +94,7 @@ class Dispatcher:
         if ven is not None and claimed is not None and claimed != ven.ven_id:
             # Before refusing: the VEN may have registered anew through another instance just now
             # (a store keeps no absent registration, so a None was read from the store itself).
-            self.store.refresh(events=False)
+            self.store.refresh(events=False, account=request.bare_jid)
             ven = self.store.ven_by_jid(request.bare_jid)
         if ven is None:
             if claimed is not None and self.store.ven(claimed) is not None:

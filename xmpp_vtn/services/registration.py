@@ -63,7 +63,8 @@ class RegistrationService:
         ``on_query_registration(payload)`` is told; its return value is not used.
         """
         await self.handlers.call("on_query_registration", request.payload)
-        self.store.refresh(events=False)   # rare, and decided on the registration as it is now, anywhere
+        # Decided on the account's registration as it is now, whichever instance changed it last.
+        self.store.refresh(events=False, account=request.bare_jid)
         current = self.store.ven_by_jid(request.bare_jid)
         ids = {"ven_id": current.ven_id, "registration_id": current.registration_id} if current else {}
         return Outcome(self.created_answer(request.request_id, **ids))
@@ -76,7 +77,8 @@ class RegistrationService:
         if payload.get("transport_name") != request.transport or request.transport not in self.transports:
             raise Refusal(codes.INVALID_DATA, f"this message came by {request.transport}: register with transport "
                           f"{request.transport}, not {payload.get('transport_name')}")
-        self.store.refresh(events=False)   # rare, and decided on the registration as it is now, anywhere
+        # Decided on the account's registration as it is now, whichever instance changed it last.
+        self.store.refresh(events=False, account=request.bare_jid)
         current = self.store.ven_by_jid(request.bare_jid)
         claimed_registration = payload.get("registration_id")
         if claimed_registration is not None and (current is None or current.registration_id != claimed_registration):
@@ -99,6 +101,9 @@ class RegistrationService:
         # doing, so say so: an application that recorded the registration must not count it.
         self._check_ven_id_free(ven_id, request.bare_jid, chosen_by="on_create_party_registration")
         holder = self.store.ven_by_registration(registration_id)
+        if holder is not None and holder.ven_id != ven_id:
+            self.store.refresh(events=False, account=holder.bare_jid)      # as above
+            holder = self.store.ven_by_registration(registration_id)
         if holder is not None and holder.ven_id != ven_id:
             raise ValueError(f"on_create_party_registration returned registration id {registration_id}, "
                              f"already held by venID {holder.ven_id}: registration ids must be unique")
@@ -139,6 +144,10 @@ class RegistrationService:
         if ven_id is None:
             return
         holder = self.store.ven(ven_id)
+        if holder is not None and holder.bare_jid != bare_jid:
+            # Before refusing on what may be held in memory: that account may have let it go just now.
+            self.store.refresh(events=False, account=holder.bare_jid)
+            holder = self.store.ven(ven_id)
         if holder is not None and holder.bare_jid != bare_jid:
             if chosen_by is not None:
                 log.error("%s returned venID %s for %s, but it belongs to %s: the registration is refused and "
@@ -192,7 +201,7 @@ class RegistrationService:
         registration_id = request.payload.get("registration_id")
         if registration_id != ven.registration_id:
             # Before refusing: the VEN may have registered anew through another instance just now.
-            self.store.refresh(events=False)
+            self.store.refresh(events=False, account=ven.bare_jid)
             ven = self.store.ven(ven.ven_id) or ven
         if registration_id != ven.registration_id:
             raise Refusal(codes.INVALID_ID, f"registrationID {registration_id} is not this VEN's registration",

@@ -459,16 +459,17 @@ class Store(abc.ABC):
         """
         await asyncio.get_running_loop().create_future()
 
-    def refresh(self, *, registrations: bool = True, events: bool = True) -> None:
-        """Read registrations and events (or only the ones asked for) from the backend itself on
-        the next calls.
+    def refresh(self, *, registrations: bool = True, events: bool = True, account: str | None = None) -> None:
+        """Read registrations and events (or only the ones asked for; with ``account``, a bare JID,
+        only that account's registration) from the backend itself on the next calls.
 
         A shared store may serve them from memory, learning of other instances' changes a moment
         after they commit (see :mod:`xmpp_vtn.store.changes`). A service about to refuse a VEN
         because of what it read (an unknown venID, an event modification it does not know) calls
         this and reads again first: the VEN may act on a change another instance made just now.
         Ask only for what is in doubt: in a cluster, forgetting every registration because an
-        event changed sends the next lookup of every VEN to the database. An absent registration
+        event changed, or because one account registers, sends the next lookup of every VEN to the
+        database. An absent registration
         is never answered from memory, so "not registered" needs no refresh. A store that is the
         only writer of its data has nothing to refresh.
         """

@@ -473,8 +473,14 @@ class PostgreSQLStore(Store):
                 if self._ven_cache.get(key) is cached:
                     del self._ven_cache[key]
 
-    def refresh(self, *, registrations: bool = True, events: bool = True) -> None:
-        if registrations:
+    def refresh(self, *, registrations: bool = True, events: bool = True, account: str | None = None) -> None:
+        if registrations and account is not None:
+            # That account's registration, under all its keys (an absent one is never cached).
+            cached = self._ven_cache.get(("bare_jid", account))
+            self._all_vens = None
+            if cached is not None:
+                self._forget_ven(cached.ven_id)
+        elif registrations:
             self._forget_vens()
         if events:
             self._event_cache = None
