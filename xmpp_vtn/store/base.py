@@ -469,9 +469,8 @@ class Store(abc.ABC):
         this and reads again first: the VEN may act on a change another instance made just now.
         Ask only for what is in doubt: in a cluster, forgetting every registration because an
         event changed, or because one account registers, sends the next lookup of every VEN to the
-        database. An absent registration
-        is never answered from memory, so "not registered" needs no refresh. A store that is the
-        only writer of its data has nothing to refresh.
+        database. An absent registration is never answered from memory, so "not registered" needs
+        no refresh. A store that is the only writer of its data has nothing to refresh.
         """
 
     async def committed(self) -> None:

@@ -2,11 +2,12 @@
 need not wait for.
 
 The store's main connection is synchronous: each of its round trips holds the loop (see
-:mod:`.postgresql`). The coordination batches of a loop turn (the leases of a fan-out's
-deliveries, their release, the answers passed on to other instances) touch no cached state, so
-they go here instead: the loop hands the statement to the thread and serves other VENs while the
-database answers. One thread runs them in the order they were handed over, which is what keeps a
-release from overtaking a later claim of the same lease.
+:mod:`.postgresql`). What every exchange of a fan-out asks (the leases of its deliveries and
+their release, the answers passed on to other instances, each delivery's outbox and delivery
+rows, the acknowledgements, the opt answers) touches no cached state, so it goes here instead, a
+loop turn at a time (:class:`TurnBatch`): the loop hands the statements to the thread and serves
+other VENs while the database answers. One thread runs them in the order they were handed over,
+which is what keeps a release from overtaking a later claim of the same lease.
 """
 from __future__ import annotations
 
@@ -35,14 +36,10 @@ class OffLoopConnection:
     async def fetch(self, query: str, args: Any = ()) -> list[tuple]:
         return await asyncio.get_running_loop().run_in_executor(self._thread, self._fetch, query, args)
 
-    async def fetch_each(self, statements: list[tuple[str, Any]]) -> list[list[tuple]]:
-        """:meth:`fetch` of each (query, args), one after another in one hand-over to the thread."""
-        return await asyncio.get_running_loop().run_in_executor(
-            self._thread, lambda: [self._fetch(query, args) for query, args in statements])
-
-    async def fetch_each_alone(self, statements: list[tuple[str, Any]]) -> list[list[tuple] | Exception]:
-        """:meth:`fetch_each` where each statement stands alone: one that fails gives its error in
-        its place, and the others run all the same."""
+    async def fetch_each(self, statements: list[tuple[str, Any]]) -> list[list[tuple] | Exception]:
+        """:meth:`fetch` of each (query, args), one after another in one hand-over to the thread.
+        Each stands alone: one that fails gives its error in its place, and the others run all the
+        same."""
         def run_each() -> list[list[tuple] | Exception]:
             results: list[list[tuple] | Exception] = []
             for query, args in statements:

@@ -348,12 +348,13 @@ class PostgreSQLStore(Store):
             raise
         # An operator's read-only look is short and reads each thing once: it caches nothing.
         self._changes = None if read_only else ChangeFeed(url, connect_timeout)
-        # The coordination batches and the acknowledgements, which touch nothing the caches hold,
-        # wait for the database off the loop.
+        # What every exchange of a fan-out asks (leases, deliveries' reads, acknowledgements, opt
+        # answers) touches nothing the caches hold: it waits for the database off the loop, a
+        # loop turn's worth at a time.
         self._off_loop = OffLoopConnection(self._connect)
         self._delivered: TurnBatch = TurnBatch(self._mark_delivered_batch)
         self._delivery_states: TurnBatch = TurnBatch(self._delivery_state_batch)
-        self._answers: TurnBatch = TurnBatch(self._off_loop.fetch_each_alone)
+        self._answers: TurnBatch = TurnBatch(self._off_loop.fetch_each)
 
     def _connect(self) -> psycopg.Connection:
         # autocommit: a statement outside _transaction() commits at once, as in the SQLite store.
@@ -624,10 +625,14 @@ class PostgreSQLStore(Store):
 
     async def _delivery_state_batch(self, ven_ids: list[str]) -> list[tuple[list[OutboxItem], list[Delivery]]]:
         wanted = sorted(set(ven_ids))
-        queued, held = await self._off_loop.fetch_each([
+        results = await self._off_loop.fetch_each([
             (f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE ven_id = ANY(%s::text[]) ORDER BY item_id", (wanted,)),
             (f"SELECT {DELIVERY_COLUMNS} FROM event_vens WHERE ven_id = ANY(%s::text[]) ORDER BY event_id, ven_id",
              (wanted,))])
+        for result in results:
+            if isinstance(result, Exception):
+                raise result
+        queued, held = results
         items: dict[str, list[OutboxItem]] = {}
         for row in queued:
             item = _outbox_item(row)
