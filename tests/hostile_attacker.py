@@ -45,7 +45,12 @@ async def churn(ven: SimulatedVEN, answers: collections.Counter, deadline: float
             await asyncio.sleep(0.05)
 
 
-async def flood(ven: SimulatedVEN, answers: collections.Counter, deadline: float, in_flight: int = 50) -> None:
+#: Requests the flood keeps in flight, each sent again as soon as it is answered.
+FLOOD_IN_FLIGHT = 50
+
+
+async def flood(ven: SimulatedVEN, answers: collections.Counter, deadline: float,
+                in_flight: int = FLOOD_IN_FLIGHT) -> None:
     """As many oadrRequestEvent as the VTN takes, ``in_flight`` at a time."""
     await ven.register()
 

@@ -26,7 +26,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from hostile_attacker import FLOOD_IN_FLIGHT
 from xmpp_scene import PASSWORD, make_ven, new_account, run, scene
+from xmpp_vtn.services.quotas import Quotas
 from xmpp_vtn.testing.clock import ManualScheduler
 from xmpp_vtn.testing.prosody import ProsodyServer
 
@@ -366,16 +368,46 @@ def test_request_flood_is_refused_with_resource_constraint_and_starves_nobody(pr
         async with scene(prosody, store=footprint.store_path, register=True, ping_interval=None) as (vtn, [good]):
             good.opt = lambda event: None
             outcome = await under_attack(prosody, "flood", 4.0, vtn, good, footprint=footprint)
-            return outcome, dict(vtn.quota_guard.counters)
+            return outcome, dict(vtn.quota_guard.counters), (vtn.inbound.held_refusals.since_start,
+                                                             vtn.inbound.held_refusals.now)
 
-    outcome, counters = run(scenario(), timeout=90)
+    outcome, counters, held = run(scenario(), timeout=90)
     answers = outcome["answers"]
     served = sum(count for name, count in answers.items() if name.startswith("oadr"))
     refused = answers.get("xmpp wait/resource-constraint", 0)
-    assert refused > served > 0
+    assert served > 0 and refused > 0
     # The rate holds: what was served is the burst plus 20 a second, nothing more.
     assert served <= 40 + 20 * (outcome["elapsed"] + 1)
     assert counters.get("requests_per_second", 0) + counters.get("requests_in_flight", 0) == refused
+    # Each refusal was answered a second late, so the attacker's 50 requests in flight were
+    # refused 50 a second, not as fast as it could send (before: 15,332 refusals in 4 s, each two
+    # stanzas for Prosody to route, which took a core and doubled the good VEN's latency).
+    assert refused <= FLOOD_IN_FLIGHT * (outcome["elapsed"] / Quotas().refusal_delay + 1)
+    assert held == (refused, 0)                         # every one held back, none left unanswered
+
+
+def test_refusals_held_back_are_answered_at_once_when_the_vtn_stops(prosody):
+    # A refusal held back is still owed to the VEN: stopping the VTN answers it then, not never.
+    from waiting import until
+    from xmpp_vtn.testing.ven import VTNError
+    quotas = Quotas(requests_per_second=0.01, request_burst=1, refusal_delay=60)
+
+    async def scenario():
+        async with scene(prosody, ping_interval=None, quotas=quotas) as (vtn, [ven]):
+            await ven.query_registration()                  # the burst of one, served
+            refused = [asyncio.ensure_future(ven.query_registration()) for _ in range(2)]
+            await until(lambda: vtn.inbound.held_refusals.now == 2, 10, "both refusals held back")
+            answered_early = [request.done() for request in refused]
+            started = time.monotonic()
+            await vtn.component.quiesce()
+            outcomes = await asyncio.gather(*refused, return_exceptions=True)
+            return answered_early, outcomes, time.monotonic() - started, vtn.inbound.held_refusals.now
+
+    answered_early, outcomes, took, held = run(scenario(), timeout=60)
+    assert answered_early == [False, False]
+    assert all(isinstance(outcome, VTNError) and (outcome.error_type, outcome.condition) ==
+               ("wait", "resource-constraint") for outcome in outcomes), outcomes
+    assert took < 10 and held == 0                      # answered at the stop, not 60 s later
 
 
 def test_subscription_flood_and_too_fast_sampling_are_refused(prosody, tmp_path):
@@ -468,7 +500,6 @@ def test_the_recommended_stanza_limit_holds_the_largest_messages_the_quotas_let_
     # The limit must let every legitimate message through, and no more than it needs.
     from hostile_attacker import _offer
     from xmpp_vtn import codec
-    from xmpp_vtn.services.quotas import Quotas
     quotas = Quotas()
     iq = len("<iq type='set' id='12345678-1234-1234-1234-123456789012' from='a-long-ven-account-name@xmpp."
              "example.com/oadr-resource' to='vtn.example.com'></iq>")

@@ -47,6 +47,13 @@ class RequestGate(Protocol):
     def oversized(self, sender: str, size: int) -> None:
         """A stanza from ``sender`` was refused unread for its size in bytes (over ``size``)."""
 
+    def hold_refusal(self, sender: str) -> float:
+        """Seconds by which to answer a "wait" refusal of ``sender`` late (0.0: at once), ended
+        with :meth:`refusal_answered`."""
+
+    def refusal_answered(self, sender: str) -> None:
+        """A refusal held back by :meth:`hold_refusal` has been answered."""
+
 
 # The XEP-0114 handshake is SHA-1(stream id + secret): with both, a weak secret can be guessed
 # offline. slixmpp logs the stream header and every stanza sent at DEBUG; these never reach a log.
@@ -184,6 +191,9 @@ class OadrComponent:
         self._stopping = False
         self._reconnect: asyncio.Task | None = None
         self._requests: set[asyncio.Task] = set()
+        #: "wait" refusals held back, answered when their time comes or at :meth:`quiesce`.
+        self._held_refusals: dict[int, tuple[asyncio.TimerHandle, str, bytes]] = {}
+        self._held_key = 0
         redact_secrets_in_slixmpp_logs()
         self.xmpp = _ComponentStream(jid, secret, host, port)
         self.xmpp.fast_path = self._fast_path
@@ -197,7 +207,7 @@ class OadrComponent:
         # The slow path's guard; the fast path asks the gate itself (_admitted).
         guard_inbound(self.xmpp, accept_size=self._accept_size,
                       admit=lambda sender, elements: None if self.gate is None else
-                      self.gate.admit(sender, elements))
+                      self.gate.admit(sender, elements), refuse_request=self._refuse_at_arrival)
         send_payloads_raw(self.xmpp)
         self.xmpp.register_plugin("xep_0030")
         self.xmpp.register_plugin("xep_0199")
@@ -248,6 +258,8 @@ class OadrComponent:
         """Stop taking requests and finish (or, after 5 s, cancel) the ones in flight; stay connected
         so that what the VTN does next can still go out."""
         self._stopping = True                   # from here on, requests are no longer taken
+        for key in list(self._held_refusals):   # refusals held back are answered now
+            self._answer_held_refusal(key)
         if self._requests:
             _, unfinished = await asyncio.wait(set(self._requests), timeout=5)
             for task in unfinished:
@@ -379,10 +391,33 @@ class OadrComponent:
 
     def _refuse_at_arrival(self, iq_id: str, sender: str, addressed: str, refusal: tuple[str, str, str]) -> None:
         """Answer a request refused at arrival with its iq error, as bytes: refusing a flood must
-        cost less than serving it."""
+        cost less than serving it. A "wait" refusal (the account's rate or requests in flight)
+        is answered late when the gate says so (:meth:`RequestGate.hold_refusal`): an account
+        sending as fast as it is answered then slows down, instead of costing the server two
+        stanzas per refusal as fast as it can send."""
+        if not self.connected:
+            return
+        condition, text, error_type = refusal
+        data = raw_iq_error(iq_id, sender, addressed or self.jid.bare, error_type, condition, text[:MAX_ERROR_TEXT])
+        delay = self.gate.hold_refusal(sender) if error_type == "wait" and self.gate is not None else 0.0
+        if not delay or self._stopping:
+            if delay:
+                self.gate.refusal_answered(sender)
+            self.xmpp.send_raw(data)
+            return
+        self._held_key += 1
+        handle = asyncio.get_running_loop().call_later(delay, self._answer_held_refusal, self._held_key)
+        self._held_refusals[self._held_key] = (handle, sender, data)
+
+    def _answer_held_refusal(self, key: int) -> None:
+        handle, sender, data = self._held_refusals.pop(key)
+        handle.cancel()
+        if self.gate is not None:
+            self.gate.refusal_answered(sender)
+        # A stream lost meanwhile: the server answered the request's sender for us, or the VEN
+        # lost its session too. A stream regained: the VEN still waits for this answer.
         if self.connected:
-            condition, text, error_type = refusal
-            self.xmpp.send_raw(raw_iq_error(iq_id, sender, addressed, error_type, condition, text[:MAX_ERROR_TEXT]))
+            self.xmpp.send_raw(data)
 
     async def _serve_bytes(self, iq_id: str, sender: str, addressed: str, payload: bytes) -> None:
         try:

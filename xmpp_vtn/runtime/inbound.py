@@ -3,6 +3,7 @@ exchange log, and the encoded answer. Transport-free: the XMPP component and the
 adapter hand it the sender and the payload bytes, and send back what it returns."""
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Callable, Union
 
@@ -58,6 +59,49 @@ class TokenBucket:
             if tokens + (now - when) * self.rate >= self.burst:
                 del self._buckets[account]
 
+
+class HeldRefusals:
+    """How many "wait" refusals each account has held back (answered late, see
+    :attr:`~xmpp_vtn.services.quotas.Quotas.refusal_delay`), at most ``per_account`` each.
+
+    >>> held = HeldRefusals(delay=1.0, per_account=2)
+    >>> [held.hold("a"), held.hold("a"), held.hold("a"), held.hold("b")]
+    [1.0, 1.0, 0.0, 1.0]
+    >>> held.answered("a"); held.hold("a"), held.now
+    (1.0, 3)
+    """
+
+    def __init__(self, delay: float, per_account: int):
+        self.delay, self.per_account = delay, per_account
+        self._held: dict[str, int] = {}
+        #: Refusals held back right now, all accounts together.
+        self.now = 0
+        #: Refusals held back since start.
+        self.since_start = 0
+
+    def hold(self, account: str) -> float:
+        """Seconds to hold back a refusal of ``account`` (0.0: answer it at once). Each hold is
+        ended with :meth:`answered`."""
+        held = self._held.get(account, 0)
+        if self.delay <= 0 or held >= self.per_account:
+            return 0.0
+        self._held[account] = held + 1
+        self.now += 1
+        self.since_start += 1
+        return self.delay
+
+    def answered(self, account: str) -> None:
+        """A refusal :meth:`hold` held back has been answered (or given up with its stream)."""
+        left = self._held.get(account, 0) - 1
+        if left < 0:
+            return
+        self.now -= 1
+        if left:
+            self._held[account] = left
+        else:
+            del self._held[account]
+
+
 #: Who sent a message: an identity known before the payload is read (a JID, a certificate
 #: fingerprint), or, where the transport authenticates nobody, a function of the parsed
 #: ``(message_type, payload)`` that names it (or raises IqRefused).
@@ -84,6 +128,7 @@ class InboundPipeline:
         self.quotas = quotas or QuotaGuard()
         limits = self.quotas.quotas
         self.rate = TokenBucket(limits.requests_per_second, limits.request_burst, clock)
+        self.held_refusals = HeldRefusals(limits.refusal_delay, limits.held_refusals)
         self._in_flight: dict[str, int] = {}
         #: Told of every answered request (metrics, the operator's live view).
         self.observer: ExchangeObserver = NO_OBSERVER
@@ -120,6 +165,16 @@ class InboundPipeline:
         else:
             self._in_flight.pop(account, None)
 
+    def hold_refusal(self, sender: str) -> float:
+        """Seconds by which to answer a "wait" refusal of ``sender`` late (0.0: at once); a hold
+        is ended with :meth:`refusal_answered`. A client that waits for its answers is slowed so;
+        one that does not is bounded by the server's rate limit (docs/servers.md)."""
+        return self.held_refusals.hold(bare(sender))
+
+    def refusal_answered(self, sender: str) -> None:
+        """A refusal held back by :meth:`hold_refusal` has been answered."""
+        self.held_refusals.answered(bare(sender))
+
     def accept_size(self, sender: str, elements: int) -> bool:
         """Whether a stanza of ``elements`` elements from ``sender`` may be looked at: an account
         with no registration may send only the few small registration messages. A refusal is
@@ -150,6 +205,12 @@ class InboundPipeline:
         # About as many elements as the document has tags over two: counted in C, unparsed.
         refusal = self._admit_account(account, data.count(b"<") // 2)
         if refusal is not None:
+            delay = self.held_refusals.hold(account)
+            if delay:
+                try:
+                    await asyncio.sleep(delay)
+                finally:
+                    self.held_refusals.answered(account)
             raise IqRefused(*refusal)
         try:
             return await self._answer(sender, data)

@@ -213,6 +213,9 @@ MAX_UNREGISTERED_ELEMENTS = 400
 #: stanza that large may be looked at.
 Admit = Callable[[str, int], "tuple[str, str, str] | None"]
 AcceptSize = Callable[[str, int], bool]
+#: ``refuse_request(iq id, sender, addressed, (condition, text, error type))``: answers a request
+#: that ``admit`` refused.
+RefuseRequest = Callable[[str, str, str, "tuple[str, str, str]"], None]
 
 
 def element_count(root: ET.Element, limit: int = MAX_STANZA_ELEMENTS) -> int:
@@ -230,7 +233,8 @@ def guard_depth(xmpp) -> None:
     guard_inbound(xmpp)
 
 
-def guard_inbound(xmpp, accept_size: AcceptSize | None = None, admit: Admit | None = None) -> None:
+def guard_inbound(xmpp, accept_size: AcceptSize | None = None, admit: Admit | None = None,
+                  refuse_request: RefuseRequest | None = None) -> None:
     """Check every stanza as it arrives, before slixmpp builds stanza objects and before any
     OpenADR parsing: over-deep or over-large (``accept_size(sender, elements)`` says no)
     stanzas are refused, and ``admit`` decides whether an OpenADR request is taken at all (the
@@ -238,7 +242,8 @@ def guard_inbound(xmpp, accept_size: AcceptSize | None = None, admit: Admit | No
     of 60,000 elements costs about half a second of CPU.
 
     A refused iq get/set is answered with an error built fresh (never a copy of the request);
-    anything else refused is dropped.
+    anything else refused is dropped. ``refuse_request(iq id, sender, addressed, refusal)``, if
+    given, answers what ``admit`` refuses instead (the component paces "wait" refusals).
     """
     original = xmpp.incoming_filter
     dropped = ET.Element("{urn:xmpp-vtn:dropped}dropped")
@@ -270,6 +275,9 @@ def guard_inbound(xmpp, accept_size: AcceptSize | None = None, admit: Admit | No
         if admit is not None and xml.tag.endswith("}iq") and xml.get("type") == "set" and \
                 xml.find(payload_tag) is not None:
             refusal = admit(sender, elements)
+            if refusal is not None and refuse_request is not None:
+                refuse_request(xml.get("id", ""), sender, xml.get("to", ""), refusal)
+                return dropped
             if refusal is not None:
                 return refuse(xml, *refusal)
         return xml

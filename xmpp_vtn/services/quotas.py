@@ -48,10 +48,21 @@ class Quotas:
     requests_per_second: float = 20.0
     #: ... and the burst it may send at once.
     request_burst: int = 40
+    #: Seconds by which a request refused for its account's rate or requests in flight is answered
+    #: late (0: at once). A client waits for its answers, so an account that sends as fast as it is
+    #: answered is slowed to a few requests a second instead of being refused as fast as it sends
+    #: (each refusal costs the XMPP server two stanzas to route, whoever refuses).
+    refusal_delay: float = 1.0
+    #: Refusals of one account held back at a time; beyond them, the refusal is answered at once.
+    held_refusals: int = 256
 
     def __post_init__(self) -> None:
         for item in fields(self):
             value = getattr(self, item.name)
+            if item.name == "refusal_delay":
+                if value < 0:
+                    raise ValueError(f"quota refusal_delay must be 0 or more seconds, not {value!r}")
+                continue
             positive = value > timedelta(0) if isinstance(value, timedelta) else value > 0
             if not positive:
                 raise ValueError(f"quota {item.name} must be positive, not {value!r}")
