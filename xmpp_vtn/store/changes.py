@@ -82,6 +82,12 @@ class ChangeFeed:
         if self._db is None:
             return EVERYTHING if self._listen() else None
         try:
+            # Nothing new on the socket: nothing arrived since the last call, which drained all that
+            # had (libpq keeps no complete notification back once asked, and the goodbye would make
+            # the socket readable). Asked before every cached read, this costs a poll (about 3 µs)
+            # where draining costs psycopg's generator machinery (about 20 µs more).
+            if not select.select([self._db.fileno()], [], [], 0)[0]:
+                return frozenset()
             changed: set[str] = set()
             for _ in range(3):
                 # timeout=0: only what has already arrived; never a wait, never a round trip.
