@@ -695,6 +695,78 @@ def test_liveness_is_recorded_per_ven_and_overwritten(store):
     assert last_seen.utcoffset() is not None          # aware, as it was given
 
 
+def test_liveness_notes_of_one_loop_turn_are_one_write_read_back_in_order_and_purged_with_their_ven(store):
+    for ven_id in ("ven-a", "ven-b", "ven-c"):
+        store.put_ven(ven(ven_id))
+
+    async def scenario() -> dict:
+        store.note_liveness("ven-a", "online", T0)
+        store.note_liveness("ven-b", "online", T0)
+        store.note_liveness("ven-a", "offline", T0 + MIN)           # the last note of a venID wins
+        store.note_liveness("ven-c", "online", T0)
+        store.purge_ven("ven-c")                                    # comes after the note of ven-c
+        return store.liveness()
+
+    assert asyncio.run(scenario()) == {"ven-a": ("offline", T0 + MIN), "ven-b": ("online", T0)}
+    if isinstance(store, PostgreSQLStore):
+        assert store.liveness_writes == 1                           # the turn's four notes, one statement
+
+
+def test_a_liveness_note_is_never_overwritten_by_an_earlier_one_nor_kept_for_a_ven_not_registered(postgres_database):
+    store = PostgreSQLStore(postgres_database)
+    try:
+        store.put_ven(ven("ven-a"))
+
+        async def scenario() -> dict:
+            store.note_liveness("ven-a", "online", T0)
+            store.note_liveness("nobody", "online", T0)             # no registration: dropped
+            store.set_liveness("ven-a", "offline", T0 + MIN)        # after the note, never under it
+            return store.liveness()
+
+        assert asyncio.run(scenario()) == {"ven-a": ("offline", T0 + MIN)}
+    finally:
+        store.close()
+
+
+def test_liveness_notes_leave_the_loop_turning_while_the_database_holds_their_row(shared):
+    store = shared()
+    store.put_ven(ven("ven-a"))
+    store.set_liveness("ven-a", "online", T0)
+    with psycopg.connect(shared.location) as blocker:
+        blocker.execute("SELECT * FROM liveness WHERE ven_id = 'ven-a' FOR UPDATE")   # until it commits
+        # Should the note hold the loop after all, this lets it go on, so the test fails, not hangs.
+        safety = threading.Timer(3, blocker.commit)
+        safety.start()
+
+        async def scenario() -> None:
+            ticks = 0
+
+            async def ticking() -> None:
+                nonlocal ticks
+                while True:
+                    await asyncio.sleep(0.01)
+                    ticks += 1
+
+            ticker = asyncio.create_task(ticking())
+            started = time.monotonic()
+            store.note_liveness("ven-a", "offline", T0 + MIN)
+            await asyncio.sleep(0.3)
+            assert ticks >= 10 and time.monotonic() - started < 2    # the loop went on turning...
+            assert store.liveness_writes == 1                # ...while the note waits on the row
+            with psycopg.connect(shared.location) as reader:
+                assert reader.execute("SELECT state FROM liveness").fetchall() == [("online",)]
+            safety.cancel()
+            blocker.commit()
+            ticker.cancel()
+
+        try:
+            asyncio.run(scenario())
+        finally:
+            safety.cancel()
+            safety.join()
+    assert store.liveness() == {"ven-a": ("offline", T0 + MIN)}
+
+
 # -- durability --------------------------------------------------------------------------------------
 
 def test_everything_is_there_after_closing_and_opening_again(backend):

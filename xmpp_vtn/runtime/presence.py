@@ -60,7 +60,7 @@ class VenPresence:
             state = self.liveness.state.get(ven_id)
             if state is not None and (recorded is None or now - recorded >= LAST_SEEN_EVERY):
                 self._recorded[ven_id] = now
-                self.store.set_liveness(ven_id, state, now)
+                self.store.note_liveness(ven_id, state, now)
         if reachable:
             self.courier.seen(ven_id)
 
@@ -109,7 +109,7 @@ class VenPresence:
             return
         log.info("venID %s is %s", ven_id, transition)
         last_seen = self.liveness.last_seen.get(ven_id)
-        self.store.set_liveness(ven_id, transition, last_seen)     # for operators
+        self.store.note_liveness(ven_id, transition, last_seen)    # for operators
         if last_seen is not None:
             self._recorded[ven_id] = last_seen
         self.observer.liveness(ven_id, transition)

@@ -398,6 +398,15 @@ class Store(abc.ABC):
     def liveness(self) -> dict[str, tuple[str, datetime | None]]:
         """venID -> (state, last seen) for every VEN whose liveness was recorded."""
 
+    def note_liveness(self, ven_id: str, state: str, last_seen: datetime | None) -> None:
+        """:meth:`set_liveness`, for a caller on the event loop that need not wait for the write:
+        a backend may gather the notes of a loop turn into one write off the loop, the last note
+        of each venID winning. Every read of :meth:`liveness`, :meth:`set_liveness` and
+        :meth:`purge_ven` comes after the notes made before it. Notes are for registered venIDs:
+        one written only after its venID's registration is gone (another instance purged it
+        meanwhile, say) is dropped. By default: :meth:`set_liveness` at once."""
+        self.set_liveness(ven_id, state, last_seen)
+
     # -- coordination between instances sharing one store ------------------------------------------
 
     #: Whether what is written outlives this process (False for a SQLite ``:memory:`` store).

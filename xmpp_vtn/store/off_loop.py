@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Awaitable, Callable, Generic, TypeVar
 
 import psycopg
@@ -49,6 +49,11 @@ class OffLoopConnection:
                     results.append(error)
             return results
         return await asyncio.get_running_loop().run_in_executor(self._thread, run_each)
+
+    def submit(self, query: str, args: Any = ()) -> "Future[list[tuple]]":
+        """:meth:`fetch` without the event loop: the statement is handed to the thread now, after
+        everything handed over before it, and the future completes in the thread."""
+        return self._thread.submit(self._fetch, query, args)
 
     def _fetch(self, query: str, args: Any) -> list[tuple]:
         for attempt in (1, 2):
