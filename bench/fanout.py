@@ -286,7 +286,8 @@ def vtn_fanout(server, store: str, accounts: list[str], processes: int, scratch:
             except subprocess.TimeoutExpired:
                 vtn.kill()
                 outputs.append(vtn.communicate()[0] or "")
-    # Each instance's last line: "stopped <n> replayed <m> distributions".
+    # Each instance's last line: "stopped <n> replayed <m> distributions ..." (then the answers it
+    # passed on to the others).
     for output in outputs:
         words = (output.strip().splitlines() or [""])[-1].split()
         result.pushed_by.append(int(words[3]) if len(words) > 4 and words[4] == "distributions" else -1)

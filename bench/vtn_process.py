@@ -151,7 +151,9 @@ async def serve(args: argparse.Namespace) -> None:
             print(f"event-added-at {added_at:.6f}", flush=True)
     await stopping.wait()
     await vtn.stop()
-    print(f"stopped {vtn.replayed_answers} replayed {pushes.distributions} distributions", flush=True)
+    passed_on = vtn.component.foreign_answers
+    print(f"stopped {vtn.replayed_answers} replayed {pushes.distributions} distributions "
+          f"{passed_on['bytes']} passed-on-from-bytes {passed_on['parsed']} passed-on-parsed", flush=True)
 
 
 def main() -> None:

@@ -12,6 +12,7 @@ import json
 import logging
 import re
 import xml.etree.ElementTree as ET
+from collections import Counter
 from dataclasses import dataclass
 from typing import Awaitable, Callable, Protocol
 
@@ -135,6 +136,12 @@ for _hook in ("_spawn_event", "init_parser", "data_received"):
         raise ImportError(f"this slixmpp has no XMLStream.{_hook}; xmpp-vtn needs slixmpp 1.17")
 
 
+#: How the id of every push begins, whichever instance sent it: an acknowledgement the server hands
+#: to an instance that did not send the push is known for one by its id alone, and passed on
+#: from its bytes (a ping's or slixmpp's own iq ids are bare uuids and take the parsed way).
+PUSH_ID_PREFIX = "oadr-"
+
+
 class IqRefused(Exception):
     """Raised by the request handler to answer with an XMPP error instead of a payload."""
 
@@ -186,6 +193,9 @@ class OadrComponent:
         #: Called with answers to iqs this connection did not send: with several instances behind
         #: one component domain, the server may hand a VEN's answer to any of them.
         self.on_foreign_answer = on_foreign_answer
+        #: Answers passed on to ``on_foreign_answer`` since start, by the way they came in: "bytes"
+        #: (an acknowledgement of a push, by its id: see :data:`PUSH_ID_PREFIX`) or "parsed".
+        self.foreign_answers: Counter[str] = Counter()
         self.backoff = backoff or Backoff()
         self.connected = False
         self._stopping = False
@@ -342,10 +352,15 @@ class OadrComponent:
         attributes = start_tag_attributes(stanza[:head])
         kind = attributes.get("type")
         if kind == "result" and head == len(stanza):
-            if attributes.get("id", "") not in self._pending:
+            iq_id = attributes.get("id", "")
+            # Ours, or (by its id) another instance's push, which the server may hand to us: it is
+            # passed on from here, not parsed into a stanza object for slixmpp's handlers to match.
+            if iq_id not in self._pending and not (iq_id.startswith(PUSH_ID_PREFIX)
+                                                   and self.on_foreign_answer is not None):
                 return False
-            answer = Answer(attributes.get("id", ""), attributes.get("from", ""), "result", "", "", "", "")
+            answer = Answer(iq_id, attributes.get("from", ""), "result", "", "", "", "")
             if not self.settle(answer) and self.on_foreign_answer is not None:
+                self.foreign_answers["bytes"] += 1
                 self.on_foreign_answer(answer)
             return True
         if kind != "set" or not attributes.get("from"):
@@ -589,7 +604,7 @@ class OadrComponent:
             to = JID(to).full
         except InvalidJID as error:
             raise PushFailed(to, f"invalid JID: {error}") from None
-        iq_id = self.xmpp.new_id()
+        iq_id = PUSH_ID_PREFIX + self.xmpp.new_id()
         try:
             answer = await self._await_answer(iq_id, to, raw_iq("set", iq_id, to, self.jid.bare, document), timeout)
         except PushFailed as failure:
@@ -635,6 +650,7 @@ class OadrComponent:
             by = next((child.get("by") or "" for child in xml if child.tag.rsplit("}", 1)[-1] == "error"), "")
         answer = Answer(xml.get("id", ""), xml.get("from", ""), xml.get("type", ""), condition, text, error_type, by)
         if not self.settle(answer) and self.on_foreign_answer is not None:
+            self.foreign_answers["parsed"] += 1
             self.on_foreign_answer(answer)
 
     def settle(self, answer: "Answer") -> bool:
