@@ -107,6 +107,7 @@ async def serve(args: argparse.Namespace) -> None:
             if profiler is not None:
                 profiler.disable()
                 profiler.dump_stats(args.profile_fanout)
+                timing["profiled"] = True
     vtn.add_handler("on_create_party_registration", lambda payload: (payload["ven_id"], "reg-" + payload["ven_id"]))
     vtn.add_handler("on_created_event", on_created_event)
     profiler = None
@@ -150,6 +151,10 @@ async def serve(args: argparse.Namespace) -> None:
         if args.log_times:
             print(f"event-added-at {added_at:.6f}", flush=True)
     await stopping.wait()
+    if profiler is not None and timing["start"] and not timing.get("profiled"):
+        # Several instances: this one answers only its share, so the profile runs until the stop.
+        profiler.disable()
+        profiler.dump_stats(args.profile_fanout)
     await vtn.stop()
     passed_on = vtn.component.foreign_answers
     print(f"stopped {vtn.replayed_answers} replayed {pushes.distributions} distributions "
