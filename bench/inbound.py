@@ -58,6 +58,12 @@ class _Refusing:
     def oversized(self, sender: str, size: int) -> None:
         pass
 
+    def hold_refusal(self, sender: str) -> float:
+        return 0.0
+
+    def refusal_answered(self, sender: str) -> None:
+        pass
+
 
 async def _component(gated: bool) -> tuple[OadrComponent, list[int]]:
     served = [0]

@@ -158,7 +158,8 @@ async def serve(args: argparse.Namespace) -> None:
     await vtn.stop()
     passed_on = vtn.component.foreign_answers
     print(f"stopped {vtn.replayed_answers} replayed {pushes.distributions} distributions "
-          f"{passed_on['bytes']} passed-on-from-bytes {passed_on['parsed']} passed-on-parsed", flush=True)
+          f"{passed_on['bytes']} passed-on-from-bytes {passed_on['parsed result']} passed-on-parsed-results",
+          flush=True)
 
 
 def main() -> None:

@@ -44,8 +44,9 @@ def test_no_refusal_is_held_back_when_the_delay_is_zero():
 
 def test_the_refusal_delay_may_be_zero_but_never_negative():
     assert Quotas(refusal_delay=0).refusal_delay == 0
-    with pytest.raises(ValueError, match="refusal_delay"):
-        Quotas(refusal_delay=-1)
+    for wrong in (-1, float("inf"), float("nan")):
+        with pytest.raises(ValueError, match="refusal_delay"):
+            Quotas(refusal_delay=wrong)
     assert Quotas.from_mapping({"refusal_delay": 0.25, "held_refusals": 8}).held_refusals == 8
 
 
@@ -72,6 +73,21 @@ def test_a_simple_http_request_over_its_limit_is_refused_late_and_its_hold_ended
     assert (refusal.condition, refusal.error_type) == ("resource-constraint", "wait")
     assert held_meanwhile == 1 and took >= 0.3
     assert pipeline.held_refusals.now == 0
+
+
+def test_a_refusal_nobody_receives_is_not_held_back():
+    # A message in the body of a simpleHTTP push's response: its answer goes nowhere, so holding
+    # its refusal would only hold up the push.
+    pipeline = _pipeline(Quotas(refusal_delay=30))
+    assert pipeline.admit("ven@grid/a") is None
+
+    async def refused() -> IqRefused:
+        with pytest.raises(IqRefused) as refusal:
+            await asyncio.wait_for(pipeline("ven@grid", "", b"<x/>", answered=False), 5)
+        return refusal.value
+
+    assert asyncio.run(refused()).condition == "resource-constraint"
+    assert pipeline.held_refusals.since_start == 0
 
 
 def test_a_simple_http_refusal_cancelled_while_held_ends_its_hold():

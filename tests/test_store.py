@@ -728,6 +728,28 @@ def test_a_liveness_note_is_never_overwritten_by_an_earlier_one_nor_kept_for_a_v
         store.close()
 
 
+def test_a_liveness_note_meeting_another_instances_purge_under_way_leaves_nothing_behind(shared):
+    store = shared()
+    store.put_ven(ven("ven-x"))
+    with psycopg.connect(shared.location) as purger:
+        purger.execute("DELETE FROM vens WHERE ven_id = 'ven-x'")     # a purge begun, not yet committed
+        safety = threading.Timer(3, purger.commit)
+        safety.start()
+
+        async def scenario() -> None:
+            store.note_liveness("ven-x", "online", T0)
+            await asyncio.sleep(0.3)                                   # the note reaches the database...
+            safety.cancel()
+            purger.commit()                                            # ...and the purge then commits
+
+        try:
+            asyncio.run(scenario())
+        finally:
+            safety.cancel()
+            safety.join()
+    assert store.liveness() == {}          # the note waited for the purge and found its VEN gone
+
+
 def test_liveness_notes_leave_the_loop_turning_while_the_database_holds_their_row(shared):
     store = shared()
     store.put_ven(ven("ven-a"))

@@ -508,7 +508,7 @@ class VTNComponent:
         if ven is None:
             return
         try:
-            await self.inbound(ven.bare_jid, "", body)
+            await self.inbound(ven.bare_jid, "", body, answered=False)
         except Exception as error:            # the VEN gets no answer to an answer; say why here
             log.warning("venID %s answered a push with a message the VTN could not take: %s", ven.ven_id, error)
 

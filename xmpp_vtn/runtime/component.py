@@ -194,7 +194,8 @@ class OadrComponent:
         #: one component domain, the server may hand a VEN's answer to any of them.
         self.on_foreign_answer = on_foreign_answer
         #: Answers passed on to ``on_foreign_answer`` since start, by the way they came in: "bytes"
-        #: (an acknowledgement of a push, by its id: see :data:`PUSH_ID_PREFIX`) or "parsed".
+        #: (an acknowledgement of a push, by its id: see :data:`PUSH_ID_PREFIX`), "parsed result"
+        #: or "parsed error" (an error answer, or an iq not known for a push by its id).
         self.foreign_answers: Counter[str] = Counter()
         self.backoff = backoff or Backoff()
         self.connected = False
@@ -650,7 +651,7 @@ class OadrComponent:
             by = next((child.get("by") or "" for child in xml if child.tag.rsplit("}", 1)[-1] == "error"), "")
         answer = Answer(xml.get("id", ""), xml.get("from", ""), xml.get("type", ""), condition, text, error_type, by)
         if not self.settle(answer) and self.on_foreign_answer is not None:
-            self.foreign_answers["parsed"] += 1
+            self.foreign_answers[f"parsed {answer.type}"] += 1
             self.on_foreign_answer(answer)
 
     def settle(self, answer: "Answer") -> bool:

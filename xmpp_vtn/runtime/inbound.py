@@ -196,16 +196,18 @@ class InboundPipeline:
     # -- the request --------------------------------------------------------------------------------
 
     async def __call__(self, sender: Sender, addressed: str, data: bytes, account: str | None = None,
-                       admitted: bool = False) -> bytes | None:
+                       admitted: bool = False, answered: bool = True) -> bytes | None:
         """One inbound request. ``admitted``: the XMPP component took it at arrival (:meth:`admit`);
-        otherwise it is admitted here, and an account over its limits is told to wait."""
+        otherwise it is admitted here, and an account over its limits is told to wait, late (see
+        :meth:`hold_refusal`) unless nobody receives the answer (``answered=False``: a message in
+        the body of a simpleHTTP push's response, say)."""
         if admitted:
             return await self._answer(sender, data)
         account = account or (bare(sender) if isinstance(sender, str) else "(unauthenticated)")
         # About as many elements as the document has tags over two: counted in C, unparsed.
         refusal = self._admit_account(account, data.count(b"<") // 2)
         if refusal is not None:
-            delay = self.held_refusals.hold(account)
+            delay = self.held_refusals.hold(account) if answered else 0.0
             if delay:
                 try:
                     await asyncio.sleep(delay)

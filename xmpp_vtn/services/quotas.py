@@ -13,6 +13,7 @@ for the request rate, the XMPP error ``wait/resource-constraint``; the VTN count
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections import Counter
 from dataclasses import dataclass, fields
@@ -60,7 +61,7 @@ class Quotas:
         for item in fields(self):
             value = getattr(self, item.name)
             if item.name == "refusal_delay":
-                if value < 0:
+                if not (math.isfinite(value) and value >= 0):
                     raise ValueError(f"quota refusal_delay must be 0 or more seconds, not {value!r}")
                 continue
             positive = value > timedelta(0) if isinstance(value, timedelta) else value > 0

@@ -319,11 +319,14 @@ _MIGRATION_LOCK = 0x786D7070   # "xmpp"
 
 # Liveness notes of one loop turn (see note_liveness): venIDs no longer registered are left out,
 # so that a note written after its VEN's purge (by another instance, say) leaves nothing behind.
+# FOR KEY SHARE waits for a purge under way (it deletes the vens row first, the liveness row after)
+# and then sees the row gone; a purge that comes later waits for this statement, then deletes
+# what it wrote. Either way each VEN's rows are taken vens first, as the purge takes them.
 _NOTE_LIVENESS = """
     INSERT INTO liveness (ven_id, state, last_seen)
     SELECT n.ven_id, n.state, n.last_seen
     FROM unnest(%s::text[], %s::text[], %s::timestamptz[]) AS n(ven_id, state, last_seen)
-    WHERE EXISTS (SELECT 1 FROM vens WHERE vens.ven_id = n.ven_id)
+    WHERE EXISTS (SELECT 1 FROM vens WHERE vens.ven_id = n.ven_id FOR KEY SHARE)
     ON CONFLICT (ven_id) DO UPDATE SET state = excluded.state, last_seen = excluded.last_seen
 """
 
@@ -375,9 +378,10 @@ class PostgreSQLStore(Store):
         self._delivery_states: TurnBatch = TurnBatch(self._delivery_state_batch)
         self._answers: TurnBatch = TurnBatch(self._off_loop.fetch_each)
         self._liveness_notes: dict[str, tuple[str, datetime | None]] = {}    # not yet handed over
+        self._liveness_scheduled: asyncio.AbstractEventLoop | None = None   # the loop to hand over on
         #: Statements that wrote liveness notes (for tests and benchmarks).
         self.liveness_writes = 0
-        self._last_liveness_write: Future | None = None
+        self._liveness_in_flight: list[tuple[frozenset[str], Future]] = []  # handed over, maybe not written
 
     def _connect(self) -> psycopg.Connection:
         # autocommit: a statement outside _transaction() commits at once, as in the SQLite store.
@@ -564,9 +568,12 @@ class PostgreSQLStore(Store):
         return self._one_ven("registration_id", registration_id)
 
     def remove_ven(self, ven_id: str) -> bool:
+        self._settle_liveness(ven_id)               # a note made before lands before, as in purge_ven
         with self._changing_vens(ven_id), self._transaction() as db:
+            # The vens row first, as purge_ven and a liveness note take them (see _NOTE_LIVENESS).
+            removed = db.execute("DELETE FROM vens WHERE ven_id = %s", (ven_id,)).rowcount > 0
             db.execute("DELETE FROM liveness WHERE ven_id = %s", (ven_id,))
-            return db.execute("DELETE FROM vens WHERE ven_id = %s", (ven_id,)).rowcount > 0
+            return removed
 
     def vens(self) -> list[VenRecord]:
         if not self._caching():
@@ -830,7 +837,7 @@ class PostgreSQLStore(Store):
         return [DroppedPushes(*row) for row in self._execute(DROPPED_PUSHES).fetchall()]
 
     def purge_ven(self, ven_id: str) -> dict[str, int]:
-        self._settle_liveness()                     # a note made before the purge lands before it
+        self._settle_liveness(ven_id)               # a note made before the purge lands before it
         with self._changing_vens(ven_id), self._transaction() as db:
             removed = {table: db.execute(f"DELETE FROM {table} WHERE ven_id = %s", (ven_id,)).rowcount
                        for table in PURGED_TABLES}
@@ -840,7 +847,7 @@ class PostgreSQLStore(Store):
     # -- liveness ----------------------------------------------------------------------------------
 
     def set_liveness(self, ven_id: str, state: str, last_seen: datetime | None) -> None:
-        self._settle_liveness()                     # not to be overwritten by an earlier note
+        self._settle_liveness(ven_id)               # not to be overwritten by an earlier note
         self._execute("INSERT INTO liveness VALUES (%s, %s, %s) ON CONFLICT (ven_id) DO UPDATE SET "
                       "state = excluded.state, last_seen = excluded.last_seen", (ven_id, state, last_seen))
 
@@ -854,28 +861,39 @@ class PostgreSQLStore(Store):
         except RuntimeError:                        # not on a loop: nothing to gather with
             self.set_liveness(ven_id, state, last_seen)
             return
-        if not self._liveness_notes:
+        if self._liveness_scheduled is not loop:     # once per turn (and anew on another loop)
+            self._liveness_scheduled = loop
             loop.call_soon(self._hand_over_liveness)
         self._liveness_notes[ven_id] = (state, last_seen)       # the last note of a venID wins
 
     def _hand_over_liveness(self) -> None:
         """Hand the notes gathered so far to the off-loop connection, in one statement."""
-        notes, self._liveness_notes = self._liveness_notes, {}
+        notes, self._liveness_notes, self._liveness_scheduled = self._liveness_notes, {}, None
+        self._liveness_in_flight = [(ids, write) for ids, write in self._liveness_in_flight if not write.done()]
         if not notes:
             return
         ven_ids = sorted(notes)                     # rows locked in one order, as everywhere here
+        try:
+            write = self._off_loop.submit(_NOTE_LIVENESS, (ven_ids, [notes[v][0] for v in ven_ids],
+                                                           [notes[v][1] for v in ven_ids]))
+        except RuntimeError:                        # closed: nothing takes writes any more
+            log.warning("store: %d liveness notes made after the store closed were not written", len(notes))
+            return
         self.liveness_writes += 1
-        self._last_liveness_write = self._off_loop.submit(
-            _NOTE_LIVENESS, (ven_ids, [notes[v][0] for v in ven_ids], [notes[v][1] for v in ven_ids]))
-        self._last_liveness_write.add_done_callback(_liveness_written)
+        write.add_done_callback(_liveness_written)
+        self._liveness_in_flight.append((frozenset(ven_ids), write))
 
-    def _settle_liveness(self) -> None:
-        """Every note made so far has been written (for a read or a write that must come after):
-        the thread writes them in order, so waiting for the last is waiting for all."""
-        self._hand_over_liveness()
-        if self._last_liveness_write is not None:
-            self._last_liveness_write.exception()   # waits; a failure was logged, the read goes on
-            self._last_liveness_write = None
+    def _settle_liveness(self, ven_id: str | None = None) -> None:
+        """Every note made so far (of ``ven_id`` only, if given) has been written, for a read or a
+        write that must come after. The thread writes in order, so waiting for the last write that
+        holds one is waiting for all before it; a caller whose venID has no note waits for nothing
+        (the off-loop connection may be busy with a fan-out's batches)."""
+        if ven_id is None or ven_id in self._liveness_notes:
+            self._hand_over_liveness()
+        writes = [write for ids, write in self._liveness_in_flight
+                  if not write.done() and (ven_id is None or ven_id in ids)]
+        if writes:
+            writes[-1].exception()                  # waits; a failure was logged, the caller goes on
 
     def liveness(self) -> dict[str, tuple[str, datetime | None]]:
         self._settle_liveness()
