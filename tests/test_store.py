@@ -85,6 +85,48 @@ def shared(request: pytest.FixtureRequest, tmp_path) -> Iterator[Opener]:
         opener.close(store)
 
 
+class AnotherSession:
+    """A session of its own that ran ``statement`` and holds what it locked until :meth:`release`.
+    Should the code under test hold the event loop after all, the session commits by itself after
+    ``safety`` seconds, so that the test fails instead of hanging."""
+
+    def __init__(self, location: str, statement: str, safety: float = 3.0):
+        self._location, self._statement, self._safety = location, statement, safety
+
+    def __enter__(self) -> "AnotherSession":
+        self._db = psycopg.connect(self._location)
+        self._db.execute(self._statement)
+        self._timer = threading.Timer(self._safety, self._db.commit)
+        self._timer.start()
+        return self
+
+    def release(self) -> None:
+        """Commit now: what it locked is let go (what it wrote, seen)."""
+        self._timer.cancel()
+        self._db.commit()
+
+    def __exit__(self, *exc_info) -> None:
+        self._timer.cancel()
+        self._timer.join()
+        self._db.close()
+
+
+class LoopTicks:
+    """Counts 10 ms ticks of the running loop, to tell whether it went on turning meanwhile."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._task = asyncio.get_running_loop().create_task(self._tick())
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(0.01)
+            self.count += 1
+
+    def stop(self) -> None:
+        self._task.cancel()
+
+
 # -- records ----------------------------------------------------------------------------------------
 
 def ven(ven_id: str, jid: str | None = None, registration: str | None = None, **fields) -> VenRecord:
@@ -731,22 +773,14 @@ def test_a_liveness_note_is_never_overwritten_by_an_earlier_one_nor_kept_for_a_v
 def test_a_liveness_note_meeting_another_instances_purge_under_way_leaves_nothing_behind(shared):
     store = shared()
     store.put_ven(ven("ven-x"))
-    with psycopg.connect(shared.location) as purger:
-        purger.execute("DELETE FROM vens WHERE ven_id = 'ven-x'")     # a purge begun, not yet committed
-        safety = threading.Timer(3, purger.commit)
-        safety.start()
-
+    # A purge begun, not yet committed.
+    with AnotherSession(shared.location, "DELETE FROM vens WHERE ven_id = 'ven-x'") as purger:
         async def scenario() -> None:
             store.note_liveness("ven-x", "online", T0)
             await asyncio.sleep(0.3)                                   # the note reaches the database...
-            safety.cancel()
-            purger.commit()                                            # ...and the purge then commits
+            purger.release()                                           # ...and the purge then commits
 
-        try:
-            asyncio.run(scenario())
-        finally:
-            safety.cancel()
-            safety.join()
+        asyncio.run(scenario())
     assert store.liveness() == {}          # the note waited for the purge and found its VEN gone
 
 
@@ -754,38 +788,20 @@ def test_liveness_notes_leave_the_loop_turning_while_the_database_holds_their_ro
     store = shared()
     store.put_ven(ven("ven-a"))
     store.set_liveness("ven-a", "online", T0)
-    with psycopg.connect(shared.location) as blocker:
-        blocker.execute("SELECT * FROM liveness WHERE ven_id = 'ven-a' FOR UPDATE")   # until it commits
-        # Should the note hold the loop after all, this lets it go on, so the test fails, not hangs.
-        safety = threading.Timer(3, blocker.commit)
-        safety.start()
-
+    with AnotherSession(shared.location, "SELECT * FROM liveness WHERE ven_id = 'ven-a' FOR UPDATE") as blocker:
         async def scenario() -> None:
-            ticks = 0
-
-            async def ticking() -> None:
-                nonlocal ticks
-                while True:
-                    await asyncio.sleep(0.01)
-                    ticks += 1
-
-            ticker = asyncio.create_task(ticking())
+            ticks = LoopTicks()
             started = time.monotonic()
             store.note_liveness("ven-a", "offline", T0 + MIN)
             await asyncio.sleep(0.3)
-            assert ticks >= 10 and time.monotonic() - started < 2    # the loop went on turning...
+            assert ticks.count >= 10 and time.monotonic() - started < 2    # the loop went on turning...
             assert store.liveness_writes == 1                # ...while the note waits on the row
             with psycopg.connect(shared.location) as reader:
                 assert reader.execute("SELECT state FROM liveness").fetchall() == [("online",)]
-            safety.cancel()
-            blocker.commit()
-            ticker.cancel()
+            blocker.release()
+            ticks.stop()
 
-        try:
-            asyncio.run(scenario())
-        finally:
-            safety.cancel()
-            safety.join()
+        asyncio.run(scenario())
     assert store.liveness() == {"ven-a": ("offline", T0 + MIN)}
 
 
@@ -941,36 +957,18 @@ def test_leases_claimed_and_released_in_a_batch_follow_the_rules_of_one_at_a_tim
 def test_a_batch_waiting_for_the_database_does_not_hold_the_event_loop(shared):
     store = shared()
     assert store.claim("contended", "vtn-2", 30) is True
-    with psycopg.connect(shared.location) as blocker:
-        blocker.execute("SELECT * FROM leases WHERE name = 'contended' FOR UPDATE")   # until it commits
-        # Should the batch hold the loop after all, this lets it go on, so the test fails, not hangs.
-        safety = threading.Timer(3, blocker.commit)
-        safety.start()
-
+    with AnotherSession(shared.location, "SELECT * FROM leases WHERE name = 'contended' FOR UPDATE") as blocker:
         async def scenario() -> None:
-            ticks = 0
-
-            async def ticking() -> None:
-                nonlocal ticks
-                while True:
-                    await asyncio.sleep(0.01)
-                    ticks += 1
-
-            ticker = asyncio.create_task(ticking())
+            ticks = LoopTicks()
             claim = asyncio.create_task(store.claim_batch(["contended", "free"], "vtn-1", 30))
             await asyncio.sleep(0.3)
             assert not claim.done()                          # waiting on the row the blocker holds...
-            assert ticks >= 10                               # ...while the loop went on turning
-            safety.cancel()
-            blocker.commit()
+            assert ticks.count >= 10                         # ...while the loop went on turning
+            blocker.release()
             assert await asyncio.wait_for(claim, 5) == {"free"}
-            ticker.cancel()
+            ticks.stop()
 
-        try:
-            asyncio.run(scenario())
-        finally:
-            safety.cancel()
-            safety.join()
+        asyncio.run(scenario())
 
 
 async def _receive(queue: asyncio.Queue, count: int) -> list[str]:

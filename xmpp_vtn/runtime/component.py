@@ -415,10 +415,9 @@ class OadrComponent:
             return
         condition, text, error_type = refusal
         data = raw_iq_error(iq_id, sender, addressed or self.jid.bare, error_type, condition, text[:MAX_ERROR_TEXT])
-        delay = self.gate.hold_refusal(sender) if error_type == "wait" and self.gate is not None else 0.0
-        if not delay or self._stopping:
-            if delay:
-                self.gate.refusal_answered(sender)
+        held = error_type == "wait" and self.gate is not None and not self._stopping
+        delay = self.gate.hold_refusal(sender) if held else 0.0
+        if not delay:
             self.xmpp.send_raw(data)
             return
         self._held_key += 1

@@ -74,10 +74,13 @@ class HeldRefusals:
     def __init__(self, delay: float, per_account: int):
         self.delay, self.per_account = delay, per_account
         self._held: dict[str, int] = {}
-        #: Refusals held back right now, all accounts together.
-        self.now = 0
         #: Refusals held back since start.
         self.since_start = 0
+
+    @property
+    def now(self) -> int:
+        """Refusals held back right now, all accounts together."""
+        return sum(self._held.values())
 
     def hold(self, account: str) -> float:
         """Seconds to hold back a refusal of ``account`` (0.0: answer it at once). Each hold is
@@ -86,7 +89,6 @@ class HeldRefusals:
         if self.delay <= 0 or held >= self.per_account:
             return 0.0
         self._held[account] = held + 1
-        self.now += 1
         self.since_start += 1
         return self.delay
 
@@ -95,7 +97,6 @@ class HeldRefusals:
         left = self._held.get(account, 0) - 1
         if left < 0:
             return
-        self.now -= 1
         if left:
             self._held[account] = left
         else:
