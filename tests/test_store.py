@@ -25,6 +25,7 @@ from xmpp_vtn.services.event_arguments import build_event
 from xmpp_vtn.store import (UNREGISTERED_VENS, Delivery, Document, DroppedPushes, EventRecord, OutboxItem, SQLiteStore,
                             Store, VenRecord, open_store)
 from xmpp_vtn.store.postgresql import PostgreSQLStore
+from xmpp_vtn.store.documents import decode_document, encode_document
 
 T0 = datetime(2026, 11, 23, 12, tzinfo=timezone.utc)
 MIN = timedelta(minutes=1)
@@ -625,6 +626,19 @@ def test_documents_come_back_whole_keep_their_place_and_are_filtered_by_ven(stor
     assert store.documents("report_request") == [active, docs[2], moved]
     assert store.documents("report_request", "ven-a") == [active]
     assert store.documents("report_request", "ven-b") == [docs[2], moved]
+
+
+def test_document_keys_are_a_vens_own_oldest_first_and_an_encoded_document_is_kept_as_given(store):
+    opt = CATALOGUE["oadrCreateOpt"][0]
+    for key, ven_id in (("opt-9", "ven-a"), ("opt-1", "ven-b"), ("opt-5", "ven-a")):
+        store.put_document(Document("opt", key, ven_id, opt, "active"))
+    store.put_document(Document("report_request", "rr-1", "ven-a", _request("rr-1"), "requested"))
+    assert store.document_keys("opt", "ven-a") == ["opt-9", "opt-5"]
+    assert store.document_keys("opt", "ven-c") == []
+    # The caller's encoding is what is stored (and read back), not the payload encoded again.
+    other = CATALOGUE["oadrCreateOpt"][1]
+    store.put_document(Document("opt", "opt-9", "ven-a", opt, "active"), encode_document("opt", other))
+    assert store.document("opt", "opt-9").payload == decode_document("opt", encode_document("opt", other))
 
 
 def test_remove_document_says_whether_there_was_one(store):

@@ -56,7 +56,7 @@ class OptService:
         self.quotas.check("opt_bytes", request.bare_jid, size, limits.opt_bytes, "bytes in one oadrCreateOpt",
                           opt_id=opt_id)
         if existing is None:
-            self.quotas.check("opts_per_ven", request.bare_jid, len(self.store.documents(OPT, ven.ven_id)) + 1,
+            self.quotas.check("opts_per_ven", request.bare_jid, len(self.store.document_keys(OPT, ven.ven_id)) + 1,
                               limits.opts_per_ven, "opt schedules in force", opt_id=opt_id)
         event_opt = None
         if payload.get("event_id"):

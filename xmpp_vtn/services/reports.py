@@ -15,6 +15,7 @@ VENs' requests to the VTN (``vtn_report_request``), each with a state: requested
 from __future__ import annotations
 
 import inspect
+import itertools
 import logging
 import uuid
 from collections import OrderedDict
@@ -23,6 +24,7 @@ from datetime import datetime, timedelta
 from typing import Any, Callable, Iterable
 
 from ..store import Document, Store, VenRecord
+from ..store.documents import received_offers
 from . import codes
 from .handlers import Handlers, invoke
 from .outcome import Outcome, Push, Refusal, Request, Route, ScheduleReport, UnscheduleReport, acknowledge, response
@@ -112,13 +114,14 @@ class ReportService:
             chosen.extend(await self._choose(ven.ven_id, report))
         # A new registration replaces the old offers, and with them every request the VTN made
         # for them: the picks just made ask again for what is still wanted.
-        for old in self.store.documents(OFFER, ven.ven_id):
-            self.store.remove_document(OFFER, old.key)
-        for old in self.store.documents(REQUEST, ven.ven_id):
-            self._drop_request(old.key)
-        for report in reports:
+        for key in self.store.document_keys(OFFER, ven.ven_id):
+            self.store.remove_document(OFFER, key)
+        for key in self.store.document_keys(REQUEST, ven.ven_id):
+            self._drop_request(key)
+        received = received_offers(request.document) if request.document is not None and reports else []
+        for report, encoded in itertools.zip_longest(reports, received[:len(reports)]):
             self.store.put_document(Document(OFFER, _offer_key(ven.ven_id, report["report_specifier_id"]),
-                                             ven.ven_id, report, "offered"))
+                                             ven.ven_id, report, "offered"), encoded)
         report_requests = [self._subscribe(ven.ven_id, *group) for group in _grouped(chosen)]
         if reports and not chosen and "on_register_report" in self.handlers and not self._said_nothing_requested:
             # Once per process: usually a handler whose names or return value do not fit, which
@@ -397,7 +400,7 @@ class ReportService:
                 if problem:
                     raise Refusal(codes.INVALID_DATA, f"report {specifier['report_specifier_id']} rID {item['r_id']}: "
                                   f"{problem}")
-        held = {document.key for document in self.store.documents(VTN_REQUEST, ven.ven_id)}
+        held = set(self.store.document_keys(VTN_REQUEST, ven.ven_id))
         wanted = held | {subscription_key(ven.ven_id, item["report_request_id"]) for item in report_requests}
         self.quotas.check("subscriptions_per_ven", ven.bare_jid, len(wanted), self.quotas.quotas.subscriptions_per_ven,
                           "subscriptions to this VTN's reports")

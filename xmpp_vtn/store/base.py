@@ -304,8 +304,11 @@ class Store(abc.ABC):
     # -- other documents (reports, opts) -----------------------------------------------------------
 
     @abc.abstractmethod
-    def put_document(self, document: Document) -> None:
-        """Insert or replace the document (``kind``, ``key``)."""
+    def put_document(self, document: Document, encoded: bytes | None = None) -> None:
+        """Insert or replace the document (``kind``, ``key``). ``encoded``: its payload as
+        :func:`~xmpp_vtn.store.documents.encode_document` would write it, when the caller has it
+        already (cut from the bytes a VEN sent: see :func:`~xmpp_vtn.store.documents.received_offers`);
+        otherwise the payload is encoded here."""
 
     @abc.abstractmethod
     def document(self, kind: str, key: str) -> Document | None:
@@ -314,6 +317,11 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def documents(self, kind: str, ven_id: str | None = None) -> list[Document]:
         """Documents of ``kind`` (``ven_id``'s only, when given), oldest first."""
+
+    def document_keys(self, kind: str, ven_id: str) -> list[str]:
+        """The keys of ``ven_id``'s documents of ``kind``, oldest first, without reading the
+        documents themselves (a backend should override this with a query of the keys alone)."""
+        return [document.key for document in self.documents(kind, ven_id)]
 
     @abc.abstractmethod
     def remove_document(self, kind: str, key: str) -> bool:

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from .. import codec
+from lxml import etree
+
+from .. import codec, schema
 
 _HOLDER = {"request_id": "stored", "vtn_id": "stored"}
 
@@ -54,3 +56,36 @@ def decode_document(kind: str, data: bytes) -> dict:
     """The payload :func:`encode_document` stored."""
     _, _, unwrap = _CARRIERS[kind]
     return unwrap(codec.parse(data)[1])
+
+
+_REPORT = f"{{{schema.NS_OADR}}}oadrReport"
+_REQUEST_ID = f"{{{schema.NS_PYLD}}}requestID"
+
+
+def received_offers(document: bytes) -> list[bytes]:
+    """Each oadrReport of a received oadrRegisterReport, in order, as :func:`encode_document`
+    keeps a ``report_offer`` (an oadrRegisterReport of that one report): cut from the document
+    the VEN sent, which was validated when it arrived, instead of encoded again from its decoded
+    dict. Four offers of 30 readings: 0.4 ms instead of 10 ms, the most of the CPU an
+    oadrRegisterReport cost the VTN (a VEN may send one again and again).
+
+    The offer stays inside the VEN's own document (its signature, venID and other reports
+    taken out), so every namespace prefix it uses stays declared; it reads back as the same
+    dict the received document decoded to.
+    """
+    root = etree.fromstring(document, schema.plain_parser())
+    for signature in root[:-1]:                     # a ds:Signature, which would no longer hold
+        root.remove(signature)
+    message = root[0][0]
+    reports = [child for child in message if child.tag == _REPORT]
+    for child in list(message):
+        if child.tag == _REQUEST_ID:
+            child.text = "stored"
+        else:                                       # the reports, venID, reportRequestID
+            message.remove(child)
+    offers = []
+    for report in reports:
+        message.append(report)
+        offers.append(etree.tostring(root, encoding="UTF-8", xml_declaration=True))
+        message.remove(report)
+    return offers

@@ -745,8 +745,8 @@ class PostgreSQLStore(Store):
 
     # -- other documents -----------------------------------------------------------------------------
 
-    def put_document(self, document: Document) -> None:
-        data = encode_document(document.kind, document.payload)
+    def put_document(self, document: Document, encoded: bytes | None = None) -> None:
+        data = encoded if encoded is not None else encode_document(document.kind, document.payload)
         self._execute("INSERT INTO documents (kind, key, ven_id, state, document) VALUES (%s, %s, %s, %s, %s) "
                       "ON CONFLICT (kind, key) DO UPDATE SET ven_id = excluded.ven_id, state = excluded.state, "
                       "document = excluded.document",
@@ -766,6 +766,10 @@ class PostgreSQLStore(Store):
         if ven_id is None:
             return self._documents("kind = %s", (kind,))
         return self._documents("kind = %s AND ven_id = %s", (kind, ven_id))
+
+    def document_keys(self, kind: str, ven_id: str) -> list[str]:
+        return [key for key, in self._execute("SELECT key FROM documents WHERE kind = %s AND ven_id = %s "
+                                              "ORDER BY position", (kind, ven_id)).fetchall()]
 
     def remove_document(self, kind: str, key: str) -> bool:
         return self._execute("DELETE FROM documents WHERE kind = %s AND key = %s", (kind, key)).rowcount > 0

@@ -488,8 +488,8 @@ class SQLiteStore(Store):
 
     # -- other documents -----------------------------------------------------------------------------
 
-    def put_document(self, document: Document) -> None:
-        data = encode_document(document.kind, document.payload)
+    def put_document(self, document: Document, encoded: bytes | None = None) -> None:
+        data = encoded if encoded is not None else encode_document(document.kind, document.payload)
         with self._transaction():
             row = self._db.execute("SELECT position FROM documents WHERE kind = ? AND key = ?",
                                    (document.kind, document.key)).fetchone()
@@ -512,6 +512,10 @@ class SQLiteStore(Store):
         if ven_id is None:
             return self._documents("kind = ?", (kind,))
         return self._documents("kind = ? AND ven_id = ?", (kind, ven_id))
+
+    def document_keys(self, kind: str, ven_id: str) -> list[str]:
+        return [key for key, in self._db.execute("SELECT key FROM documents WHERE kind = ? AND ven_id = ? "
+                                                 "ORDER BY position", (kind, ven_id))]
 
     def remove_document(self, kind: str, key: str) -> bool:
         return self._write("DELETE FROM documents WHERE kind = ? AND key = ?", (kind, key)).rowcount > 0
