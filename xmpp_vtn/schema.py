@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import re
+import threading
 from typing import Union
 
 from lxml import etree
@@ -77,9 +78,16 @@ def compiled_schema() -> etree.XMLSchema:
     return etree.XMLSchema(etree.parse(str(entry), _hardened_parser(refuse_external=False)))
 
 
-@functools.lru_cache(maxsize=1)
+_per_thread = threading.local()
+
+
 def _parsers() -> tuple[etree.XMLParser, etree.XMLParser]:
-    return _hardened_parser(compiled_schema()), _hardened_parser()
+    # One pair per thread: an lxml parser serves one thread at a time (large documents are
+    # parsed in a worker thread while the event loop's thread parses the small ones).
+    parsers = getattr(_per_thread, "parsers", None)
+    if parsers is None:
+        parsers = _per_thread.parsers = (_hardened_parser(compiled_schema()), _hardened_parser())
+    return parsers
 
 
 def plain_parser() -> etree.XMLParser:

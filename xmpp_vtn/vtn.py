@@ -227,6 +227,7 @@ class VTNComponent:
             await self.http_pusher.close()
 
         await self.component.stop()
+        self.inbound.close()
         await self.cluster.stop()
         self.store.close()
 

@@ -7,7 +7,6 @@ import asyncio
 import time
 from typing import Callable, Union
 
-from .. import codec
 from ..codec import templates
 from ..errors import SchemaError
 from ..services import Dispatcher, NotImplementedService, Outcome, Polled, Request
@@ -17,6 +16,7 @@ from . import exchange_log
 from .component import IqRefused
 from .effects import EffectRunner
 from .observer import NO_OBSERVER, ExchangeObserver
+from .parsing import OrderedParser
 from .presence import VenPresence, bare
 from .stanzas import MAX_STANZA_ELEMENTS, MAX_UNREGISTERED_ELEMENTS
 
@@ -131,6 +131,8 @@ class InboundPipeline:
         self.rate = TokenBucket(limits.requests_per_second, limits.request_burst, clock)
         self.held_refusals = HeldRefusals(limits.refusal_delay, limits.held_refusals)
         self._in_flight: dict[str, int] = {}
+        #: Parses each account's documents in order, large ones off the event loop.
+        self.parser = OrderedParser()
         #: Told of every answered request (metrics, the operator's live view).
         self.observer: ExchangeObserver = NO_OBSERVER
 
@@ -222,7 +224,7 @@ class InboundPipeline:
 
     async def _answer(self, sender: Sender, data: bytes) -> bytes | None:
         try:
-            message_type, payload = codec.parse(data)
+            message_type, payload = await self.parser.parse(bare(sender) if isinstance(sender, str) else None, data)
         except SchemaError as error:
             exchange_log.inbound("(invalid)", sender if isinstance(sender, str) else "(unauthenticated)", None,
                                  f"bad-request: {str(error).splitlines()[0]}", data)
@@ -260,6 +262,10 @@ class InboundPipeline:
                              data)
         self.observer.inbound(message_type, ven_id, str(code) if code is not None else "empty", payload)
         return templates.serialize(answer_type, answer)
+
+    def close(self) -> None:
+        """Release the parser's worker thread (the VTN is stopping)."""
+        self.parser.close()
 
     def _heard_from(self, sender: str, outcome: Outcome) -> None:
         """A registered VEN that speaks is reachable: it is online, and is delivered what it is owed."""
