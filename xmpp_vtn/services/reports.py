@@ -15,7 +15,6 @@ VENs' requests to the VTN (``vtn_report_request``), each with a state: requested
 from __future__ import annotations
 
 import inspect
-import itertools
 import logging
 import uuid
 from collections import OrderedDict
@@ -119,7 +118,9 @@ class ReportService:
         for key in self.store.document_keys(REQUEST, ven.ven_id):
             self._drop_request(key)
         received = received_offers(request.document) if request.document is not None and reports else []
-        for report, encoded in itertools.zip_longest(reports, received[:len(reports)]):
+        if len(received) != len(reports):
+            received = [None] * len(reports)             # encoded again from the dicts
+        for report, encoded in zip(reports, received):
             self.store.put_document(Document(OFFER, _offer_key(ven.ven_id, report["report_specifier_id"]),
                                              ven.ven_id, report, "offered"), encoded)
         report_requests = [self._subscribe(ven.ven_id, *group) for group in _grouped(chosen)]

@@ -66,8 +66,8 @@ def received_offers(document: bytes) -> list[bytes]:
     """Each oadrReport of a received oadrRegisterReport, in order, as :func:`encode_document`
     keeps a ``report_offer`` (an oadrRegisterReport of that one report): cut from the document
     the VEN sent, which was validated when it arrived, instead of encoded again from its decoded
-    dict. Four offers of 30 readings: 0.4 ms instead of 10 ms, the most of the CPU an
-    oadrRegisterReport cost the VTN (a VEN may send one again and again).
+    dict. Four offers of 30 readings: 1.9 ms instead of 5.8 ms (the document is parsed a second
+    time: the services see dicts, not trees).
 
     The offer stays inside the VEN's own document (its signature, venID and other reports
     taken out), so every namespace prefix it uses stays declared; it reads back as the same
