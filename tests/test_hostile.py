@@ -36,11 +36,14 @@ HERE = os.path.dirname(__file__)
 T0 = datetime(2026, 11, 23, 12, tzinfo=timezone.utc)
 SAMPLES = 24
 SPACING = 0.066
+PING_SPACING = 0.03
 # The attacker's process and Prosody relaying its traffic compete with the VTN for this
 # machine's two cores, and every stanza the attacker sends must be read off the one component
 # stream (even one refused unread): that costs the good VEN tens of ms that no VTN change can
-# remove. The floors are set above that and far below what the attacks cost before the fixes
-# (a 466 ms median under the request flood, 60 s pushes under the orphaned outbox).
+# remove. measure() shows it with the server's own answers to pings: under the report-registration
+# flood, in 8 runs, their slowest took 16-48 ms, as long as the slowest pushes and requests through
+# the VTN. The floors are set above that and far below what the attacks cost before the fixes (a
+# 466 ms median under the request flood, 60 s pushes under the orphaned outbox).
 # With 24 samples a p95 lies three quarters of the way from the second-worst sample to the worst
 # (statistics.quantiles interpolates): one scheduling stall of the shared machine decides it,
 # hence its wide floor; the median bound is the one that catches a VTN that is slow.
@@ -88,21 +91,37 @@ def p95(values: list[float]) -> float:
     return statistics.quantiles(values, n=20)[-1]
 
 
-async def measure(vtn, ven, event_id: str, samples: int = SAMPLES) -> tuple[list[float], list[float]]:
-    """(push latencies, request latencies) of ``ven``, ``samples`` of each, in seconds."""
-    pushes, requests = [], []
-    for index in range(samples):
-        started = time.perf_counter()
-        vtn.modify_event(event_id, [{"dtstart": T0 + timedelta(days=30), "duration": HOUR,
-                                     "signal_payload": float(index % 3)}])
-        await ven.next_push("oadrDistributeEvent", timeout=30)
-        pushes.append(time.perf_counter() - started)
-        started = time.perf_counter()
-        await ven.query_registration()
-        requests.append(time.perf_counter() - started)
-        # A good VEN paces itself: 15 requests a second, within the 20 its quota allows.
-        await asyncio.sleep(SPACING)
-    return pushes, requests
+async def measure(vtn, ven, event_id: str, samples: int = SAMPLES) -> tuple[list[float], list[float], list[float]]:
+    """(push latencies, request latencies, server round trips) of ``ven``, ``samples`` of each of
+    the first two, in seconds. The server round trips are XEP-0199 pings of the VEN's own server,
+    which the server answers itself, sent one after another meanwhile (about 50 per phase): what
+    the XMPP server alone costs the good VEN, with no VTN on the way."""
+    pushes, requests, server = [], [], []
+    measuring = True
+
+    async def ping_the_server() -> None:
+        while measuring:
+            started = time.perf_counter()
+            await ven.xmpp.plugin["xep_0199"].ping(jid=ven.xmpp.boundjid.domain, timeout=30)
+            server.append(time.perf_counter() - started)
+            await asyncio.sleep(PING_SPACING)
+    pinging = asyncio.ensure_future(ping_the_server())
+    try:
+        for index in range(samples):
+            started = time.perf_counter()
+            vtn.modify_event(event_id, [{"dtstart": T0 + timedelta(days=30), "duration": HOUR,
+                                         "signal_payload": float(index % 3)}])
+            await ven.next_push("oadrDistributeEvent", timeout=30)
+            pushes.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            await ven.query_registration()
+            requests.append(time.perf_counter() - started)
+            # A good VEN paces itself: 15 requests a second, within the 20 its quota allows.
+            await asyncio.sleep(SPACING)
+    finally:
+        measuring = False
+        await pinging
+    return pushes, requests, server
 
 
 class Attacker:
@@ -281,15 +300,21 @@ async def under_attack(server, mode: str, seconds: float, vtn, good, account: st
               f"+{store_ceiling(quotas) / KIB:.0f} KiB)")
         assert footprint.peak - footprint.rss <= rss_ceiling(quotas), (mode, "RSS", str(footprint))
         assert footprint.store_after - footprint.store <= store_ceiling(quotas), (mode, "store", str(footprint))
-    for name, before, during in (("push", idle[0], attacked[0]), ("request", idle[1], attacked[1])):
+    # The server's own answers are shown for reference, not bounded: no VTN change speeds them up.
+    for name, before, during in (("push", idle[0], attacked[0]), ("request", idle[1], attacked[1]),
+                                 ("the server's own ping", idle[2], attacked[2])):
+        bounded = name != "the server's own ping"
         median_bound = max(2 * statistics.median(before), statistics.median(before) + median_floor)
         p95_bound = max(2 * p95(before), p95(before) + p95_floor)
+        bounds = ((f" (bound {median_bound * 1000:.1f})", f" (bound {p95_bound * 1000:.1f})") if bounded
+                  else ("", ""))
         print(f"{mode}: {name} median idle {statistics.median(before) * 1000:.1f} ms, attacked "
-              f"{statistics.median(during) * 1000:.1f} ms (bound {median_bound * 1000:.1f}); p95 idle "
-              f"{p95(before) * 1000:.1f} ms, attacked {p95(during) * 1000:.1f} ms (bound {p95_bound * 1000:.1f}); "
+              f"{statistics.median(during) * 1000:.1f} ms{bounds[0]}; p95 idle "
+              f"{p95(before) * 1000:.1f} ms, attacked {p95(during) * 1000:.1f} ms{bounds[1]}; "
               f"slowest attacked {', '.join(f'{value * 1000:.0f}' for value in sorted(during)[-3:])} ms")
-        assert statistics.median(during) <= median_bound, (mode, name, "median", before, during)
-        assert p95(during) <= p95_bound, (mode, name, "p95", before, during)
+        if bounded:
+            assert statistics.median(during) <= median_bound, (mode, name, "median", before, during)
+            assert p95(during) <= p95_bound, (mode, name, "p95", before, during)
     print(f"{mode}: attacker saw {outcome['answers']}")
     outcome["account"] = attacker.account
     return outcome
