@@ -12,8 +12,9 @@ and oadrResponse) and no OpenADR work, clients spread over the same number of pr
 reference, the same with tiny placeholder payloads. Prints both and the ratio (raw / ours: 1.0
 would be the ceiling), and the **CPU per exchange** of the VTN process and of the raw component
 (from /proc and the process clock), which holds whatever else the machine is doing; beside them
-the XMPP server's CPU per exchange during each, the raw ceiling's own receipt p50/p99, and each
-VTN instance's peak resident memory.
+the XMPP server's CPU per exchange during each, the raw ceiling's own receipt p50/p99, each
+VTN instance's peak resident memory, and when the pushes left the VTN after ``add_event`` (first,
+half, last): what follows the last is the server's relaying and the VENs' answers.
 
 The simulated VENs answer the lean way by default (:mod:`xmpp_vtn.testing.lean_ven`: no validation
 of pushes, answers rendered once per event state), as the raw clients do; ``--validating-vens``
@@ -159,6 +160,7 @@ class Result:
     pushed_by: list[int] = field(default_factory=list)         # distributions each instance pushed
     statements: list[tuple[str, int]] = field(default_factory=list)   # (statement, calls) with --statements
     peak_rss_mib: list[float] = field(default_factory=list)    # each instance's VmHWM after the fan-out
+    pushes_written: list[float] = field(default_factory=list)  # seconds from add_event to each push leaving, sorted
 
 
 class AnswerLog:
@@ -214,7 +216,8 @@ def vtn_fanout(server, store: str, accounts: list[str], processes: int, scratch:
         for k in range(instances):
             own = (("--event-when", str(n), *first_extra) if k == 0 else ())
             ids = ("--instance-id", f"{tag}-{k}") if instances > 1 else ()
-            vtns.append(subprocess.Popen([*command, *ids, *own], stdout=subprocess.PIPE, text=True))
+            times = ("--push-times", str(push_times(scratch, tag, k)))
+            vtns.append(subprocess.Popen([*command, *ids, *times, *own], stdout=subprocess.PIPE, text=True))
         for vtn in vtns:
             line = vtn.stdout.readline()
             assert line.startswith("serving"), f"a VTN instance did not start: {line!r}"
@@ -291,7 +294,17 @@ def vtn_fanout(server, store: str, accounts: list[str], processes: int, scratch:
     for output in outputs:
         words = (output.strip().splitlines() or [""])[-1].split()
         result.pushed_by.append(int(words[3]) if len(words) > 4 and words[4] == "distributions" else -1)
+    # The timed event's pushes (a warm-up's left before add_event), by every instance that wrote
+    # its file (one that ended otherwise than by our SIGTERM wrote none).
+    files = [push_times(scratch, tag, k) for k in range(instances)]
+    result.pushes_written = sorted(moment - watch["added_at"] for path in files if path.exists()
+                                   for moment in json.loads(path.read_text()) if moment >= watch["added_at"])
     return result
+
+
+def push_times(scratch: str, tag: str, instance: int) -> Path:
+    """Where vtn_process.py instance ``instance`` of run ``tag`` writes when each push left."""
+    return Path(scratch) / f"push-times-{tag}-{instance}.json"
 
 
 class StatementCounter:
@@ -431,6 +444,16 @@ def main() -> None:
           "exchange); raw small = the same with tiny payloads; vs 1 inst = fan-out with 1 instance / with this many;\n"
           "receipt = add_event -> the push's arrival at the VEN; raw p50/p99 = the same-bytes raw ceiling's, from "
           "its first push written")
+    print("\nPushes written: add_event -> each push leaving the VTN (all instances); the raw component writes "
+          "every push in one loop:")
+    print(f"{'VENs':>6} {'inst':>4} {'first':>8} {'p50':>8} {'last':>8} {'raw last':>9} {'last receipt':>13}")
+    for n, k, raws, result in rows:
+        written = result.pushes_written or [float("nan")]
+        print(f"{n:>6} {k:>4} {written[0] * 1000:>6.0f}ms {percentile(written, 0.5) * 1000:>6.0f}ms "
+              f"{written[-1] * 1000:>6.0f}ms {raws['same bytes'].written_seconds * 1000:>7.0f}ms "
+              f"{receipt(result.latencies, 1.0, args.warm_up)}")
+    print("after the last push left, the fan-out is the server relaying pushes and answers, the VENs answering "
+          "and the VTN handling their answers")
     print("\nCPU per exchange (one VEN: push, acknowledgement, oadrCreatedEvent, oadrResponse):")
     print(f"{'VENs':>6} {'inst':>4} {'xmpp-vtn (all inst)':>20} {'raw component':>14} {'ratio':>6} {'raw small':>10} "
           f"{'PostgreSQL':>11} {'push share':>14} {'server, ours':>13} {'server, raw':>12}")

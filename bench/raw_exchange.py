@@ -112,6 +112,7 @@ class RawResult:
     started_at: float = 0.0         # wall clock when the first push was written
     server_cpu_seconds: float | None = None   # the XMPP server's CPU meanwhile, when its PID was given
     latencies: tuple[float, ...] = ()   # seconds from then to each push's arrival at its client
+    written_seconds: float = 0.0    # from the first push written to the last
 
 
 async def _push_round(jids: list[str], component_jid: str, secret: str, port: int, payloads: Payloads,
@@ -151,9 +152,11 @@ async def _push_round(jids: list[str], component_jid: str, secret: str, port: in
         # incoming stanza is tested against, quadratic at thousands in flight (the VTN avoids it
         # the same way). The acknowledgements are not awaited here; the answers are counted.
         component.send(iq)
+    written = time.perf_counter() - started
     await asyncio.wait_for(done.wait(), 300)
     server_used = None if server_cpu is None else server_cpu() - server_started
-    result = RawResult(time.perf_counter() - started, time.process_time() - cpu_started, started_at, server_used)
+    result = RawResult(time.perf_counter() - started, time.process_time() - cpu_started, started_at, server_used,
+                       written_seconds=written)
     await component.disconnect()
     return result
 

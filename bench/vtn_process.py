@@ -43,12 +43,14 @@ class PushCounter(ExchangeObserver):
 
     def __init__(self) -> None:
         self.distributions = 0
+        self.distribution_times: list[float] = []  # time.monotonic() as each left (one clock for all processes)
         self.offered: set[str] = set()          # venIDs pushed the VTN's oadrRegisterReport
         self.answered: set[str] = set()         # venIDs that answered it
 
     def push_sent(self, message_type: str, ven_id: str) -> None:
         if message_type == "oadrDistributeEvent":
             self.distributions += 1
+            self.distribution_times.append(time.monotonic())
         elif message_type == "oadrRegisterReport":
             self.offered.add(ven_id)
 
@@ -156,6 +158,8 @@ async def serve(args: argparse.Namespace) -> None:
         profiler.disable()
         profiler.dump_stats(args.profile_fanout)
     await vtn.stop()
+    if args.push_times:
+        Path(args.push_times).write_text(json.dumps(pushes.distribution_times))
     passed_on = vtn.component.foreign_answers
     print(f"stopped {vtn.replayed_answers} replayed {pushes.distributions} distributions "
           f"{passed_on['bytes']} passed-on-from-bytes {passed_on['parsed result']} passed-on-parsed-results",
@@ -173,6 +177,8 @@ def main() -> None:
     parser.add_argument("--push-timeout", type=float, default=10.0)
     parser.add_argument("--event-start-in", type=float, default=3600.0, help="seconds from add_event to its start")
     parser.add_argument("--event-duration", type=float, default=1800.0, help="seconds")
+    parser.add_argument("--push-times", help="write the time.monotonic() at which each oadrDistributeEvent push "
+                        "left to this file (a JSON list), at the stop")
     parser.add_argument("--instance-id", help="this instance's id, when several share a postgresql:// store")
     parser.add_argument("--lease-seconds", type=float, default=15.0)
     parser.add_argument("--warm-up", action="store_true",
