@@ -8,8 +8,9 @@ timed alone; with several instances the adding one sees only its own pushes, so 
 the shared outbox has held nothing (the oadrRegisterReport pushes acknowledged) for a second. In
 the same run, the **raw ceiling**: bare slixmpp doing the same stanza exchange (push, empty ack, an
 ``iq set`` back, its result) with **the same bytes** (the real oadrDistributeEvent, oadrCreatedEvent
-and oadrResponse) and no OpenADR work, clients spread over the same number of processes; and, for
-reference, the same with tiny placeholder payloads. Prints both and the ratio (raw / ours: 1.0
+and oadrResponse) and no OpenADR work, clients spread over the same number of processes, run
+before and again after ours (the server slows as it serves, see :func:`bracketed`; the ratios use
+the mean of the two); and, for reference, the same with tiny placeholder payloads. Prints both and the ratio (raw / ours: 1.0
 would be the ceiling), and the **CPU per exchange** of the VTN process and of the raw component
 (from /proc and the process clock), which holds whatever else the machine is doing; beside them
 the XMPP server's CPU per exchange during each, the raw ceiling's own receipt p50/p99, each
@@ -54,7 +55,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-from raw_exchange import SMALL, raw_ceiling, real_payloads  # noqa: E402
+from raw_exchange import SMALL, RawResult, raw_ceiling, real_payloads  # noqa: E402
 
 from xmpp_vtn.testing import vensim  # noqa: E402
 from xmpp_vtn.testing.ejabberd import descendants  # noqa: E402
@@ -302,6 +303,22 @@ def vtn_fanout(server, store: str, accounts: list[str], processes: int, scratch:
     return result
 
 
+def bracketed(before: RawResult, after: RawResult) -> RawResult:
+    """The same-bytes raw ceiling run before and after ours, as one: the mean of each figure, and
+    both runs' receipt latencies.
+
+    The server slows as it serves: Prosody's resident memory grows from about 15 to 60 MiB over
+    a 1,000-VEN benchmark, and with the raw ceiling the first thing a fresh Prosody did, a raw
+    ceiling run again after our fan-out cost it 2.99-3.50 ms of CPU per exchange where the first
+    had cost 2.38-2.61 ms (three runs). A raw ceiling measured only before ours would credit the
+    order of the runs to the VTN."""
+    def mean(a: float | None, b: float | None) -> float | None:
+        return None if a is None or b is None else (a + b) / 2
+    return RawResult(mean(before.seconds, after.seconds), mean(before.cpu_seconds, after.cpu_seconds),
+                     before.started_at, mean(before.server_cpu_seconds, after.server_cpu_seconds),
+                     before.latencies + after.latencies, mean(before.written_seconds, after.written_seconds))
+
+
 def push_times(scratch: str, tag: str, instance: int) -> Path:
     """Where vtn_process.py instance ``instance`` of run ``tag`` writes when each push left."""
     return Path(scratch) / f"push-times-{tag}-{instance}.json"
@@ -377,6 +394,7 @@ def main() -> None:
     cluster = args.server == "ejabberd" or max(counts) > 1
     args.server = "ejabberd" if cluster else "prosody"
     rows = []
+    brackets: dict[int, tuple] = {}         # N -> the same-bytes raw ceiling (before, after) ours
     with ExitStack() as stack:
         scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="xmpp-vtn-bench-"))
         postgres = None
@@ -399,8 +417,8 @@ def main() -> None:
                 raws[name] = raw_ceiling(raw_accounts, PASSWORD, server.component, server.secret, server.c2s_port,
                                          server.component_port, args.ven_processes, payloads,
                                          server_cpu=lambda: server_cpu_seconds(servers[args.server]))
-            raw_ms = raws["same bytes"].seconds * 1000
-            print(f"N={n}: raw ceiling {raw_ms:.0f} ms with the same bytes, "
+            before = raws["same bytes"]
+            print(f"N={n}: raw ceiling {before.seconds * 1000:.0f} ms with the same bytes, "
                   f"{raws['small'].seconds * 1000:.0f} ms with small payloads", flush=True)
             for k in counts:
                 extra = ("--push-concurrency", str(args.push_concurrency)) if args.push_concurrency else ()
@@ -425,6 +443,20 @@ def main() -> None:
                       f"instance {sorted(result.handled_by.values(), reverse=True)}, distributions pushed per "
                       f"instance {result.pushed_by}; busiest other processes "
                       f"{', '.join(f'{name} {seconds:.2f}s' for name, seconds in result.others)}", flush=True)
+            # Again after ours: the server slows as it serves (see bracketed); the same-bytes
+            # figure every ratio uses is the mean of the two runs around ours.
+            after = raw_ceiling(raw_accounts, PASSWORD, server.component, server.secret, server.c2s_port,
+                                server.component_port, args.ven_processes, real_payloads(ven_id=f"fan{n}x{n - 1}"),
+                                server_cpu=lambda: server_cpu_seconds(servers[args.server]))
+            raws["same bytes"] = bracketed(before, after)
+            brackets[n] = (before, after)
+            print(f"N={n}: raw ceiling after xmpp-vtn {after.seconds * 1000:.0f} ms with the same bytes", flush=True)
+    print("\nThe same-bytes raw ceiling before and after xmpp-vtn's runs (every ratio below uses their mean):")
+    print(f"{'VENs':>6} {'before':>9} {'after':>9} {'server CPU/exchange before':>27} {'after':>7}")
+    for n, (before, after) in brackets.items():
+        print(f"{n:>6} {before.seconds * 1000:>7.0f}ms {after.seconds * 1000:>7.0f}ms "
+              f"{(before.server_cpu_seconds or 0.0) / n * 1000:>25.3f}ms "
+              f"{(after.server_cpu_seconds or 0.0) / n * 1000:>5.3f}ms")
     where = f"{args.server}{' + PostgreSQL' if cluster else ' + SQLite'}"
     vens_mode = "validating" if args.validating_vens else "lean"
     print(f"\nFan-out, {where} + VTN instance(s) + {vens_mode} VENs in {args.ven_processes} processes, one machine "
