@@ -452,11 +452,14 @@ def main() -> None:
             brackets[n] = (before, after)
             print(f"N={n}: raw ceiling after xmpp-vtn {after.seconds * 1000:.0f} ms with the same bytes", flush=True)
     print("\nThe same-bytes raw ceiling before and after xmpp-vtn's runs (every ratio below uses their mean):")
-    print(f"{'VENs':>6} {'before':>9} {'after':>9} {'server CPU/exchange before':>27} {'after':>7}")
+    print(f"{'VENs':>6} {'before':>9} {'after':>9} {'server CPU/exchange before':>27} {'after':>7} "
+          f"{'ratio to before':>16} {'to after':>9}")
+    firsts = {n: result.fanout_ms for n, k, _, result in reversed(rows)}     # the first instance count's
     for n, (before, after) in brackets.items():
         print(f"{n:>6} {before.seconds * 1000:>7.0f}ms {after.seconds * 1000:>7.0f}ms "
               f"{(before.server_cpu_seconds or 0.0) / n * 1000:>25.3f}ms "
-              f"{(after.server_cpu_seconds or 0.0) / n * 1000:>5.3f}ms")
+              f"{(after.server_cpu_seconds or 0.0) / n * 1000:>5.3f}ms "
+              f"{before.seconds * 1000 / firsts[n]:>16.2f} {after.seconds * 1000 / firsts[n]:>9.2f}")
     where = f"{args.server}{' + PostgreSQL' if cluster else ' + SQLite'}"
     vens_mode = "validating" if args.validating_vens else "lean"
     print(f"\nFan-out, {where} + VTN instance(s) + {vens_mode} VENs in {args.ven_processes} processes, one machine "
