@@ -10,8 +10,8 @@ the same run, the **raw ceiling**: bare slixmpp doing the same stanza exchange (
 ``iq set`` back, its result) with **the same bytes** (the real oadrDistributeEvent, oadrCreatedEvent
 and oadrResponse) and no OpenADR work, clients spread over the same number of processes, run
 before and again after ours (the server slows as it serves, see :func:`bracketed`; the ratios use
-the mean of the two); and, for reference, the same with tiny placeholder payloads. Prints both and the ratio (raw / ours: 1.0
-would be the ceiling), and the **CPU per exchange** of the VTN process and of the raw component
+the mean of the two); and, for reference, the same with tiny placeholder payloads. Prints both
+and the ratio (raw / ours: 1.0 would be the ceiling), and the **CPU per exchange** of the VTN process and of the raw component
 (from /proc and the process clock), which holds whatever else the machine is doing; beside them
 the XMPP server's CPU per exchange during each, the raw ceiling's own receipt p50/p99, each
 VTN instance's peak resident memory, and when the pushes left the VTN after ``add_event`` (first,
@@ -310,8 +310,10 @@ def bracketed(before: RawResult, after: RawResult) -> RawResult:
     The server slows as it serves: Prosody's resident memory grows from about 15 to 60 MiB over
     a 1,000-VEN benchmark, and with the raw ceiling the first thing a fresh Prosody did, a raw
     ceiling run again after our fan-out cost it 2.99-3.50 ms of CPU per exchange where the first
-    had cost 2.38-2.61 ms (three runs). A raw ceiling measured only before ours would credit the
-    order of the runs to the VTN."""
+    had cost 2.14-2.61 ms (six runs; ours, in between, 2.75-3.62 ms). A raw ceiling measured only
+    before ours would credit the order of the runs to the VTN; one measured only after could
+    credit the VTN with what its own run did to the server, hence the mean, and the ratio to each
+    printed beside it."""
     def mean(a: float | None, b: float | None) -> float | None:
         return None if a is None or b is None else (a + b) / 2
     return RawResult(mean(before.seconds, after.seconds), mean(before.cpu_seconds, after.cpu_seconds),
