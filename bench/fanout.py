@@ -11,8 +11,9 @@ the same run, the **raw ceiling**: bare slixmpp doing the same stanza exchange (
 and oadrResponse) and no OpenADR work, clients spread over the same number of processes, run
 before and again after ours (the server slows as it serves, see :func:`bracketed`; the ratios use
 the mean of the two); and, for reference, the same with tiny placeholder payloads. Prints both
-and the ratio (raw / ours: 1.0 would be the ceiling), and the **CPU per exchange** of the VTN process and of the raw component
-(from /proc and the process clock), which holds whatever else the machine is doing; beside them
+and the ratio (raw / ours: 1.0 would be the ceiling), and the **CPU per exchange** of the VTN
+process and of the raw component (from /proc and the process clock), which holds whatever else
+the machine is doing; beside them
 the XMPP server's CPU per exchange during each, the raw ceiling's own receipt p50/p99, each
 VTN instance's peak resident memory, and when the pushes left the VTN after ``add_event`` (first,
 half, last): what follows the last is the server's relaying and the VENs' answers.
@@ -161,7 +162,8 @@ class Result:
     pushed_by: list[int] = field(default_factory=list)         # distributions each instance pushed
     statements: list[tuple[str, int]] = field(default_factory=list)   # (statement, calls) with --statements
     peak_rss_mib: list[float] = field(default_factory=list)    # each instance's VmHWM after the fan-out
-    pushes_written: list[float] = field(default_factory=list)  # seconds from add_event to each push leaving, sorted
+    pushes_written: list[float] = field(default_factory=list)  # add_event -> each push leaving, s, sorted
+    push_time_files: int = 0                                   # instances whose --push-times file was read
 
 
 class AnswerLog:
@@ -297,8 +299,9 @@ def vtn_fanout(server, store: str, accounts: list[str], processes: int, scratch:
         result.pushed_by.append(int(words[3]) if len(words) > 4 and words[4] == "distributions" else -1)
     # The timed event's pushes (a warm-up's left before add_event), by every instance that wrote
     # its file (one that ended otherwise than by our SIGTERM wrote none).
-    files = [push_times(scratch, tag, k) for k in range(instances)]
-    result.pushes_written = sorted(moment - watch["added_at"] for path in files if path.exists()
+    files = [path for path in (push_times(scratch, tag, k) for k in range(instances)) if path.exists()]
+    result.push_time_files = len(files)
+    result.pushes_written = sorted(moment - watch["added_at"] for path in files
                                    for moment in json.loads(path.read_text()) if moment >= watch["added_at"])
     return result
 
@@ -307,18 +310,19 @@ def bracketed(before: RawResult, after: RawResult) -> RawResult:
     """The same-bytes raw ceiling run before and after ours, as one: the mean of each figure, and
     both runs' receipt latencies.
 
-    The server slows as it serves: Prosody's resident memory grows from about 15 to 60 MiB over
-    a 1,000-VEN benchmark, and with the raw ceiling the first thing a fresh Prosody did, a raw
-    ceiling run again after our fan-out cost it 2.99-3.50 ms of CPU per exchange where the first
-    had cost 2.14-2.61 ms (six runs; ours, in between, 2.75-3.62 ms). A raw ceiling measured only
-    before ours would credit the order of the runs to the VTN; one measured only after could
-    credit the VTN with what its own run did to the server, hence the mean, and the ratio to each
-    printed beside it."""
-    def mean(a: float | None, b: float | None) -> float | None:
-        return None if a is None or b is None else (a + b) / 2
+    The server slows as it serves (its memory grows as it serves more sessions): on a fresh
+    Prosody, the same raw ceiling cost the server about a third more CPU per exchange when run
+    again after our fan-out than when run first (the README's Performance section has the
+    figures). Measured only before ours, the raw ceiling would credit the order of the runs to the
+    VTN; measured only after, it could credit the VTN with what its own run did to the server:
+    hence the mean, with the ratio to each side printed beside it."""
+    def mean(a: float, b: float) -> float:
+        return (a + b) / 2
+    server = (None if before.server_cpu_seconds is None or after.server_cpu_seconds is None
+              else mean(before.server_cpu_seconds, after.server_cpu_seconds))
     return RawResult(mean(before.seconds, after.seconds), mean(before.cpu_seconds, after.cpu_seconds),
-                     before.started_at, mean(before.server_cpu_seconds, after.server_cpu_seconds),
-                     before.latencies + after.latencies, mean(before.written_seconds, after.written_seconds))
+                     before.started_at, server, before.latencies + after.latencies,
+                     mean(before.written_seconds, after.written_seconds))
 
 
 def push_times(scratch: str, tag: str, instance: int) -> Path:
@@ -396,7 +400,7 @@ def main() -> None:
     cluster = args.server == "ejabberd" or max(counts) > 1
     args.server = "ejabberd" if cluster else "prosody"
     rows = []
-    brackets: dict[int, tuple] = {}         # N -> the same-bytes raw ceiling (before, after) ours
+    brackets: dict[int, tuple[RawResult, RawResult]] = {}   # N -> the same-bytes raw ceiling before, after ours
     with ExitStack() as stack:
         scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="xmpp-vtn-bench-"))
         postgres = None
@@ -415,7 +419,8 @@ def main() -> None:
             ours_accounts = server.register_many([f"fan{n}x{i}" for i in range(n)], PASSWORD)
             raw_accounts = server.register_many([f"raw{n}x{i}" for i in range(n)], PASSWORD)
             raws = {}
-            for name, payloads in (("same bytes", real_payloads(ven_id=f"fan{n}x{n - 1}")), ("small", SMALL)):
+            # The same bytes last, so that it runs right before ours as its second run does right after.
+            for name, payloads in (("small", SMALL), ("same bytes", real_payloads(ven_id=f"fan{n}x{n - 1}"))):
                 raws[name] = raw_ceiling(raw_accounts, PASSWORD, server.component, server.secret, server.c2s_port,
                                          server.component_port, args.ven_processes, payloads,
                                          server_cpu=lambda: server_cpu_seconds(servers[args.server]))
@@ -454,14 +459,14 @@ def main() -> None:
             brackets[n] = (before, after)
             print(f"N={n}: raw ceiling after xmpp-vtn {after.seconds * 1000:.0f} ms with the same bytes", flush=True)
     print("\nThe same-bytes raw ceiling before and after xmpp-vtn's runs (every ratio below uses their mean):")
-    print(f"{'VENs':>6} {'before':>9} {'after':>9} {'server CPU/exchange before':>27} {'after':>7} "
-          f"{'ratio to before':>16} {'to after':>9}")
-    firsts = {n: result.fanout_ms for n, k, _, result in reversed(rows)}     # the first instance count's
-    for n, (before, after) in brackets.items():
-        print(f"{n:>6} {before.seconds * 1000:>7.0f}ms {after.seconds * 1000:>7.0f}ms "
+    print(f"{'VENs':>6} {'inst':>4} {'before':>9} {'after':>9} {'server CPU/exchange before':>27} {'after':>7} "
+          f"{'ours: ratio to before':>22} {'to after':>9}")
+    for n, k, _, result in rows:
+        before, after = brackets[n]
+        print(f"{n:>6} {k:>4} {before.seconds * 1000:>7.0f}ms {after.seconds * 1000:>7.0f}ms "
               f"{(before.server_cpu_seconds or 0.0) / n * 1000:>25.3f}ms "
               f"{(after.server_cpu_seconds or 0.0) / n * 1000:>5.3f}ms "
-              f"{before.seconds * 1000 / firsts[n]:>16.2f} {after.seconds * 1000 / firsts[n]:>9.2f}")
+              f"{before.seconds * 1000 / result.fanout_ms:>22.2f} {after.seconds * 1000 / result.fanout_ms:>9.2f}")
     where = f"{args.server}{' + PostgreSQL' if cluster else ' + SQLite'}"
     vens_mode = "validating" if args.validating_vens else "lean"
     print(f"\nFan-out, {where} + VTN instance(s) + {vens_mode} VENs in {args.ven_processes} processes, one machine "
@@ -481,14 +486,17 @@ def main() -> None:
           "exchange); raw small = the same with tiny payloads; vs 1 inst = fan-out with 1 instance / with this many;\n"
           "receipt = add_event -> the push's arrival at the VEN; raw p50/p99 = the same-bytes raw ceiling's, from "
           "its first push written")
-    print("\nPushes written: add_event -> each push leaving the VTN (all instances); the raw component writes "
-          "every push in one loop:")
-    print(f"{'VENs':>6} {'inst':>4} {'first':>8} {'p50':>8} {'last':>8} {'raw last':>9} {'last receipt':>13}")
+    print("\nPushes written: add_event -> each push's bytes leaving the VTN (all instances); raw last = the raw "
+          "component's first push queued -> its last push's bytes written:")
+    print(f"{'VENs':>6} {'inst':>4} {'pushes':>7} {'first':>8} {'p50':>8} {'last':>8} {'raw last':>9} "
+          f"{'last receipt':>13}")
     for n, k, raws, result in rows:
         written = result.pushes_written or [float("nan")]
-        print(f"{n:>6} {k:>4} {written[0] * 1000:>6.0f}ms {percentile(written, 0.5) * 1000:>6.0f}ms "
-              f"{written[-1] * 1000:>6.0f}ms {raws['same bytes'].written_seconds * 1000:>7.0f}ms "
-              f"{receipt(result.latencies, 1.0, args.warm_up)}")
+        missing = f"  (no push times from {k - result.push_time_files} instance(s))" if result.push_time_files < k else ""
+        print(f"{n:>6} {k:>4} {len(result.pushes_written):>7} {written[0] * 1000:>6.0f}ms "
+              f"{percentile(written, 0.5) * 1000:>6.0f}ms {written[-1] * 1000:>6.0f}ms "
+              f"{raws['same bytes'].written_seconds * 1000:>7.0f}ms {receipt(result.latencies, 1.0, args.warm_up)}"
+              f"{missing}")
     print("after the last push left, the fan-out is the server relaying pushes and answers, the VENs answering "
           "and the VTN handling their answers")
     print("\nCPU per exchange (one VEN: push, acknowledgement, oadrCreatedEvent, oadrResponse):")

@@ -112,7 +112,25 @@ class RawResult:
     started_at: float = 0.0         # wall clock when the first push was written
     server_cpu_seconds: float | None = None   # the XMPP server's CPU meanwhile, when its PID was given
     latencies: tuple[float, ...] = ()   # seconds from then to each push's arrival at its client
-    written_seconds: float = 0.0    # from the first push written to the last
+    written_seconds: float = 0.0    # from the first push queued to the last one's bytes written
+
+
+class _PushWrites:
+    """When the component's last push was written to its socket. ``XMLStream.send`` only queues a
+    stanza; slixmpp's filters serialize it and ``send_raw`` writes it later, so the time is taken
+    there, when the ``count``-th ``iq set`` goes out (the component sends no other)."""
+
+    def __init__(self, component: ComponentXMPP, count: int):
+        self.count, self.seen, self.last = count, 0, 0.0
+        self._write = component.send_raw
+        component.send_raw = self._send_raw
+
+    def _send_raw(self, data: str | bytes) -> None:
+        self._write(data)
+        head = data[:200] if isinstance(data, str) else data[:200].decode("utf-8", "replace")
+        if self.seen < self.count and head.startswith("<iq") and 'type="set"' in head:
+            self.seen += 1
+            self.last = time.perf_counter()
 
 
 async def _push_round(jids: list[str], component_jid: str, secret: str, port: int, payloads: Payloads,
@@ -143,6 +161,7 @@ async def _push_round(jids: list[str], component_jid: str, secret: str, port: in
             if "conflict" not in str(failure) or attempt == 49:
                 raise
             await asyncio.sleep(0.1)
+    written = _PushWrites(component, len(jids))
     started, cpu_started, started_at = time.perf_counter(), time.process_time(), time.time()
     server_started = server_cpu() if server_cpu is not None else 0.0
     for jid in jids:
@@ -152,11 +171,10 @@ async def _push_round(jids: list[str], component_jid: str, secret: str, port: in
         # incoming stanza is tested against, quadratic at thousands in flight (the VTN avoids it
         # the same way). The acknowledgements are not awaited here; the answers are counted.
         component.send(iq)
-    written = time.perf_counter() - started
     await asyncio.wait_for(done.wait(), 300)
     server_used = None if server_cpu is None else server_cpu() - server_started
     result = RawResult(time.perf_counter() - started, time.process_time() - cpu_started, started_at, server_used,
-                       written_seconds=written)
+                       written_seconds=written.last - started)
     await component.disconnect()
     return result
 
