@@ -307,9 +307,9 @@ async def under_attack(server, mode: str, seconds: float, vtn, good, account: st
         assert footprint.store_after - footprint.store <= store_ceiling(quotas), (mode, "store", str(footprint))
     # The server's own answers are shown for reference, not bounded: no VTN change speeds them up.
     pinged = min(len(idle[2]), len(attacked[2])) >= 2          # quantiles need two samples
-    references = [("the server's own ping", idle[2], attacked[2])] if pinged else []
-    for name, before, during in [("push", idle[0], attacked[0]), ("request", idle[1], attacked[1]), *references]:
-        bounded = name != "the server's own ping"
+    figures = [("push", idle[0], attacked[0], True), ("request", idle[1], attacked[1], True),
+               *([("the server's own ping", idle[2], attacked[2], False)] if pinged else [])]
+    for name, before, during, bounded in figures:
         median_bound = max(2 * statistics.median(before), statistics.median(before) + median_floor)
         p95_bound = max(2 * p95(before), p95(before) + p95_floor)
         bounds = ((f" (bound {median_bound * 1000:.1f})", f" (bound {p95_bound * 1000:.1f})") if bounded
