@@ -13,9 +13,8 @@ before and again after ours (the server slows as it serves, see :func:`bracketed
 the mean of the two); and, for reference, the same with tiny placeholder payloads. Prints both
 and the ratio (raw / ours: 1.0 would be the ceiling), and the **CPU per exchange** of the VTN
 process and of the raw component (from /proc and the process clock), which holds whatever else
-the machine is doing; beside them
-the XMPP server's CPU per exchange during each, the raw ceiling's own receipt p50/p99, each
-VTN instance's peak resident memory, and when the pushes left the VTN after ``add_event`` (first,
+the machine is doing; beside them the XMPP server's CPU per exchange during each, the raw
+ceiling's own receipt p50/p99, each VTN instance's peak resident memory, and when the pushes left the VTN after ``add_event`` (first,
 half, last): what follows the last is the server's relaying and the VENs' answers.
 
 The simulated VENs answer the lean way by default (:mod:`xmpp_vtn.testing.lean_ven`: no validation
@@ -56,7 +55,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-from raw_exchange import SMALL, RawResult, raw_ceiling, real_payloads  # noqa: E402
+from raw_exchange import SMALL, Payloads, RawResult, raw_ceiling, real_payloads  # noqa: E402
 
 from xmpp_vtn.testing import vensim  # noqa: E402
 from xmpp_vtn.testing.ejabberd import descendants  # noqa: E402
@@ -400,7 +399,6 @@ def main() -> None:
     cluster = args.server == "ejabberd" or max(counts) > 1
     args.server = "ejabberd" if cluster else "prosody"
     rows = []
-    brackets: dict[int, tuple[RawResult, RawResult]] = {}   # N -> the same-bytes raw ceiling before, after ours
     with ExitStack() as stack:
         scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="xmpp-vtn-bench-"))
         postgres = None
@@ -418,16 +416,18 @@ def main() -> None:
         for n in sizes:
             ours_accounts = server.register_many([f"fan{n}x{i}" for i in range(n)], PASSWORD)
             raw_accounts = server.register_many([f"raw{n}x{i}" for i in range(n)], PASSWORD)
-            raws = {}
+            same_bytes = real_payloads(ven_id=f"fan{n}x{n - 1}")
+
+            def raw_round(payloads: Payloads) -> RawResult:
+                return raw_ceiling(raw_accounts, PASSWORD, server.component, server.secret, server.c2s_port,
+                                   server.component_port, args.ven_processes, payloads,
+                                   server_cpu=lambda: server_cpu_seconds(servers[args.server]))
             # The small payloads last: the server can take seconds to let the same-bytes round's
             # component go at 10,000 VENs, and a raw round waits for that ("conflict") where the
             # VTN, rightly, refuses to start.
-            for name, payloads in (("same bytes", real_payloads(ven_id=f"fan{n}x{n - 1}")), ("small", SMALL)):
-                raws[name] = raw_ceiling(raw_accounts, PASSWORD, server.component, server.secret, server.c2s_port,
-                                         server.component_port, args.ven_processes, payloads,
-                                         server_cpu=lambda: server_cpu_seconds(servers[args.server]))
-            before = raws["same bytes"]
-            print(f"N={n}: raw ceiling {before.seconds * 1000:.0f} ms with the same bytes, "
+            raws = {"before": raw_round(same_bytes)}
+            raws["small"] = raw_round(SMALL)
+            print(f"N={n}: raw ceiling {raws['before'].seconds * 1000:.0f} ms with the same bytes, "
                   f"{raws['small'].seconds * 1000:.0f} ms with small payloads", flush=True)
             for k in counts:
                 extra = ("--push-concurrency", str(args.push_concurrency)) if args.push_concurrency else ()
@@ -454,17 +454,15 @@ def main() -> None:
                       f"{', '.join(f'{name} {seconds:.2f}s' for name, seconds in result.others)}", flush=True)
             # Again after ours: the server slows as it serves (see bracketed); the same-bytes
             # figure every ratio uses is the mean of the two runs around ours.
-            after = raw_ceiling(raw_accounts, PASSWORD, server.component, server.secret, server.c2s_port,
-                                server.component_port, args.ven_processes, real_payloads(ven_id=f"fan{n}x{n - 1}"),
-                                server_cpu=lambda: server_cpu_seconds(servers[args.server]))
-            raws["same bytes"] = bracketed(before, after)
-            brackets[n] = (before, after)
-            print(f"N={n}: raw ceiling after xmpp-vtn {after.seconds * 1000:.0f} ms with the same bytes", flush=True)
+            raws["after"] = raw_round(same_bytes)
+            raws["same bytes"] = bracketed(raws["before"], raws["after"])
+            print(f"N={n}: raw ceiling after xmpp-vtn {raws['after'].seconds * 1000:.0f} ms with the same bytes",
+                  flush=True)
     print("\nThe same-bytes raw ceiling before and after xmpp-vtn's runs (every ratio below uses their mean):")
     print(f"{'VENs':>6} {'inst':>4} {'before':>9} {'after':>9} {'server CPU/exchange before':>27} {'after':>7} "
           f"{'ours: ratio to before':>22} {'to after':>9}")
-    for n, k, _, result in rows:
-        before, after = brackets[n]
+    for n, k, raws, result in rows:
+        before, after = raws["before"], raws["after"]
         print(f"{n:>6} {k:>4} {before.seconds * 1000:>7.0f}ms {after.seconds * 1000:>7.0f}ms "
               f"{(before.server_cpu_seconds or 0.0) / n * 1000:>25.3f}ms "
               f"{(after.server_cpu_seconds or 0.0) / n * 1000:>5.3f}ms "
