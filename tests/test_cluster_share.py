@@ -82,6 +82,27 @@ def test_an_instance_that_starts_or_stops_is_counted_by_the_others_at_once_not_a
     assert share_a.isdisjoint(share_b) and share_a | share_b == set(VEN_IDS)
 
 
+def test_an_instance_announced_before_another_listened_is_counted_once_that_one_listens(postgres_database):
+    """Two instances starting together: b says it started before a's LISTEN is in place, so a
+    never hears it; a reads who runs once it listens, not at its next sweep (10 s here)."""
+    stores = [open_store(postgres_database) for _ in range(2)]
+    a, b = Cluster(stores[0], "vtn-a", lease_seconds=30), Cluster(stores[1], "vtn-b", lease_seconds=30)
+
+    async def scenario():
+        a.start(lambda: asyncio.sleep(0), lambda line: None)   # its LISTEN runs at the next await
+        b.start(lambda: asyncio.sleep(0), lambda line: None)   # holds its lease and tells, now
+        assert a.live == ["vtn-a"]
+        await until(lambda: a.live == ["vtn-a", "vtn-b"], lambda: None, timeout=5.0)
+        for cluster in (a, b):
+            await cluster.stop()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        for store in stores:
+            store.close()
+
+
 def test_what_an_instance_tells_the_others_reaches_them_and_not_itself(postgres_database):
     stores = [open_store(postgres_database) for _ in range(2)]
     a, b = Cluster(stores[0], "vtn-a"), Cluster(stores[1], "vtn-b")

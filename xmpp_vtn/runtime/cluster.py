@@ -133,8 +133,11 @@ class Cluster:
         self.hold(f"instance:{self.instance_id}")
         self.refresh_live()
         loop = asyncio.get_running_loop()
+        # Who runs is read again once our LISTEN is in place: an instance that announced itself
+        # before it was (two starting together) is counted at once, not at our next sweep.
         jobs = [self._sweeping(sweep), self._listening("answers", _line_by_line(on_answer)),
-                self._listening(LIVE_CHANNEL, self._from_others(lambda message: self.refresh_live()))]
+                self._listening(LIVE_CHANNEL, self._from_others(lambda message: self.refresh_live()),
+                                listening=self.refresh_live)]
         jobs += [self._listening(channel, self._from_others(receive)) for channel, receive in (listeners or {}).items()]
         for job in jobs:
             task = loop.create_task(job)
@@ -160,11 +163,12 @@ class Cluster:
                 # One bad round (the database restarting, say) must not end the sweeps.
                 log.exception("cluster sweep failed; trying again in %.1f s", self.sweep_interval)
 
-    async def _listening(self, channel: str, receive: Callable[[str], None]) -> None:
+    async def _listening(self, channel: str, receive: Callable[[str], None],
+                         listening: Callable[[], None] | None = None) -> None:
         backoff = Backoff(initial=0.5, cap=10.0)
         while True:
             try:
-                await self.store.listen(channel, receive)
+                await self.store.listen(channel, receive, listening)
             except asyncio.CancelledError:
                 raise
             except Exception as error:

@@ -469,11 +469,15 @@ class Store(abc.ABC):
         for message in messages:
             self.publish(channel, message)
 
-    async def listen(self, channel: str, receive: Callable[[str], None]) -> None:
-        """Call ``receive(message)`` for each message published on ``channel`` until cancelled.
+    async def listen(self, channel: str, receive: Callable[[str], None],
+                     listening: Callable[[], None] | None = None) -> None:
+        """Call ``receive(message)`` for each message published on ``channel`` until cancelled, and
+        ``listening()`` once nothing published from then on can be missed.
 
         Returns only by cancellation; an unshared store has nothing to deliver and just waits.
         """
+        if listening is not None:
+            listening()
         await asyncio.get_running_loop().create_future()
 
     def refresh(self, *, registrations: bool = True, events: bool = True, account: str | None = None) -> None:

@@ -950,10 +950,13 @@ class PostgreSQLStore(Store):
         if messages:
             await self._off_loop.fetch(_PUBLISH_MANY, (_CHANNEL_PREFIX + channel, list(messages)))
 
-    async def listen(self, channel: str, receive: Callable[[str], None]) -> None:
+    async def listen(self, channel: str, receive: Callable[[str], None],
+                     listening: Callable[[], None] | None = None) -> None:
         async with await psycopg.AsyncConnection.connect(self.url, autocommit=True,
                                                          connect_timeout=max(1, int(self.connect_timeout))) as db:
             await db.execute(sql.SQL("LISTEN {}").format(sql.Identifier(_CHANNEL_PREFIX + channel)))
+            if listening is not None:
+                listening()
             async for notification in db.notifies():
                 receive(notification.payload)
 
