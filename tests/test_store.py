@@ -1464,6 +1464,27 @@ def test_of_two_instances_recording_one_answer_only_one_journals_it(shared):
     assert second.journal() == []
 
 
+def test_which_instance_hears_a_ven_is_kept_for_registered_vens_last_note_winning(shared):
+    """With bare_source balancing each instance notes the VENs the server hands it (on the loop,
+    written off it): the last note of a venID wins, one for a venID not registered is dropped,
+    and a registration removed takes its note along. Another instance reads them all."""
+    one, other = shared(), shared()
+    one.put_ven(ven("ven-a"))
+    one.put_ven(ven("ven-b"))
+
+    async def noting() -> None:
+        one.note_heard("ven-a", "vtn-1")
+        one.note_heard("ghost", "vtn-1")
+        one.note_heard("ven-b", "vtn-1")
+        await asyncio.sleep(0)                  # handed over: a later turn's note comes after
+        one.note_heard("ven-a", "vtn-2")
+    asyncio.run(noting())
+    assert one.heard_by() == {"ven-a": "vtn-2", "ven-b": "vtn-1"}        # its own notes settled first
+    assert other.heard_by() == {"ven-a": "vtn-2", "ven-b": "vtn-1"}
+    assert one.remove_ven("ven-a") is True
+    assert other.heard_by() == {"ven-b": "vtn-1"}
+
+
 # -- what one VEN may make the VTN hold ------------------------------------------------------------
 
 def test_purge_ven_removes_everything_the_venid_owned_in_one_go_and_nothing_of_another(store):
@@ -1476,6 +1497,7 @@ def test_purge_ven_removes_everything_the_venid_owned_in_one_go_and_nothing_of_a
         store.enqueue_bounded(ven_id, f"{ven_id}@grid.example/oadr", "oadrUpdateReport", push(ven_id), topic="t")
         store.count_dropped(ven_id, "refused")
         store.set_liveness(ven_id, "online", T0)
+        store.note_heard(ven_id, "vtn-1")       # kept by a shared store only (several instances)
     store.put_event(record("e1", ["ven-a", "ven-b"]))
     store.mark_delivered("ven-a", [("e1", 0, "far")])
     store.set_opt("ven-a", [("e1", "optOut", 0)], journal=answer("ven-a", ("e1", "optOut", 0)))
@@ -1483,8 +1505,10 @@ def test_purge_ven_removes_everything_the_venid_owned_in_one_go_and_nothing_of_a
 
     removed = store.purge_ven("ven-a")
 
+    heard = {"ven_instances": 1} if store.shared else {}
     assert removed == {"vens": 1, "outbox": 2, "documents": 2, "journal": 1, "liveness": 1, "outbox_drops": 1,
-                       "event_vens": 1}
+                       "event_vens": 1, **heard}
+    assert store.heard_by() == ({"ven-b": "vtn-1"} if store.shared else {})
     assert store.ven("ven-a") is None and store.ven_by_jid("ven-a@grid.example") is None
     assert [item.ven_id for item in store.outbox()] == ["ven-b", "ven-b"]
     assert {document.ven_id for kind in ("report_request", "opt") for document in store.documents(kind)} == {"ven-b"}
@@ -1495,7 +1519,7 @@ def test_purge_ven_removes_everything_the_venid_owned_in_one_go_and_nothing_of_a
     assert rows(store.deliveries("e1")) == [Delivery("e1", "ven-a"),
                                             Delivery("e1", "ven-b", opt_type="optIn", opt_modification=0)]
     assert store.purge_ven("ven-a") == {"vens": 0, "outbox": 0, "documents": 0, "journal": 0, "liveness": 0,
-                                        "outbox_drops": 0, "event_vens": 1}
+                                        "outbox_drops": 0, "event_vens": 1, **{key: 0 for key in heard}}
 
 
 def test_enqueue_bounded_supersedes_by_topic_caps_per_ven_and_expires(store):

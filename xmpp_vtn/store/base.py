@@ -415,6 +415,19 @@ class Store(abc.ABC):
         meanwhile, say) is dropped. By default: :meth:`set_liveness` at once."""
         self.set_liveness(ven_id, state, last_seen)
 
+    def note_heard(self, ven_id: str, instance_id: str) -> None:
+        """Record that the XMPP server handed ``ven_id``'s stanzas to the instance ``instance_id``
+        (with a balancing that keeps each VEN to one instance; see
+        :attr:`~xmpp_vtn.runtime.cluster.Cluster.balancing`). Gathered and written like
+        :meth:`note_liveness`, dropped for a venID no longer registered, removed by
+        :meth:`purge_ven`. An unshared store has one instance, which hears every VEN: by default
+        nothing is written."""
+
+    def heard_by(self) -> dict[str, str]:
+        """venID -> the instance that last :meth:`note_heard` it, this process's notes included.
+        Empty for an unshared store."""
+        return {}
+
     # -- coordination between instances sharing one store ------------------------------------------
 
     #: Whether what is written outlives this process (False for a SQLite ``:memory:`` store).

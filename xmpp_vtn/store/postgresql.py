@@ -176,7 +176,17 @@ MIGRATIONS: list[str] = [
     CREATE TRIGGER vens_truncated AFTER TRUNCATE ON vens
         FOR EACH STATEMENT EXECUTE FUNCTION xmpp_vtn_changed('vens');
     """,
+    # Which instance the XMPP server hands each VEN's stanzas to, where it keeps to one (see
+    # note_heard): the instances push to each VEN from there.
+    """
+    CREATE TABLE ven_instances (
+        ven_id      TEXT PRIMARY KEY,
+        instance_id TEXT NOT NULL
+    );
+    """,
 ]
+#: What a purge removes here: the tables of every store, and the instance that heard the VEN.
+_PURGED_HERE = (*PURGED_TABLES, "ven_instances")
 
 # Several (VEN, event, modification, status) in one statement, each row moving only forward (the
 # rule of MARK_DELIVERED in .sql, evaluated per row as the update takes it): one VEN's
@@ -331,6 +341,15 @@ _NOTE_LIVENESS = """
 """
 
 
+# The instances that heard VENs in one loop turn (see note_heard), guarded as _NOTE_LIVENESS is.
+_NOTE_HEARD = """
+    INSERT INTO ven_instances (ven_id, instance_id)
+    SELECT n.ven_id, n.instance_id FROM unnest(%s::text[], %s::text[]) AS n(ven_id, instance_id)
+    WHERE EXISTS (SELECT 1 FROM vens WHERE vens.ven_id = n.ven_id FOR KEY SHARE)
+    ON CONFLICT (ven_id) DO UPDATE SET instance_id = excluded.instance_id
+"""
+
+
 def _liveness_written(written: "Future[list[tuple]]") -> None:
     """Log a failed liveness write (it is for operators only; the next sign of life writes again)."""
     error = written.exception()
@@ -378,6 +397,7 @@ class PostgreSQLStore(Store):
         self._delivery_states: TurnBatch = TurnBatch(self._delivery_state_batch)
         self._answers: TurnBatch = TurnBatch(self._off_loop.fetch_each)
         self._liveness_notes: dict[str, tuple[str, datetime | None]] = {}    # not yet handed over
+        self._heard_notes: dict[str, str] = {}                                # venID -> instance, the same
         self._liveness_scheduled: asyncio.AbstractEventLoop | None = None   # the loop to hand over on
         #: Statements that wrote liveness notes (for tests and benchmarks).
         self.liveness_writes = 0
@@ -573,6 +593,7 @@ class PostgreSQLStore(Store):
             # The vens row first, as purge_ven and a liveness note take them (see _NOTE_LIVENESS).
             removed = db.execute("DELETE FROM vens WHERE ven_id = %s", (ven_id,)).rowcount > 0
             db.execute("DELETE FROM liveness WHERE ven_id = %s", (ven_id,))
+            db.execute("DELETE FROM ven_instances WHERE ven_id = %s", (ven_id,))
             return removed
 
     def vens(self) -> list[VenRecord]:
@@ -844,7 +865,7 @@ class PostgreSQLStore(Store):
         self._settle_liveness(ven_id)               # a note made before the purge lands before it
         with self._changing_vens(ven_id), self._transaction() as db:
             removed = {table: db.execute(f"DELETE FROM {table} WHERE ven_id = %s", (ven_id,)).rowcount
-                       for table in PURGED_TABLES}
+                       for table in _PURGED_HERE}
             removed["event_vens"] = db.execute(statement(PURGE_EVENT_STATE, "%s"), (ven_id,)).rowcount
         return removed
 
@@ -865,23 +886,48 @@ class PostgreSQLStore(Store):
         except RuntimeError:                        # not on a loop: nothing to gather with
             self.set_liveness(ven_id, state, last_seen)
             return
+        self._liveness_notes[ven_id] = (state, last_seen)       # the last note of a venID wins
+        self._hand_over_soon(loop)
+
+    def note_heard(self, ven_id: str, instance_id: str) -> None:
+        # With the loop turn's liveness notes (each VEN's first stanza to an instance makes both).
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        self._heard_notes[ven_id] = instance_id
+        if loop is None:
+            self._hand_over_liveness()
+        else:
+            self._hand_over_soon(loop)
+
+    def heard_by(self) -> dict[str, str]:
+        self._settle_liveness()                     # this instance's own notes included
+        return dict(self._execute("SELECT ven_id, instance_id FROM ven_instances").fetchall())
+
+    def _hand_over_soon(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._liveness_scheduled is not loop:     # once per turn (and anew on another loop)
             self._liveness_scheduled = loop
             loop.call_soon(self._hand_over_liveness)
-        self._liveness_notes[ven_id] = (state, last_seen)       # the last note of a venID wins
 
     def _hand_over_liveness(self) -> None:
-        """Hand the notes gathered so far to the off-loop connection, in one statement."""
+        """Hand the notes gathered so far to the off-loop connection, one statement for each kind."""
         notes, self._liveness_notes, self._liveness_scheduled = self._liveness_notes, {}, None
+        heard, self._heard_notes = self._heard_notes, {}
         self._liveness_in_flight = [(ids, write) for ids, write in self._liveness_in_flight if not write.done()]
-        if not notes:
-            return
-        ven_ids = sorted(notes)                     # rows locked in one order, as everywhere here
+        if notes:
+            ven_ids = sorted(notes)                 # rows locked in one order, as everywhere here
+            self._write_notes("liveness", _NOTE_LIVENESS, ven_ids,
+                              (ven_ids, [notes[v][0] for v in ven_ids], [notes[v][1] for v in ven_ids]))
+        if heard:
+            ven_ids = sorted(heard)
+            self._write_notes("instance", _NOTE_HEARD, ven_ids, (ven_ids, [heard[v] for v in ven_ids]))
+
+    def _write_notes(self, kind: str, query: str, ven_ids: list[str], args: tuple) -> None:
         try:
-            write = self._off_loop.submit(_NOTE_LIVENESS, (ven_ids, [notes[v][0] for v in ven_ids],
-                                                           [notes[v][1] for v in ven_ids]))
+            write = self._off_loop.submit(query, args)
         except RuntimeError:                        # closed: nothing takes writes any more
-            log.warning("store: %d liveness notes made after the store closed were not written", len(notes))
+            log.warning("store: %d %s notes made after the store closed were not written", len(ven_ids), kind)
             return
         self.liveness_writes += 1
         write.add_done_callback(_liveness_written)
@@ -892,7 +938,7 @@ class PostgreSQLStore(Store):
         write that must come after. The thread writes in order, so waiting for the last write that
         holds one is waiting for all before it; a caller whose venID has no note waits for nothing
         (the off-loop connection may be busy with a fan-out's batches)."""
-        if ven_id is None or ven_id in self._liveness_notes:
+        if ven_id is None or ven_id in self._liveness_notes or ven_id in self._heard_notes:
             self._hand_over_liveness()
         writes = [write for ids, write in self._liveness_in_flight
                   if not write.done() and (ven_id is None or ven_id in ids)]
