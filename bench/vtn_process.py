@@ -32,6 +32,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from xmpp_vtn import VTNComponent  # noqa: E402
+from xmpp_vtn.runtime.cluster import BALANCINGS  # noqa: E402
 from xmpp_vtn.runtime.observer import ExchangeObserver  # noqa: E402
 from xmpp_vtn.runtime.outbox import DEFAULT_PUSH_CONCURRENCY  # noqa: E402
 
@@ -85,7 +86,7 @@ async def warm_up(vtn: VTNComponent, start: datetime, duration: float) -> None:
 async def serve(args: argparse.Namespace) -> None:
     vtn = VTNComponent("VTN-1", args.jid, args.secret, port=args.port, store=args.store, ping_interval=None,
                        push_concurrency=args.push_concurrency, push_timeout=args.push_timeout,
-                       instance_id=args.instance_id, lease_seconds=args.lease_seconds,
+                       instance_id=args.instance_id, lease_seconds=args.lease_seconds, balancing=args.balancing,
                        tune_gc=not args.untuned_gc,
                        **({"control_port": args.control_port, "control_tokens": [args.control_token_hash]}
                           if args.control_port is not None else {}))
@@ -181,6 +182,8 @@ def main() -> None:
                         "left to this file (a JSON list), at the stop")
     parser.add_argument("--instance-id", help="this instance's id, when several share a postgresql:// store")
     parser.add_argument("--lease-seconds", type=float, default=15.0)
+    parser.add_argument("--balancing", choices=BALANCINGS, default="random",
+                        help="how the XMPP server shares the VENs' stanzas among the instances")
     parser.add_argument("--warm-up", action="store_true",
                         help="with --event-when: push a first event to every VEN and wait for all its answers "
                              "before the timed one")

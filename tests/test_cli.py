@@ -71,7 +71,8 @@ def test_minimal_config_takes_the_defaults_and_puts_the_store_beside_the_file(tm
     assert (config.push_timeout, config.push_concurrency, config.requested_poll_freq) == (10.0, 1024, None)
     assert (config.liveness.ping_interval, config.liveness.offline_after) == (60.0, 3)
     assert (config.log.level, config.log.format) == ("info", "text")
-    assert (config.cluster.instance_id, config.cluster.lease_seconds) == (None, 15.0)
+    assert (config.cluster.instance_id, config.cluster.lease_seconds, config.cluster.balancing) == \
+        (None, 15.0, "random")
     assert "component-secret" not in repr(config)
 
 
@@ -93,6 +94,7 @@ format = "xml"
 level = "info"
 [cluster]
 lease_seconds = "long"
+balancing = "source"
 '''))
     assert 'component.port: must be an integer between 1 and 65535, got "abc"' in errors
     assert 'vtn_id: must be a non-empty string, got ""' in errors
@@ -104,7 +106,8 @@ lease_seconds = "long"
     assert "liveness.ping_interval: must be a number of seconds, 0 or more, got -1" in errors
     assert 'log.format: must be one of "text", "json", got "xml"' in errors
     assert 'cluster.lease_seconds: must be a number of seconds, more than 0, got "long"' in errors
-    assert len(errors) == 10
+    assert 'cluster.balancing: must be one of "random", "bare_source", got "source"' in errors
+    assert len(errors) == 11
 
 
 def test_the_secret_comes_from_one_place_and_is_never_echoed(tmp_path, monkeypatch):
@@ -189,9 +192,10 @@ def test_handlers_by_module_name_and_the_ways_they_fail(tmp_path):
 
 def test_cluster_and_operator_options_reach_vtn_component(tmp_path):
     config = load_config(write(tmp_path, MINIMAL.replace('vtn_id', 'operators = ["ops@example.com"]\nvtn_id', 1)
-                               + '[cluster]\ninstance_id = "vtn-a"\nlease_seconds = 7.5\n'))
+                               + '[cluster]\ninstance_id = "vtn-a"\nlease_seconds = 7.5\nbalancing = "bare_source"\n'))
     arguments = vtn_arguments(config)
-    assert (arguments["instance_id"], arguments["lease_seconds"]) == ("vtn-a", 7.5)
+    assert (arguments["instance_id"], arguments["lease_seconds"], arguments["balancing"]) == \
+        ("vtn-a", 7.5, "bare_source")
     assert arguments["operators"] == ("ops@example.com",)
     assert arguments["ping_interval"] == timedelta(seconds=60) and arguments["secret"] == "component-secret"
     VTNComponent(**{**arguments, "store": ":memory:"}).store.close()      # every argument is one it takes

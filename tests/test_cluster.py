@@ -23,6 +23,7 @@ from slixmpp.xmlstream.matcher import StanzaPath
 from xmpp_vtn import codec
 from xmpp_vtn.runtime.stanzas import payload_bytes
 from xmpp_vtn.store import open_store
+from xmpp_vtn.testing.ejabberd import EjabberdServer
 from xmpp_vtn.testing.ven import SimulatedVEN
 from waiting import Strike, until
 from xmpp_scene import PASSWORD, run
@@ -289,3 +290,48 @@ def test_an_instance_killed_mid_fan_out_leaves_its_work_to_the_other(ejabberd, p
         assert all(d.delivered_modification == 0 and d.opt_type == "optIn" for d in store.deliveries(EVENT_ID))
     finally:
         store.close()
+
+
+@pytest.fixture(scope="module")
+def ejabberd_bare_source():
+    """A private ejabberd whose ``domain_balancing`` hands every stanza of one VEN account to the
+    same of its two component connections (``bare_source``, ``component_number: 2``)."""
+    server = EjabberdServer(domain_balancing="bare_source", component_number=2)
+    try:
+        yield server.start()
+    finally:
+        server.close()
+
+
+def test_with_bare_source_balancing_each_instance_pushes_the_vens_it_hears_and_passes_nothing_on(
+        ejabberd_bare_source, postgres_database, tmp_path):
+    server, log = ejabberd_bare_source, tmp_path / "answers.jsonl"
+
+    async def scenario():
+        adder = Instance(server, postgres_database, log, "a", "--balancing", "bare_source",
+                         "--event-when", str(VENS))
+        other = Instance(server, postgres_database, log, "b", "--balancing", "bare_source")
+        vens = []
+        try:
+            vens = await start_vens(server, "stick")
+            assert await adder.line() == "event-added\n"
+            await until(lambda: all(statuses(ven) == ["far"] for ven in vens), 60, "every VEN pushed the event")
+            await until_recorded(postgres_database, vens)
+            return vens
+        finally:
+            await asyncio.gather(*(ven.stop() for ven in vens))
+            stopped.extend(adder.stop()[-1:] + other.stop()[-1:])
+
+    stopped: list[str] = []
+    vens = run(scenario(), timeout=150)
+    print(f"instances at stop: {stopped}")
+    # "stopped R replayed D distributions B passed-on-from-bytes P passed-on-parsed-results"
+    pushed = [int(line.split()[3]) for line in stopped]
+    passed_on = [int(line.split()[5]) + int(line.split()[7]) for line in stopped]
+    handled = collections.Counter(answer["pid"] for answer in answers(log))
+    # Each VEN was pushed once, by the instance the server hands its stanzas to: no answer went to
+    # the other, and each instance handled the answers of the VENs it pushed to.
+    assert sum(pushed) == VENS and passed_on == [0, 0], stopped
+    assert all(0.25 <= share / VENS <= 0.75 for share in pushed), pushed      # the server's hash split them
+    assert sorted(handled.values()) == sorted(pushed), (handled, pushed)
+    assert disagreements(recorded(postgres_database), vens) == {}

@@ -3,9 +3,12 @@ and a VEN whose instance is gone falls to the ones still running."""
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime, timedelta, timezone
+
+import pytest
 
 from xmpp_vtn.runtime.cluster import Cluster
-from xmpp_vtn.store import open_store
+from xmpp_vtn.store import VenRecord, open_store
 
 VEN_IDS = [f"ven-{n}" for n in range(1000)]
 
@@ -130,6 +133,85 @@ def test_what_an_instance_tells_the_others_reaches_them_and_not_itself(postgres_
             store.close()
     assert set(heard["vtn-b"]) == {"event-1"} and heard["vtn-a"] == []
     assert on_the_wire[0] == "vtn-a event-1"
+
+
+def test_with_bare_source_balancing_each_ven_is_taken_by_the_instance_that_hears_it(postgres_database):
+    """The server hands each VEN's stanzas to one instance: that one pushes to it, whatever the
+    hash says; a VEN heard by no running instance falls back to the hash."""
+    stores = [open_store(postgres_database) for _ in range(2)]
+    a = Cluster(stores[0], "vtn-a", lease_seconds=30, balancing="bare_source")
+    b = Cluster(stores[1], "vtn-b", lease_seconds=30, balancing="bare_source")
+    ven_ids = VEN_IDS[:200]
+    long_ago = datetime.now(timezone.utc) - timedelta(hours=1)
+    for ven_id in ven_ids:
+        stores[0].put_ven(VenRecord(ven_id, f"reg-{ven_id}", f"{ven_id}@localhost", f"{ven_id}@localhost/oadr",
+                                    registered_at=long_ago))
+    # Registered just now, its note not written yet: left to the instance that heard it.
+    stores[0].put_ven(VenRecord("ven-new", "reg-ven-new", "ven-new@localhost", "ven-new@localhost/oadr"))
+    by_hash = Cluster(stores[0], "vtn-a", lease_seconds=30)        # a with random balancing, never started
+    # Heard against the hash's choice: 0-79 by a, 80-159 by b, on every one's loop turn.
+    heard_by_a = {v for v in ven_ids[:80]}
+    heard_by_b = {v for v in ven_ids[80:160]}
+    unheard = set(ven_ids[160:])
+
+    async def scenario():
+        for cluster in (a, b):
+            cluster.start(lambda: asyncio.sleep(0), lambda line: None)
+        for ven_id in heard_by_a:
+            a.heard(ven_id)
+        for ven_id in heard_by_b:
+            b.heard(ven_id)
+        for store in stores:
+            store.heard_by()                    # each one's notes written before anyone reads
+        for cluster in (a, b):
+            cluster.refresh_live()
+        by_hash.live = a.live
+        shares = [{v for v in ven_ids if cluster.takes(v)} for cluster in (a, b)]
+        # Only a VEN's own instance sweeps it (a push from another could not be acknowledged to
+        # it); with random balancing every instance sweeps every VEN.
+        assert [{v for v in ven_ids if cluster.sweeps(v)} for cluster in (a, b)] == shares
+        assert all(by_hash.sweeps(v) for v in ven_ids)
+        new = [cluster.takes("ven-new") for cluster in (a, b)]
+        b.heard("ven-new")
+        new.append(b.takes("ven-new"))
+        hashed = {v for v in ven_ids if by_hash.takes(v)}
+        b.heard(ven_ids[0])                     # the server moved ven-0 to b (an instance reconnected)
+        stores[1].heard_by()                    # b's note written
+        a.refresh_heard()
+        moved = a.takes(ven_ids[0]), b.takes(ven_ids[0])
+        await b.stop()                          # b's VENs fall to a
+        a.refresh_live()
+        alone = {v for v in ven_ids if a.takes(v)}
+        await a.stop()
+        return shares, hashed, moved, alone, new
+
+    try:
+        (share_a, share_b), hashed, moved, alone, new = asyncio.run(scenario())
+        assert new == [False, False, True]
+        # Not the hash's shares: each heard VEN goes to its hearer, the rest as the hash says.
+        assert heard_by_a - hashed and heard_by_b & hashed
+        assert share_a == heard_by_a | (unheard & hashed) and share_b == heard_by_b | (unheard - hashed)
+        assert moved == (False, True)
+        assert alone == set(ven_ids)
+        # A registration purged takes its note along.
+        assert stores[0].heard_by()[ven_ids[1]] == "vtn-a"
+        stores[0].purge_ven(ven_ids[1])
+        assert ven_ids[1] not in stores[1].heard_by()
+    finally:
+        for store in stores:
+            store.close()
+
+
+def test_random_balancing_records_nothing_and_an_unknown_balancing_is_refused(postgres_database):
+    store = open_store(postgres_database)
+    try:
+        store.put_ven(VenRecord("ven-0", "reg-ven-0", "ven-0@localhost", "ven-0@localhost/oadr"))
+        Cluster(store, "vtn-a").heard("ven-0")
+        assert store.heard_by() == {}
+        with pytest.raises(ValueError, match="balancing must be one of random, bare_source"):
+            Cluster(store, "vtn-a", balancing="source")
+    finally:
+        store.close()
 
 
 async def until(condition, meanwhile, timeout: float = 10.0) -> None:

@@ -71,7 +71,10 @@ class VTNComponent:
     Several instances can serve one VTN: connect each to the same component domain (ejabberd
     accepts several connections for it) with one shared ``postgresql://`` store. ``instance_id``
     names this one (default: random per start); ``lease_seconds`` bounds how long a dead instance's
-    work waits before the others take it over. See :mod:`xmpp_vtn.runtime.cluster`.
+    work waits before the others take it over. ``balancing="bare_source"`` says the server hands
+    every stanza of one VEN to the same instance (ejabberd's ``domain_balancing`` of that type):
+    each VEN is then pushed to from that instance, so its acknowledgements need no passing on.
+    See :mod:`xmpp_vtn.runtime.cluster`.
 
     simpleHTTP beside XMPP, with OpenLEADR's server argument names: ``http_port`` starts a listener
     on ``http_host`` (no listener without it; 0 picks a free port) for ``POST
@@ -98,6 +101,7 @@ class VTNComponent:
                  scheduler: Scheduler | None = None, push_concurrency: int = DEFAULT_PUSH_CONCURRENCY,
                  ping_interval: timedelta | None = timedelta(seconds=60), offline_after: int = 3,
                  max_requests_in_flight: int = 16, instance_id: str | None = None, lease_seconds: float = 15.0,
+                 balancing: str = "random",
                  operators: Iterable[str] = (), http_host: str = "127.0.0.1", http_port: int | None = None,
                  http_cert: str | None = None, http_key: str | None = None, http_ca_file: str | None = None,
                  http_path_prefix: str = DEFAULT_PATH_PREFIX, http_allow_insecure: bool = False,
@@ -118,7 +122,7 @@ class VTNComponent:
             requested_poll_freq = requested_poll_freq or timedelta(seconds=10)
         self.requested_poll_freq = requested_poll_freq
         self.store = open_store(store)
-        self.cluster = Cluster(self.store, instance_id, lease_seconds)
+        self.cluster = Cluster(self.store, instance_id, lease_seconds, balancing)
         self.scheduler = scheduler or RealTimeScheduler()
         self._handlers = Handlers()
         #: The per-VEN limits (``quotas``, see docs/operations.md) and the refusals counted per limit.

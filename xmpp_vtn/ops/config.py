@@ -30,6 +30,7 @@ from typing import Any, Callable, Iterable
 
 from ..control.auth import check_token_hash
 from ..control.server import ControlTLS
+from ..runtime.cluster import BALANCINGS
 from ..runtime.outbox import DEFAULT_PUSH_CONCURRENCY
 from ..services.handlers import HANDLER_NAMES, signature_problem
 from ..services.quotas import Quotas
@@ -47,7 +48,7 @@ _TABLES = {
     "http": ("host", "port", "cert", "key", "ca_file", "path_prefix", "allow_insecure", "verify_message_signatures"),
     "liveness": ("ping_interval", "offline_after"),
     "log": ("level", "format"),
-    "cluster": ("instance_id", "lease_seconds"),
+    "cluster": ("instance_id", "lease_seconds", "balancing"),
     "control": ("host", "port", "tokens", "tls_cert", "tls_key", "tls_ca"),
 }
 _MODULE_NAME = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
@@ -93,10 +94,12 @@ class LogConfig:
 
 @dataclass(frozen=True)
 class ClusterConfig:
-    """``[cluster]``: this instance's name and lease length, for several VTNs sharing one store."""
+    """``[cluster]``: this instance's name and lease length, for several VTNs sharing one store,
+    and how the XMPP server shares the VENs' stanzas among them (``balancing``)."""
 
     instance_id: str | None = None
     lease_seconds: float = 15.0
+    balancing: str = "random"
 
 
 @dataclass(frozen=True)
@@ -511,6 +514,7 @@ def parse_config(data: dict, base: Path, path: Path | None = None, require_secre
     cluster = tables["cluster"]
     instance_id = cluster.get("instance_id", _text)
     lease_seconds = cluster.get("lease_seconds", _seconds(allow_zero=False), default=15.0)
+    balancing = cluster.get("balancing", _choice(BALANCINGS), default="random")
     http = _http(tables["http"], base)
     control = _control(tables["control"], base)
 
@@ -523,7 +527,7 @@ def parse_config(data: dict, base: Path, path: Path | None = None, require_secre
         component=ComponentConfig(jid, secret, secret_source, host, port),
         push_timeout=push_timeout, push_concurrency=push_concurrency, requested_poll_freq=poll,
         liveness=LivenessConfig(ping_interval, offline_after), log=LogConfig(level, log_format),
-        cluster=ClusterConfig(instance_id, lease_seconds), operators=operators, http=http, control=control,
+        cluster=ClusterConfig(instance_id, lease_seconds, balancing), operators=operators, http=http, control=control,
         quotas=quotas, tune_gc=tune_gc)
 
 
@@ -674,8 +678,8 @@ def vtn_arguments(config: VTNConfig) -> dict[str, Any]:
         requested_poll_freq=timedelta(seconds=config.requested_poll_freq) if config.requested_poll_freq else None,
         ping_interval=timedelta(seconds=config.liveness.ping_interval) if config.liveness.ping_interval else None,
         offline_after=config.liveness.offline_after, lease_seconds=config.cluster.lease_seconds,
-        instance_id=config.cluster.instance_id, operators=config.operators, quotas=config.quotas,
-        tune_gc=config.tune_gc)
+        instance_id=config.cluster.instance_id, balancing=config.cluster.balancing, operators=config.operators,
+        quotas=config.quotas, tune_gc=config.tune_gc)
     if config.http.port is not None:
         arguments.update(http_host=config.http.host, http_port=config.http.port, http_cert=config.http.cert,
                          http_key=config.http.key, http_ca_file=config.http.ca_file,

@@ -15,12 +15,12 @@ import asyncio
 import logging
 import uuid
 import zlib
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Awaitable, Callable
 
 from .backoff import Backoff
 from .coordination_batch import CoordinationBatch
-from ..store import Store
+from ..store import XMPP, Store
 
 log = logging.getLogger("xmpp_vtn.cluster")
 
@@ -33,17 +33,32 @@ ONCE_SECONDS = 24 * 3600.0
 #: instance that does not know of another yet would take every VEN).
 LIVE_CHANNEL = "instances"
 
+#: How the XMPP server shares the component's stanzas among the instances (ejabberd's
+#: ``domain_balancing`` type for the domain; see docs/servers.md): "random", each stanza to any
+#: instance; "bare_source", every stanza of one VEN account to the same instance.
+BALANCINGS = ("random", "bare_source")
+
 
 class Cluster:
     """This instance's part in a VTN shared by several instances over ``store``.
 
     ``lease_seconds`` bounds how long the work of a dead instance waits before another takes it over.
+    ``balancing`` says how the XMPP server shares the VENs' stanzas among the instances
+    (:data:`BALANCINGS`). With "bare_source" each VEN is pushed to from the instance the server
+    hands its stanzas to, so that its acknowledgements come back to the instance that pushed
+    instead of being passed on through the store.
     """
 
-    def __init__(self, store: Store, instance_id: str | None = None, lease_seconds: float = 15.0):
+    def __init__(self, store: Store, instance_id: str | None = None, lease_seconds: float = 15.0,
+                 balancing: str = "random"):
         if lease_seconds <= 0:
             raise ValueError("lease_seconds must be positive")
+        if balancing not in BALANCINGS:
+            raise ValueError(f"balancing must be one of {', '.join(BALANCINGS)}, not {balancing!r}")
         self.store = store
+        self.balancing = balancing
+        #: venID -> the instance the server hands its stanzas to, as last read (bare_source only).
+        self._heard: dict[str, str] = {}
         self.instance_id = instance_id or uuid.uuid4().hex[:12]
         self.lease_seconds = lease_seconds
         self._tasks: set[asyncio.Task] = set()
@@ -102,18 +117,67 @@ class Cluster:
         """Whether the instance ``instance_id`` is running (holds its instance lease)."""
         return instance_id == self.instance_id or self.store.lease_holder(f"instance:{instance_id}") == instance_id
 
+    @property
+    def keeps_vens_apart(self) -> bool:
+        """Whether the server hands each VEN's stanzas to one instance, which then pushes to it."""
+        return self.shared and self.balancing == "bare_source"
+
+    def heard(self, ven_id: str) -> None:
+        """A stanza of ``ven_id`` came to this instance from the server itself (a request, its
+        presence), not passed on by another instance."""
+        if self.keeps_vens_apart and self._heard.get(ven_id) != self.instance_id:
+            self._heard[ven_id] = self.instance_id
+            self.store.note_heard(ven_id, self.instance_id)
+
     def takes(self, ven_id: str) -> bool:
-        """Whether this instance is the one to start deliveries to ``ven_id``: the VENs are shared
-        out among the live instances by a hash of the venID, so a fan-out is spread over all of
-        them instead of taken by the instance that added the event. A VEN whose instance died
-        meanwhile is picked up by the next sweep (its delivery lease decides who delivers)."""
+        """Whether this instance is the one to start deliveries to ``ven_id``.
+
+        With "bare_source" balancing, the live instance the server hands the VEN's stanzas to
+        (and none of the others for an XMPP VEN registered under ``lease_seconds`` ago whose note
+        they have not read yet). Otherwise (and for a VEN not heard, or heard by an instance no
+        longer running) the VENs are shared out among the live instances by a hash of the venID,
+        so a fan-out is spread over all of them instead of taken by the instance that added the
+        event. Either way a VEN that no instance started (an instance died meanwhile, or two read
+        each other's notes out of date) is picked up by the next sweep, and its delivery lease
+        decides who delivers."""
         live = self.live
-        return len(live) < 2 or live[zlib.crc32(ven_id.encode()) % len(live)] == self.instance_id
+        if len(live) < 2:
+            return True
+        if self.keeps_vens_apart:
+            hearer = self._heard.get(ven_id)
+            if hearer in live:
+                return hearer == self.instance_id
+            if hearer is None and self._just_registered(ven_id):
+                # Its registration came to one instance, which noted it, and which delivers what
+                # the registration queued; that note may not have reached us yet.
+                return False
+        return live[zlib.crc32(ven_id.encode()) % len(live)] == self.instance_id
+
+    def _just_registered(self, ven_id: str) -> bool:
+        """An XMPP VEN registered under a lease's time ago (simpleHTTP VENs are never heard)."""
+        ven = self.store.ven(ven_id)
+        return (ven is not None and ven.transport_name == XMPP and
+                (datetime.now(timezone.utc) - ven.registered_at).total_seconds() < self.lease_seconds)
+
+    def sweeps(self, ven_id: str) -> bool:
+        """Whether this instance's sweeps (and its reconnections) deliver what ``ven_id`` is still
+        owed. Every instance's do with random balancing: whoever gets the acknowledgement passes it
+        on. With "bare_source" only the one that :meth:`takes` it: the server hands the VEN's
+        acknowledgements to the instance that hears it, so a push from any other would be passed
+        on while that one runs, and unanswered when it is cut off from the server (the server
+        then drops the VEN's stanzas until an instance takes its place)."""
+        return not self.keeps_vens_apart or self.takes(ven_id)
 
     def refresh_live(self) -> None:
         """Read which instances are running (those holding their instance lease)."""
         if self.shared:
             self.live = sorted(set(self.store.lease_holders("instance:")) | {self.instance_id})
+            self.refresh_heard()
+
+    def refresh_heard(self) -> None:
+        """Read which instance hears each VEN (with "bare_source" balancing; one statement)."""
+        if self.keeps_vens_apart:
+            self._heard = self.store.heard_by()
 
     def tell_others(self, channel: str, message: str) -> None:
         """Publish ``message`` on ``channel`` for the other instances (see :meth:`start`'s ``listeners``)."""

@@ -11,7 +11,7 @@ from ..codec import templates
 from ..errors import SchemaError
 from ..services import Dispatcher, NotImplementedService, Outcome, Polled, Request
 from ..services.quotas import QuotaGuard
-from ..store import Store
+from ..store import XMPP, Store
 from . import exchange_log
 from .component import IqRefused
 from .effects import EffectRunner
@@ -273,4 +273,5 @@ class InboundPipeline:
             return
         ven = self.store.ven_by_jid(bare(sender))
         if ven is not None:
-            self.presence.alive(ven.ven_id, polled=any(isinstance(effect, Polled) for effect in outcome.effects))
+            self.presence.alive(ven.ven_id, polled=any(isinstance(effect, Polled) for effect in outcome.effects),
+                                heard_here=ven.transport_name == XMPP)

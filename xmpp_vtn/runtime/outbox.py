@@ -198,8 +198,10 @@ class Courier:
         for ven_id in list(self._retries):
             self._cancel_retry(ven_id)
         self._backoff.clear()
+        self.cluster.refresh_heard()
         for ven_id in {ven.ven_id for ven in self.store.vens()} | {item.ven_id for item in self.store.outbox()}:
-            self.wake(ven_id)
+            if self.cluster.sweeps(ven_id):
+                self.wake(ven_id)
 
     def _account_of(self, ven_id: str) -> str:
         ven = self.store.ven(ven_id)

@@ -48,10 +48,13 @@ class VenPresence:
         state = self.liveness.state.get(ven_id)
         return None if state is None else state == "online"
 
-    def alive(self, ven_id: str, polled: bool = False, reachable: bool = True) -> None:
+    def alive(self, ven_id: str, polled: bool = False, reachable: bool = True, heard_here: bool = False) -> None:
         """The VEN showed life (a request, a poll, presence, a ping answered): it is reachable now
         (``reachable=False``: alive, but not at the address pushes go to, so failing deliveries
-        are not retried at once)."""
+        are not retried at once). ``heard_here``: its stanza came to this instance from the XMPP
+        server itself (a ping's answer may have been passed on by another instance)."""
+        if heard_here:
+            self.courier.cluster.heard(ven_id)
         now = self.now()
         transition = self.liveness.polled(ven_id, now) if polled else self.liveness.seen(ven_id, now)
         self._notify(ven_id, transition)
@@ -92,7 +95,7 @@ class VenPresence:
             # A session on another resource is the VEN back, but pushes still go to the resource
             # it registered from, likely gone: retrying now would only bounce there. It
             # re-registers from where it is, and that wakes its deliveries.
-            self.alive(ven.ven_id, reachable=sender == ven.transport_address)
+            self.alive(ven.ven_id, reachable=sender == ven.transport_address, heard_here=True)
         else:
             self._notify(ven.ven_id, self.liveness.gone(ven.ven_id))
 

@@ -72,6 +72,7 @@ class Timers:
     def _wake_share(self, record: EventRecord) -> None:
         if not self.component.connected and self.cluster.shared:
             return                                  # the others deliver; the sweep brings us back in
+        self.cluster.refresh_heard()                # VENs heard since the last sweep: one read per event
         for ven_id in record.ven_ids:
             if self.cluster.takes(ven_id):
                 self.courier.wake(ven_id)
@@ -208,7 +209,8 @@ class Timers:
             candidates = self.store.owed_ven_ids()
             queued = self.store.queued_ven_ids() & candidates
             for ven_id in queued | self.events.owing(candidates - queued):
-                self.courier.wake(ven_id)
+                if self.cluster.sweeps(ven_id):
+                    self.courier.wake(ven_id)
         self.store.forget_expired_leases()
 
     def _journal_to_replay(self, starting: bool) -> Callable[[int, str], bool]:
