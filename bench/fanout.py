@@ -36,6 +36,12 @@ one: every instance has then met every VEN (read its registration, recorded it o
 cluster that has been running, and the timed fan-out carries none of that first-contact work.
 
     python bench/fanout.py --vens 200,1000 --instances 1,2 --server ejabberd
+
+``--balancing bare_source`` runs each count K above 1 on an ejabberd of its own whose
+``domain_balancing`` hands every stanza of one VEN to the same of its K connections
+(``component_number: K``), and the instances with ``balancing = "bare_source"``, so that each
+pushes to the VENs it hears. A slot no connection holds drops its stanzas, so the raw rounds and
+the one-instance run stay on the first ejabberd, which balances at random.
 """
 from __future__ import annotations
 
@@ -159,6 +165,7 @@ class Result:
     handled_by: dict[int, int] = field(default_factory=dict)   # answers handled per instance PID
     others: list[tuple[str, float]] = field(default_factory=list)
     pushed_by: list[int] = field(default_factory=list)         # distributions each instance pushed
+    passed_on: list[int] = field(default_factory=list)         # answers each passed on to the others
     statements: list[tuple[str, int]] = field(default_factory=list)   # (statement, calls) with --statements
     peak_rss_mib: list[float] = field(default_factory=list)    # each instance's VmHWM after the fan-out
     pushes_written: list[float] = field(default_factory=list)  # add_event -> each push leaving, s, sorted
@@ -296,6 +303,7 @@ def vtn_fanout(server, store: str, accounts: list[str], processes: int, scratch:
     for output in outputs:
         words = (output.strip().splitlines() or [""])[-1].split()
         result.pushed_by.append(int(words[3]) if len(words) > 4 and words[4] == "distributions" else -1)
+        result.passed_on.append(int(words[5]) + int(words[7]) if len(words) > 8 else -1)
     # The timed event's pushes (a warm-up's left before add_event), by every instance that wrote
     # its file (one that ended otherwise than by our SIGTERM wrote none).
     files = [path for path in (push_times(scratch, tag, k) for k in range(instances)) if path.exists()]
@@ -389,11 +397,15 @@ def main() -> None:
     parser.add_argument("--warm-up", action="store_true",
                         help="push every VEN a first event and wait for all its answers before the timed one, "
                              "so that every instance has met every VEN (receipt percentiles are then not shown)")
+    parser.add_argument("--balancing", choices=("random", "bare_source"), default="random",
+                        help="how ejabberd shares the VENs' stanzas among several instances (see above)")
     args = parser.parse_args()
     sizes = [int(size) for size in args.vens.split(",")]
     counts = [int(count) for count in args.instances.split(",")]
     if min(counts) < 1:
         parser.error("--instances: counts of 1 or more")
+    if args.balancing != "random" and max(counts) < 2:
+        parser.error("--balancing is for several instances (--instances 1,2)")
     if max(counts) > 1 and args.server == "prosody":
         parser.error("several instances need ejabberd (Prosody refuses a second component connection)")
     cluster = args.server == "ejabberd" or max(counts) > 1
@@ -442,15 +454,24 @@ def main() -> None:
                         StatementCounter.create(store)
                 else:
                     store = f"{scratch}/vtn-{n}-{k}.sqlite3"
-                result = vtn_fanout(server, store, ours_accounts, args.ven_processes, scratch, k, f"{n}-{k}",
-                                    extra, first, servers, lean=not args.validating_vens,
-                                    statements=StatementCounter() if args.statements else None,
-                                    events=2 if args.warm_up else 1)
+                with ExitStack() as this_run:
+                    run_server, run_servers, accounts = server, servers, ours_accounts
+                    if args.balancing == "bare_source" and k > 1:
+                        run_server = this_run.enter_context(
+                            EjabberdServer(domain_balancing="bare_source", component_number=k))
+                        accounts = run_server.register_many([f"fan{n}x{i}" for i in range(n)], PASSWORD)
+                        run_servers = {"ejabberd": [run_server.pid], "postgres": [postgres.pid]}
+                        extra += ("--balancing", "bare_source")
+                    result = vtn_fanout(run_server, store, accounts, args.ven_processes, scratch, k, f"{n}-{k}",
+                                        extra, first, run_servers, lean=not args.validating_vens,
+                                        statements=StatementCounter() if args.statements else None,
+                                        events=2 if args.warm_up else 1)
                 rows.append((n, k, raws, result))
                 own = f" (the instance's own figure {result.own_fanout_ms:.0f} ms)" if result.own_fanout_ms else ""
                 print(f"N={n}, {k} instance(s): xmpp-vtn {result.fanout_ms:.0f} ms{own}, answers handled per "
                       f"instance {sorted(result.handled_by.values(), reverse=True)}, distributions pushed per "
-                      f"instance {result.pushed_by}; busiest other processes "
+                      f"instance {result.pushed_by}, answers passed on per instance {result.passed_on}; "
+                      f"busiest other processes "
                       f"{', '.join(f'{name} {seconds:.2f}s' for name, seconds in result.others)}", flush=True)
             # Again after ours: the server slows as it serves (see bracketed); the same-bytes
             # figure every ratio uses is the mean of the two runs around ours.
@@ -516,6 +537,20 @@ def main() -> None:
     print("ratio = xmpp-vtn CPU / the bare component's CPU for the same bytes (1.00 = no more work than bare "
           "slixmpp); server = the XMPP server's CPU per exchange during our fan-out and during the same-bytes "
           "raw one")
+    if cluster:
+        print(f"\nTotal CPU per exchange, every VTN instance and PostgreSQL, and the answers the instances passed "
+              f"on to each other (the server handed them to one that had not pushed); balancing {args.balancing} "
+              f"with several instances:")
+        print(f"{'VENs':>6} {'inst':>4} {'VTN + PostgreSQL':>17} {'vs 1 inst':>10} {'passed on':>10}")
+        def vtn_and_database_ms(result: Result, n: int) -> float:
+            return (sum(seconds for name, seconds in result.cpu.items() if name.startswith("vtn"))
+                    + result.cpu.get("postgres", 0.0)) / n * 1000
+        for n, k, _, result in rows:
+            total = vtn_and_database_ms(result, n)
+            alone = next((vtn_and_database_ms(other, n) for size, count, _, other in rows
+                          if size == n and count == 1), None)
+            versus = f"{(total / alone - 1) * 100:>+9.0f}%" if alone else f"{'-':>10}"
+            print(f"{n:>6} {k:>4} {total:>15.3f}ms {versus} {sum(max(0, p) for p in result.passed_on):>10}")
     if args.statements:
         print("\nPostgreSQL statements per exchange (calls / VENs, from pg_stat_statements; each is one round "
               "trip but for the rows of one executemany):")
