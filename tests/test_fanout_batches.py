@@ -47,3 +47,35 @@ def test_a_fan_out_claims_its_leases_and_reads_its_state_once_per_loop_turn(pros
             assert held == {ven.ven_id: (0, "far", "optIn") for ven in vens}
 
     run(scenario(), timeout=90)
+
+
+def test_a_sweep_during_a_fan_out_starts_no_second_delivery_to_the_vens_still_being_pushed_to(
+        prosody, postgres_database):
+    """The sweep picks up what nobody delivered. A VEN whose delivery is running or waiting for a
+    push slot here is in hand: waking it would deliver it once more when it ends (a lease claim
+    and a read for nothing), for every VEN a fan-out is still pushing to when a sweep comes."""
+    async def scenario() -> None:
+        async with scene(prosody, vens=VENS, register=True, store=postgres_database, instance_id="vtn-a",
+                         push_concurrency=2) as (vtn, vens):
+            await vtn.courier.idle()                     # the start-up pushes of the registrations
+            deliveries: list[str] = []
+            deliver = vtn.courier._loop._deliver
+
+            async def counted(ven_id: str) -> None:
+                deliveries.append(ven_id)
+                await deliver(ven_id)
+            vtn.courier._loop._deliver = counted
+            start = datetime.now(timezone.utc) + timedelta(hours=1)
+            vtn.add_event([ven.ven_id for ven in vens], "SIMPLE", "level",
+                          [{"dtstart": start, "duration": timedelta(minutes=30), "signal_payload": 1.0}],
+                          event_id="swept")
+            await asyncio.sleep(0)                       # the deliveries are under way, two at a time
+            in_hand = sum(vtn.courier._loop.busy(ven.ven_id) for ven in vens)
+            await vtn.timers.sweep()                     # mid fan-out: every VEN is still owed the event
+            await vtn.courier.idle()
+            assert in_hand == VENS
+            assert {d.ven_id: d.delivered_status for d in vtn.store.deliveries("swept")} == \
+                {ven.ven_id: "far" for ven in vens}
+            assert sorted(deliveries) == sorted(ven.ven_id for ven in vens), deliveries
+
+    run(scenario(), timeout=90)

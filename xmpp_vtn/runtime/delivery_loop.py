@@ -64,6 +64,10 @@ class DeliveryLoop:
             if not self._tasks:
                 self._idle.set()
 
+    def busy(self, ven_id: str) -> bool:
+        """Whether a delivery to ``ven_id`` is running or waiting for a slot."""
+        return ven_id in self._tasks
+
     async def idle(self) -> None:
         """Wait until no delivery is running or due."""
         await self._idle.wait()

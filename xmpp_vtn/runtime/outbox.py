@@ -177,6 +177,14 @@ class Courier:
         (:meth:`queue`) do not wake a VEN in backoff: they wait for its next retry."""
         self._wake_now(ven_id)
 
+    def look_again(self, ven_id: str) -> None:
+        """:meth:`wake`, for the sweep that picks up what nobody delivered: nothing when this
+        instance has ``ven_id`` in hand already (a delivery to it running or waiting for a slot,
+        or a retry timed). Waking a running delivery would run it once more when it ends, a lease
+        claim and a read per VEN, for each VEN a fan-out is still pushing to when a sweep comes."""
+        if not self._loop.busy(ven_id) and ven_id not in self._retries:
+            self.wake(ven_id)
+
     def _wake_now(self, ven_id: str) -> None:
         if self.component.connected and not self._closed:
             self._loop.wake(ven_id)

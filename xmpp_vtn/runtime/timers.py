@@ -210,7 +210,7 @@ class Timers:
             queued = self.store.queued_ven_ids() & candidates
             for ven_id in queued | self.events.owing(candidates - queued):
                 if self.cluster.sweeps(ven_id):
-                    self.courier.wake(ven_id)
+                    self.courier.look_again(ven_id)
         self.store.forget_expired_leases()
 
     def _journal_to_replay(self, starting: bool) -> Callable[[int, str], bool]:
