@@ -63,6 +63,7 @@ sys.path.insert(0, str(HERE))
 
 from raw_exchange import SMALL, Payloads, RawResult, raw_ceiling, real_payloads  # noqa: E402
 
+from xmpp_vtn.runtime.cluster import BALANCINGS  # noqa: E402
 from xmpp_vtn.testing import vensim  # noqa: E402
 from xmpp_vtn.testing.ejabberd import descendants  # noqa: E402
 from xmpp_vtn.testing.prosody import ProsodyServer  # noqa: E402
@@ -313,6 +314,12 @@ def vtn_fanout(server, store: str, accounts: list[str], processes: int, scratch:
     return result
 
 
+def vtn_and_database_ms(result: Result, n: int) -> float:
+    """CPU per exchange of every VTN instance and PostgreSQL together, in ms."""
+    return (sum(seconds for name, seconds in result.cpu.items() if name.startswith("vtn"))
+            + result.cpu.get("postgres", 0.0)) / n * 1000
+
+
 def bracketed(before: RawResult, after: RawResult) -> RawResult:
     """The same-bytes raw ceiling run before and after ours, as one: the mean of each figure, and
     both runs' receipt latencies.
@@ -397,7 +404,7 @@ def main() -> None:
     parser.add_argument("--warm-up", action="store_true",
                         help="push every VEN a first event and wait for all its answers before the timed one, "
                              "so that every instance has met every VEN (receipt percentiles are then not shown)")
-    parser.add_argument("--balancing", choices=("random", "bare_source"), default="random",
+    parser.add_argument("--balancing", choices=BALANCINGS, default="random",
                         help="how ejabberd shares the VENs' stanzas among several instances (see above)")
     args = parser.parse_args()
     sizes = [int(size) for size in args.vens.split(",")]
@@ -539,12 +546,9 @@ def main() -> None:
           "raw one")
     if cluster:
         print(f"\nTotal CPU per exchange, every VTN instance and PostgreSQL, and the answers the instances passed "
-              f"on to each other (the server handed them to one that had not pushed); balancing {args.balancing} "
-              f"with several instances:")
+              f"on to each other over the whole run, a warm-up's included (the server handed them to one that had "
+              f"not pushed); balancing {args.balancing} with several instances:")
         print(f"{'VENs':>6} {'inst':>4} {'VTN + PostgreSQL':>17} {'vs 1 inst':>10} {'passed on':>10}")
-        def vtn_and_database_ms(result: Result, n: int) -> float:
-            return (sum(seconds for name, seconds in result.cpu.items() if name.startswith("vtn"))
-                    + result.cpu.get("postgres", 0.0)) / n * 1000
         for n, k, _, result in rows:
             total = vtn_and_database_ms(result, n)
             alone = next((vtn_and_database_ms(other, n) for size, count, _, other in rows
