@@ -351,10 +351,10 @@ _NOTE_HEARD = """
 
 
 def _liveness_written(written: "Future[list[tuple]]") -> None:
-    """Log a failed liveness write (it is for operators only; the next sign of life writes again)."""
+    """Log a failed write of liveness or instance notes (the next sign of life writes again)."""
     error = written.exception()
     if error is not None:
-        log.warning("store: liveness notes not written (%s)", error)
+        log.warning("store: liveness or instance notes not written (%s)", error)
 
 
 class PostgreSQLStore(Store):
@@ -399,7 +399,7 @@ class PostgreSQLStore(Store):
         self._liveness_notes: dict[str, tuple[str, datetime | None]] = {}    # not yet handed over
         self._heard_notes: dict[str, str] = {}                                # venID -> instance, the same
         self._liveness_scheduled: asyncio.AbstractEventLoop | None = None   # the loop to hand over on
-        #: Statements that wrote liveness notes (for tests and benchmarks).
+        #: Statements that wrote liveness or instance notes (for tests and benchmarks).
         self.liveness_writes = 0
         self._liveness_in_flight: list[tuple[frozenset[str], Future]] = []  # handed over, maybe not written
 
