@@ -34,11 +34,7 @@ def test_two_instances_share_the_vens_between_them_and_one_takes_all_once_the_ot
         await a.stop()
         return shares, alone
 
-    try:
-        (share_a, share_b), alone = asyncio.run(scenario())
-    finally:
-        for store in stores:
-            store.close()
+    (share_a, share_b), alone = run_closing(scenario(), stores)
     assert a.live == ["vtn-a"]
     assert share_a.isdisjoint(share_b) and share_a | share_b == set(VEN_IDS)
     assert 350 <= len(share_a) <= 650, len(share_a)
@@ -77,11 +73,7 @@ def test_an_instance_that_starts_or_stops_is_counted_by_the_others_at_once_not_a
         await a.stop()
         return shares
 
-    try:
-        share_a, share_b = asyncio.run(scenario())
-    finally:
-        for store in stores:
-            store.close()
+    share_a, share_b = run_closing(scenario(), stores)
     assert share_a.isdisjoint(share_b) and share_a | share_b == set(VEN_IDS)
 
 
@@ -99,11 +91,7 @@ def test_an_instance_announced_before_another_listened_is_counted_once_that_one_
         for cluster in (a, b):
             await cluster.stop()
 
-    try:
-        asyncio.run(scenario())
-    finally:
-        for store in stores:
-            store.close()
+    run_closing(scenario(), stores)
 
 
 def test_what_an_instance_tells_the_others_reaches_them_and_not_itself(postgres_database):
@@ -126,11 +114,7 @@ def test_what_an_instance_tells_the_others_reaches_them_and_not_itself(postgres_
         for cluster in (a, b):
             await cluster.stop()
 
-    try:
-        asyncio.run(scenario())
-    finally:
-        for store in stores:
-            store.close()
+    run_closing(scenario(), stores)
     assert set(heard["vtn-b"]) == {"event-1"} and heard["vtn-a"] == []
     assert on_the_wire[0] == "vtn-a event-1"
 
@@ -212,6 +196,15 @@ def test_random_balancing_records_nothing_and_an_unknown_balancing_is_refused(po
             Cluster(store, "vtn-a", balancing="source")
     finally:
         store.close()
+
+
+def run_closing(scenario, stores: list):
+    """Run ``scenario`` and close ``stores`` whatever happens; its result."""
+    try:
+        return asyncio.run(scenario)
+    finally:
+        for store in stores:
+            store.close()
 
 
 async def until(condition, meanwhile, timeout: float = 10.0) -> None:

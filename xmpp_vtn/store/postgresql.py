@@ -891,15 +891,11 @@ class PostgreSQLStore(Store):
 
     def note_heard(self, ven_id: str, instance_id: str) -> None:
         # With the loop turn's liveness notes (each VEN's first stanza to an instance makes both).
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            loop = None
         self._heard_notes[ven_id] = instance_id
-        if loop is None:
+        try:
+            self._hand_over_soon(asyncio.get_running_loop())
+        except RuntimeError:                        # not on a loop: hand it over now
             self._hand_over_liveness()
-        else:
-            self._hand_over_soon(loop)
 
     def heard_by(self) -> dict[str, str]:
         self._settle_liveness()                     # this instance's own notes included
